@@ -1,0 +1,184 @@
+"""Side-by-side comparison of the baselines and the MIP on one problem (``docs/baselines.md``).
+
+Two families are compared separately:
+
+* ``uncompressed``: every request is served whole (homogeneous, pool routing, MIP);
+* ``compressed``: requests in a compress band have their prompts truncated to the pool's KV
+  window (two-pool FleetOpt, MIP with compress bands). They serve a degraded version of some
+  requests, so their watts are not comparable one-for-one with the uncompressed family.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fleetopt.problem import Problem
+from fleetopt.solvers import baselines
+from fleetopt.solvers.solution import Solution
+
+APPROACHES: tuple[str, ...] = (
+    "homogeneous", "pool-routing", "two-pool-fleetopt", "mip", "mip-compress",
+)
+FAMILY: dict[str, str] = {
+    "homogeneous": "uncompressed",
+    "pool-routing": "uncompressed",
+    "mip": "uncompressed",
+    "two-pool-fleetopt": "compressed",
+    "mip-compress": "compressed",
+}
+HEURISTICS: tuple[str, ...] = ("homogeneous", "pool-routing", "two-pool-fleetopt")
+COLUMNS: tuple[str, ...] = (
+    "approach", "family", "status", "pools", "instances", "gpus", "power_kw", "tok_per_w",
+    "cost_per_hr", "worst_p99_ttft_ms", "compressed", "change_vs_homogeneous_pct",
+    "mip_saving_vs_best_heuristic_pct",
+)
+
+
+def _mip(problem: Problem, time_limit: float | None, compress: bool, approach: str) -> Solution:
+    t0 = time.perf_counter()
+    try:
+        from fleetopt.solvers.mip import solve
+    except ImportError as e:  # the MIP module is optional until it is installed
+        return Solution(status="error", approach=approach,
+                        objective_name="cost_per_hr" if problem.objective == "cost" else "power_w",
+                        timing={"total_s": time.perf_counter() - t0},
+                        message=f"MIP unavailable: {e}")
+    sol = solve(problem, time_limit=time_limit, compress=compress)
+    return replace(sol, approach=approach)
+
+
+def compare_solutions(problem: Problem, time_limit: float | None = None) -> list[Solution]:
+    """Solutions of every approach, in :data:`APPROACHES` order (MIP rows need the MIP module)."""
+    return [
+        baselines.homogeneous(problem),
+        baselines.pool_routing(problem),
+        baselines.two_pool(problem),
+        _mip(problem, time_limit, False, "mip"),
+        _mip(problem, time_limit, True, "mip-compress"),
+    ]
+
+
+def _usable(sol: Solution) -> bool:
+    return sol.result is not None and sol.feasible and sol.status in ("optimal", "feasible",
+                                                                       "time_limit")
+
+
+def _objective_value(sol: Solution, objective: str) -> float:
+    assert sol.result is not None
+    return sol.result.cost_per_hr if objective == "cost" else sol.result.power_w
+
+
+def _pct(new: float, old: float) -> float:
+    return 100.0 * (new - old) / old if old > 0 else math.nan
+
+
+def comparison_frame(solutions: list[Solution], objective: str = "power") -> pd.DataFrame:
+    """The comparison table of ``solutions`` (see :func:`compare`)."""
+    by_name = {s.approach: s for s in solutions}
+    homog = by_name.get("homogeneous")
+    homog_w = homog.result.power_w if homog is not None and _usable(homog) else math.nan
+    best_heur: dict[str, float] = {}
+    for s in solutions:
+        if s.approach in HEURISTICS and _usable(s):
+            fam = FAMILY[s.approach]
+            v = _objective_value(s, objective)
+            best_heur[fam] = min(best_heur.get(fam, math.inf), v)
+    rows: list[dict[str, Any]] = []
+    for s in solutions:
+        fam = FAMILY.get(s.approach, "compressed" if "compress" in s.approach else "uncompressed")
+        row: dict[str, Any] = {"approach": s.approach, "family": fam, "status": s.status}
+        if _usable(s):
+            t = s.totals
+            power_w = float(t["power_w"])
+            row.update(
+                pools=sum(1 for p in s.result.pools if p.instances > 0),
+                instances=int(t["instances"]), gpus=int(t["gpus"]), power_kw=power_w / 1000.0,
+                tok_per_w=float(t["tok_per_w"]), cost_per_hr=float(t["cost_per_hr"]),
+                worst_p99_ttft_ms=t["worst_p99_ttft_ms"], compressed=float(t["compressed_share"]),
+                change_vs_homogeneous_pct=_pct(power_w, homog_w),
+            )
+            if s.approach.startswith("mip") and fam in best_heur:
+                ref = best_heur[fam]
+                v = _objective_value(s, objective)
+                row["mip_saving_vs_best_heuristic_pct"] = 100.0 * (ref - v) / ref if ref > 0 else math.nan
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for c in ("pools", "instances", "gpus"):
+        df[c] = df[c].astype("Int64")
+    for c in ("power_kw", "tok_per_w", "cost_per_hr", "worst_p99_ttft_ms", "compressed",
+              "change_vs_homogeneous_pct", "mip_saving_vs_best_heuristic_pct"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df
+
+
+def compare(problem: Problem, time_limit: float | None = None) -> pd.DataFrame:
+    """One row per approach (:data:`APPROACHES`) with the exact evaluator's totals.
+
+    ``change_vs_homogeneous_pct`` is the change in watts against the homogeneous baseline;
+    ``mip_saving_vs_best_heuristic_pct`` (MIP rows only) is how much less of the problem's
+    objective (watts, or dollars for ``objective = "cost"``) the MIP plan needs than the best
+    heuristic of the SAME family. Infeasible or unavailable approaches keep their row with
+    empty figures.
+    """
+    return comparison_frame(compare_solutions(problem, time_limit), problem.objective)
+
+
+def comparison_to_dict(solutions: list[Solution]) -> dict[str, Any]:
+    """``{"rows": [{"approach", "status", "totals", "pools"}]}`` (totals and pools exactly as
+    :meth:`Solution.to_dict` gives them)."""
+    rows = []
+    for s in solutions:
+        d = s.to_dict()
+        rows.append({"approach": d["approach"], "status": d["status"], "totals": d["totals"],
+                     "pools": d["pools"]})
+    return {"rows": rows}
+
+
+_FAMILY_COLOURS = {"uncompressed": "#3b6ea8", "compressed": "#e08a2c"}
+
+
+def plot_comparison(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
+    """Bar chart (PNG): fleet kW and tok/W per approach, bars coloured by family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    path = Path(path)
+    labels = [str(a) for a in df["approach"]]
+    colours = [_FAMILY_COLOURS.get(str(f), "#888888") for f in df["family"]]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    panels = (("power_kw", "fleet power (kW)", "{:,.1f}"), ("tok_per_w", "output tokens per watt",
+                                                             "{:.2f}"))
+    x = list(range(len(labels)))
+    for ax, (col, ylabel, fmt) in zip(axes, panels, strict=True):
+        vals = pd.to_numeric(df[col], errors="coerce").astype(float).tolist()
+        heights = [0.0 if math.isnan(v) else v for v in vals]
+        bars = ax.bar(x, heights, color=colours, edgecolor="black", linewidth=0.6)
+        top = max(heights) if any(heights) else 1.0
+        for b, v, st in zip(bars, vals, df["status"], strict=True):
+            txt = fmt.format(v) if not math.isnan(v) else f"n/a ({st})"
+            ax.annotate(txt, (b.get_x() + b.get_width() / 2, b.get_height()),
+                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=9)
+        ax.set_ylim(0, top * 1.15)
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=20, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_title(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    handles = [Patch(color=c, label=f) for f, c in _FAMILY_COLOURS.items()]
+    axes[1].legend(handles=handles, title="family", loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

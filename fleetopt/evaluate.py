@@ -1,0 +1,195 @@
+"""Exact evaluation of a fleet against a workload: watts, tokens, dollars, P99 TTFT per pool."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fleetopt.catalog import Catalog
+from fleetopt.errors import FleetoptError
+from fleetopt.fleet import Fleet, PoolSpec
+from fleetopt.poolmodel import PoolModel, Settings
+from fleetopt.profiles import PhysicsParams, Profile, resolve
+from fleetopt.workload import Workload
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """Exact metrics of one pool at its instance count."""
+
+    ctx_lo: int
+    ctx_hi: int
+    gpu: str
+    tp: int
+    dtype: str
+    instances: int
+    gpus: int
+    arrival_rate: float
+    utilization: float
+    mean_batch: float
+    slots: int
+    window_tokens: int
+    p99_ttft_ms: float
+    slo_met: bool
+    power_w: float
+    output_tok_per_s: float
+    tok_per_w: float
+    cost_per_hr: float
+    min_instances: int | None
+    compressed_share: float = 0.0
+    kv_dtype: str = "fp16"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, float) and not np.isfinite(v):
+                d[k] = None
+        return d
+
+    def spec(self) -> PoolSpec:
+        return PoolSpec(self.ctx_lo, self.ctx_hi, self.gpu, self.tp, self.instances, self.dtype,
+                        self.kv_dtype, None if self.window_tokens == self.ctx_hi else self.window_tokens)
+
+
+@dataclass(frozen=True)
+class FleetResult:
+    """Per-pool and fleet totals of an evaluated fleet."""
+
+    pools: tuple[PoolResult, ...]
+    accounting: str
+    ttft_p99_ms_target: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        power = sum(p.power_w for p in self.pools)
+        tok = sum(p.output_tok_per_s for p in self.pools)
+        served = sum(p.arrival_rate for p in self.pools)
+        comp = (sum(p.compressed_share * p.arrival_rate for p in self.pools) / served) if served else 0.0
+        worst = max((p.p99_ttft_ms for p in self.pools if p.arrival_rate > 0), default=0.0)
+        return {
+            "instances": sum(p.instances for p in self.pools),
+            "gpus": sum(p.gpus for p in self.pools),
+            "power_w": power,
+            "cost_per_hr": sum(p.cost_per_hr for p in self.pools),
+            "output_tok_per_s": tok,
+            "tok_per_w": tok / power if power > 0 else 0.0,
+            "worst_p99_ttft_ms": worst if np.isfinite(worst) else None,
+            "slo_met": all(p.slo_met for p in self.pools),
+            "compressed_share": comp,
+            "accounting": self.accounting,
+        }
+
+    @property
+    def feasible(self) -> bool:
+        return all(p.slo_met for p in self.pools)
+
+    @property
+    def power_w(self) -> float:
+        return float(sum(p.power_w for p in self.pools))
+
+    @property
+    def cost_per_hr(self) -> float:
+        return float(sum(p.cost_per_hr for p in self.pools))
+
+    def fleet(self) -> Fleet:
+        return Fleet(tuple(p.spec() for p in self.pools))
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([p.to_dict() for p in self.pools])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"totals": self.totals, "pools": [p.to_dict() for p in self.pools]}
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+
+def pool_model(
+    spec: PoolSpec | tuple[int, int, int],
+    profile: Profile,
+    workload: Workload,
+    settings: Settings,
+) -> PoolModel:
+    """The :class:`PoolModel` of the requests routed to ``(ctx_lo, ctx_hi]`` with window ``window``."""
+    if isinstance(spec, PoolSpec):
+        lo, hi, window = spec.ctx_lo, spec.ctx_hi, spec.window
+    else:
+        lo, hi, window = spec
+    tot = workload.total_tokens
+    m = (tot > lo) & (tot <= hi)
+    w = workload.weights[m]
+    return PoolModel(profile, workload.input_tokens[m], workload.output_tokens[m], w,
+                     workload.rate_rps * float(w.sum()), window, settings)
+
+
+def evaluate_pool(
+    spec: PoolSpec, profile: Profile, workload: Workload, settings: Settings,
+    field_name: str = "fleet.pools",
+) -> PoolResult:
+    """Exact metrics of one pool."""
+    if spec.window > profile.max_context:
+        raise FleetoptError(
+            f"{field_name}.ctx_hi", f"window {spec.window} tokens exceeds the model's maximum "
+            f"context {profile.max_context}; lower it or use a compress band"
+        )
+    pm = pool_model(spec, profile, workload, settings)
+    if not pm.empty and pm.slots < 1:
+        raise FleetoptError(
+            f"{field_name}.gpu", f"{profile.label()} has no KV slot for a {spec.window}-token "
+            "window; use more TP, fp8 KV cache or a smaller window"
+        )
+    m = pm.metrics([spec.instances])
+    power = float(m["power_w"][0])
+    tok = float(m["output_tok_per_s"][0])
+    return PoolResult(
+        ctx_lo=spec.ctx_lo, ctx_hi=spec.ctx_hi, gpu=profile.gpu, tp=profile.tp,
+        dtype=profile.dtype, instances=spec.instances,
+        gpus=spec.instances * profile.gpus_counted(settings.accounting),
+        arrival_rate=pm.rate_rps, utilization=float(m["utilization"][0]),
+        mean_batch=float(m["mean_batch"][0]), slots=pm.slots, window_tokens=spec.window,
+        p99_ttft_ms=float(m["p99_ttft_ms"][0]), slo_met=bool(m["slo_met"][0]) and (
+            spec.instances > 0 or pm.empty),
+        power_w=power, output_tok_per_s=tok, tok_per_w=tok / power if power > 0 else 0.0,
+        cost_per_hr=float(m["cost_per_hr"][0]), min_instances=pm.min_instances(),
+        compressed_share=pm.compressed_share, kv_dtype=profile.kv_dtype,
+    )
+
+
+def evaluate(
+    fleet: Fleet,
+    workload: Workload,
+    settings: Settings | None = None,
+    *,
+    model: str = "llama-3.1-70b",
+    catalog: Catalog | None = None,
+    physics: PhysicsParams | None = None,
+) -> FleetResult:
+    """Evaluate ``fleet`` serving ``workload`` exactly (``docs/model.md``).
+
+    Raises :class:`FleetoptError` if the pools do not cover every request, a deployment does
+    not fit the model, or a window exceeds the model's context.
+    """
+    settings = settings or Settings()
+    if fleet.max_ctx < workload.max_total_tokens:
+        raise FleetoptError(
+            "fleet.pools", f"the last pool ends at {fleet.max_ctx} tokens but the workload has "
+            f"requests of {workload.max_total_tokens} tokens; raise the last pool's ctx_hi"
+        )
+    results = []
+    for i, spec in enumerate(fleet.pools):
+        f = f"fleet.pools[{i}]"
+        prof = resolve(spec.deployment, model, catalog, physics, field_name=f"{f}.gpu")
+        err = prof.fit_error()
+        if err:
+            raise FleetoptError(f"{f}.gpu", err)
+        results.append(evaluate_pool(spec, prof, workload, settings, f))
+    notes = ()
+    if settings.accounting == "paper":
+        notes = ("paper accounting: ONE GPU's watts and price per instance, as published; "
+                 "physical figures are gpus_per_instance times higher",)
+    return FleetResult(tuple(results), settings.accounting, settings.ttft_p99_ms, notes)

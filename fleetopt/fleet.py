@@ -1,0 +1,120 @@
+"""Fleet specifications: pools with context ranges, deployments and instance counts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetopt.errors import FleetoptError
+from fleetopt.profiles import Deployment
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One serving pool.
+
+    Requests whose TOTAL length (input + output) lies in ``(ctx_lo, ctx_hi]`` are routed here.
+    The pool's KV window is ``window_tokens`` (default ``ctx_hi``); when it is smaller than
+    ``ctx_hi`` the pool has a compress band: requests longer than the window have their prompt
+    truncated to fit it (``docs/model.md``, compression model).
+    """
+
+    ctx_lo: int
+    ctx_hi: int
+    gpu: str
+    tp: int
+    instances: int
+    dtype: str = "fp16"
+    kv_dtype: str = "fp16"
+    window_tokens: int | None = None
+
+    @property
+    def window(self) -> int:
+        return int(self.window_tokens if self.window_tokens is not None else self.ctx_hi)
+
+    @property
+    def deployment(self) -> Deployment:
+        return Deployment(self.gpu, self.tp, self.dtype, self.kv_dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["window_tokens"] is None:
+            del d["window_tokens"]
+        return d
+
+
+_POOL_FIELDS = {"ctx_lo", "ctx_hi", "gpu", "tp", "instances", "dtype", "kv_dtype", "window_tokens"}
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Pools covering contiguous length ranges from 0 upward, in order."""
+
+    pools: tuple[PoolSpec, ...]
+
+    def __post_init__(self) -> None:
+        if not self.pools:
+            raise FleetoptError("fleet", "a fleet needs at least one pool")
+        prev = 0
+        for i, p in enumerate(self.pools):
+            f = f"fleet.pools[{i}]"
+            if p.ctx_lo != prev:
+                raise FleetoptError(
+                    f"{f}.ctx_lo", f"pools must be contiguous from 0: expected ctx_lo = {prev}, "
+                    f"got {p.ctx_lo}"
+                )
+            if p.ctx_hi <= p.ctx_lo:
+                raise FleetoptError(f"{f}.ctx_hi", f"must exceed ctx_lo ({p.ctx_lo}), got {p.ctx_hi}")
+            if p.instances < 0:
+                raise FleetoptError(f"{f}.instances", f"must be >= 0, got {p.instances}")
+            if p.window_tokens is not None and not (p.ctx_lo < p.window_tokens <= p.ctx_hi):
+                raise FleetoptError(
+                    f"{f}.window_tokens", f"must lie in (ctx_lo, ctx_hi] = ({p.ctx_lo}, {p.ctx_hi}]"
+                )
+            prev = p.ctx_hi
+
+    @property
+    def max_ctx(self) -> int:
+        return self.pools[-1].ctx_hi
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [p.to_dict() for p in self.pools]
+
+    @classmethod
+    def from_list(cls, pools: list[dict[str, Any]], field_name: str = "fleet") -> Fleet:
+        if isinstance(pools, dict) and "pools" in pools:
+            pools = pools["pools"]
+        if not isinstance(pools, list):
+            raise FleetoptError(field_name, "a FLEET.json is a list of pools (or an object with 'pools')")
+        specs = []
+        for i, d in enumerate(pools):
+            f = f"{field_name}.pools[{i}]"
+            if not isinstance(d, dict):
+                raise FleetoptError(f, "each pool must be an object")
+            missing = {"ctx_lo", "ctx_hi", "gpu", "tp", "instances"} - set(d)
+            if missing:
+                raise FleetoptError(f, f"missing keys {sorted(missing)}")
+            kw = {k: d[k] for k in _POOL_FIELDS if k in d and d[k] is not None}
+            try:
+                for k in ("ctx_lo", "ctx_hi", "tp", "instances", "window_tokens"):
+                    if k in kw:
+                        if float(kw[k]) != int(float(kw[k])):
+                            raise ValueError(f"{k} must be a whole number")
+                        kw[k] = int(kw[k])
+            except (TypeError, ValueError) as e:
+                raise FleetoptError(f, str(e)) from None
+            specs.append(PoolSpec(**kw))
+        return cls(tuple(specs))
+
+    @classmethod
+    def from_json_file(cls, path: str | Path, field_name: str = "--fleet") -> Fleet:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise FleetoptError(field_name, f"file not found: {p}") from None
+        except json.JSONDecodeError as e:
+            raise FleetoptError(field_name, f"{p} is not valid JSON: {e}") from None
+        return cls.from_list(data, field_name)

@@ -1,0 +1,318 @@
+"""The exact model of one pool: queueing, TTFT, batch, power and cost as functions of size.
+
+:class:`PoolModel` holds everything about a pool that does not depend on its instance count
+(routed traffic, slots at its window, service-time moments, prefill times); ``metrics(N)``
+evaluates any array of instance counts at once. The fleet evaluator, the MIP's candidate
+generation, the baselines and the enumerator all call this one class: one formula, one place.
+
+Conventions (``docs/model.md``):
+
+* ``physical`` accounting (default):
+  - service time of request i at batch n: ``S_i(n) = prefill_s(l_in_i, n, Lbar) + l_out_i *
+    decode_s(n, Lbar)``, with ``Lbar`` the time-averaged context of the sequences in flight,
+    ``Lbar = E[l_out (l_in + l_out/2)] / E[l_out]``;
+  - queueing uses the full-batch service time ``S(s)``: a request waits only when every slot is
+    busy, and then the batch is ``s``; utilisation ``rho = lam E[S(s)] / (N s)``;
+  - the SLO test is ``q``-quantile of (wait + prefill at full batch) <= target, and ``rho <= cap``;
+  - the operating batch (for power) is the largest fixed point ``n = lam E[S(n)] / N <= rho s``;
+  - power = ``N * tp * P(n)``.
+* ``paper`` accounting reproduces the published planner: service time at full batch with each
+  request's own length as context, ``cv2`` floored at 0.01, SLO test on Kimura's P99 wait alone
+  (prefill only added to the reported figure, as mean prefill at batch 1 with the profile's
+  reference context), a pool is never smaller than ``ceil(lam / mu_instance) + 1`` (the planner's
+  search starts there), power ``N * P(int(rho s))`` with ONE GPU per instance, and a request
+  longer than the window is modelled as a request of exactly ``window`` tokens with its input
+  share kept (:func:`compress_paper`). The published figures also depend on the planner's
+  sampling of the length CDF (3,000 draws per pool, seed 42): pass the draws of
+  :func:`fleetopt.workload.paper_sampled` to reproduce them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from fleetopt.models.queueing import (
+    erlang_c,
+    kimura_p99_wait_s,
+    ttft_exceed_prob,
+    ttft_quantile_s,
+    wait_tail_rate,
+)
+from fleetopt.profiles import Profile
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What counts as meeting the SLO, and how watts and dollars are counted."""
+
+    ttft_p99_ms: float = 500.0
+    utilization_cap: float = 0.85
+    accounting: str = "physical"  # physical | paper
+    quantile: float = 0.99
+
+    def __post_init__(self) -> None:
+        from fleetopt.errors import FleetoptError
+
+        if not (math.isfinite(self.ttft_p99_ms) and self.ttft_p99_ms > 0):
+            raise FleetoptError("slo.ttft_p99_ms", f"must be > 0 ms, got {self.ttft_p99_ms}")
+        if not 0 < self.utilization_cap <= 1:
+            raise FleetoptError("fleet.utilization_cap", f"must be in (0, 1], got {self.utilization_cap}")
+        if self.accounting not in ("physical", "paper"):
+            raise FleetoptError("accounting.mode", f"must be 'physical' or 'paper', got {self.accounting!r}")
+        if not 0.5 <= self.quantile < 1:
+            raise FleetoptError("slo.quantile", f"must be in [0.5, 1), got {self.quantile}")
+
+    @property
+    def slo_s(self) -> float:
+        return self.ttft_p99_ms / 1000.0
+
+
+def compress(
+    lin: NDArray, lout: NDArray, window: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Fit requests into ``window`` tokens by truncating the prompt (output kept when it fits).
+
+    A request with ``l_in + l_out > window`` keeps its output (capped at ``window - 1``) and its
+    prompt is cut to ``window - l_out``.
+    """
+    lin = np.asarray(lin, dtype=np.int64)
+    lout = np.asarray(lout, dtype=np.int64)
+    over = lin + lout > window
+    lout2 = np.where(over, np.minimum(lout, window - 1), lout)
+    lin2 = np.where(over, np.maximum(1, window - lout2), lin)
+    return lin2, lout2, over
+
+
+def compress_paper(
+    lin: NDArray, lout: NDArray, window: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """The published planner's compression: an over-long request becomes exactly ``window``
+    tokens, input ``floor(window * share_in)`` (at least 1), output the rest (at least 1)."""
+    lin = np.asarray(lin, dtype=np.int64)
+    lout = np.asarray(lout, dtype=np.int64)
+    over = lin + lout > window
+    share_in = lin / np.maximum(lin + lout, 1)
+    lin_c = np.clip(np.floor(window * share_in + 1e-9).astype(np.int64), 1, max(window - 1, 1))
+    lin2 = np.where(over, lin_c, lin)
+    lout2 = np.where(over, np.maximum(1, window - lin_c), lout)
+    return lin2, lout2, over
+
+
+class PoolModel:
+    """A pool's size-independent statistics and its size-dependent metrics."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        input_tokens: ArrayLike,
+        output_tokens: ArrayLike,
+        weights: ArrayLike,
+        rate_rps: float,
+        window: int,
+        settings: Settings,
+    ) -> None:
+        self.profile = profile
+        self.settings = settings
+        self.window = int(window)
+        lin0 = np.asarray(input_tokens, dtype=np.int64)
+        lout0 = np.asarray(output_tokens, dtype=np.int64)
+        w = np.asarray(weights, dtype=float)
+        keep = w > 0
+        lin0, lout0, w = lin0[keep], lout0[keep], w[keep]
+        self.share = float(w.sum())  # of the workload's requests
+        self.rate_rps = float(rate_rps)
+        self.slots = profile.slots(self.window) if self.rate_rps > 0 else profile.slots(self.window)
+        if self.rate_rps <= 0 or len(w) == 0:
+            self.empty = True
+            self.compressed_share = 0.0
+            self.input_tokens_cut = 0.0
+            self.mean_output = 0.0
+            return
+        self.empty = False
+        w = w / w.sum()
+        cut = compress_paper if settings.accounting == "paper" else compress
+        lin, lout, over = cut(lin0, lout0, self.window)
+        self.compressed_share = float(w[over].sum())
+        self.input_tokens_cut = float(w @ (lin0 - lin))  # per request, mean
+        self.lin, self.lout, self.w = lin, lout, w
+        self.mean_output = float(w @ lout)
+        self.mean_input = float(w @ lin)
+        self.ctx = float(w @ (lout * (lin + lout / 2.0)) / max(self.mean_output, 1e-12))
+        s = max(self.slots, 1)
+        if settings.accounting == "paper":
+            own = (lin + lout).astype(float)
+            S = profile.prefill_s(lin, s, own) + lout * profile.decode_s(s, own)
+            # reported prefill: chunks x one iteration at batch 1, at the reference context
+            ref = getattr(getattr(profile, "spec", None), "ref_ctx_tokens", None)
+            self.prefill_report_s = float(w @ profile.prefill_s(lin, 1.0, own if ref is None else ref))
+            self.prefill_full_s = np.asarray(profile.prefill_s(lin, s, own))
+        else:
+            S = self._service(s)
+            self.prefill_full_s = np.asarray(profile.prefill_s(lin, s, self.ctx))
+            self.prefill_report_s = float(w @ self.prefill_full_s)
+        self.service_s = np.asarray(S, dtype=float)
+        self.mean_service_s = float(w @ self.service_s)
+        var = float(w @ (self.service_s - self.mean_service_s) ** 2)
+        self.cv2 = var / self.mean_service_s**2
+        if settings.accounting == "paper":
+            self.cv2 = max(0.01, self.cv2)  # the planner's floor
+        # the best any size can do: the prefill quantile alone (no waiting)
+        self.ttft_floor_s = _weighted_quantile(self.prefill_full_s, self.w, settings.quantile) \
+            if settings.accounting == "physical" else 0.0
+        # no size meets the SLO when prefill alone (no waiting) misses it too often
+        self.prefill_late_share = float(self.w[self.prefill_full_s > settings.slo_s].sum())
+
+    def _service(self, batch: float | NDArray) -> NDArray:
+        """Service times (rows: requests) at decode batch ``batch`` (scalar) in physical mode."""
+        p = self.profile
+        return p.prefill_s(self.lin, batch, self.ctx) + self.lout * p.decode_s(batch, self.ctx)
+
+    @property
+    def feasible_at_any_size(self) -> bool:
+        """False when no instance count can meet the SLO (no slots, or prefill alone too slow)."""
+        if self.empty:
+            return True
+        if self.settings.accounting == "paper":
+            return self.slots >= 1
+        return self.slots >= 1 and self.prefill_late_share <= 1.0 - self.settings.quantile + 1e-12
+
+    def min_instances_util(self) -> int:
+        """Fewest instances that keep utilisation at or below the cap."""
+        if self.empty:
+            return 0
+        a = self.rate_rps * self.mean_service_s
+        return max(1, math.ceil(a / (self.slots * self.settings.utilization_cap) - 1e-9))
+
+    def metrics(self, instances: ArrayLike) -> dict[str, NDArray]:
+        """Vectorised metrics for an array of instance counts."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        st = self.settings
+        acct = st.accounting
+        if self.empty:
+            z = np.zeros_like(N)
+            return {
+                "instances": N, "utilization": z, "mean_batch": z, "p99_ttft_ms": z,
+                "p99_wait_ms": z, "slo_met": np.ones(N.shape, bool),
+                "power_w": N * self.profile.instance_power_w(0.0, acct),
+                "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
+                "output_tok_per_s": z,
+            }
+        s = self.slots
+        lam = self.rate_rps
+        c = N * s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(c > 0, lam * self.mean_service_s / np.maximum(c, 1e-300), np.inf)
+        mu = 1.0 / self.mean_service_s
+        if acct == "paper":
+            w99 = kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)
+            ttft = w99 + self.prefill_report_s
+            slo_ok = ((w99 <= st.slo_s + 1e-12) & (rho <= st.utilization_cap + 1e-12)
+                      & (N >= self._paper_floor()))
+            batch = np.floor(np.minimum(rho, 1.0) * s)
+        else:
+            pw = erlang_c(c, lam * self.mean_service_s)
+            theta = wait_tail_rate(c, mu, lam, self.cv2)
+            w99 = kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)
+            ttft = ttft_quantile_s(np.atleast_1d(pw), np.atleast_1d(theta), self.prefill_full_s,
+                                   self.w, st.quantile)
+            slo_ok = (ttft <= st.slo_s + 1e-12) & (rho <= st.utilization_cap + 1e-12)
+            batch = self.operating_batch(N, np.minimum(rho, 1.0) * s)
+        power = self._power(N, batch)
+        stable = rho < 1.0
+        return {
+            "instances": N,
+            "utilization": rho,
+            "mean_batch": batch,
+            "p99_ttft_ms": np.where(stable, ttft * 1000.0, np.inf),
+            "p99_wait_ms": np.where(stable, w99 * 1000.0, np.inf),
+            "slo_met": slo_ok & stable,
+            "power_w": power,
+            "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
+            "output_tok_per_s": np.full(N.shape, lam * self.mean_output),
+        }
+
+    def _power(self, N: NDArray, batch: NDArray) -> NDArray:
+        return N * self.profile.instance_power_w(np.maximum(batch, 0.0), self.settings.accounting)
+
+    def power_w(self, instances: ArrayLike) -> NDArray[np.float64]:
+        """Pool watts at each instance count (the operating batch and power curve only)."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        if self.empty:
+            return N * self.profile.instance_power_w(0.0, self.settings.accounting)
+        rho = np.minimum(self.rate_rps * self.mean_service_s / (N * self.slots), 1.0)
+        if self.settings.accounting == "paper":
+            batch = np.floor(rho * self.slots)
+        else:
+            batch = self.operating_batch(N, rho * self.slots)
+        return self._power(N, batch)
+
+    def operating_batch(self, N: NDArray, upper: NDArray, iterations: int = 60) -> NDArray:
+        """Largest fixed point of ``n = lam E[S(n)] / N`` below ``upper`` (Little's law).
+
+        ``E[S(n)]`` grows with ``n``, so iterating from the upper bound (the full-batch service
+        time) decreases monotonically to the largest fixed point.
+        """
+        n = np.asarray(upper, dtype=float).copy()
+        lam = self.rate_rps
+        p = self.profile
+        for _ in range(iterations):
+            es = (
+                self.w @ p.prefill_s(self.lin[:, None], n[None, :], self.ctx)
+                + self.mean_output * p.decode_s(n, self.ctx)
+            )
+            n_new = np.minimum(upper, lam * es / N)
+            done = np.max(np.abs(n_new - n)) <= 1e-7 * max(1.0, float(np.max(n)))
+            n = n_new
+            if done:
+                break
+        return n
+
+    def min_instances(self, limit: int = 1_000_000) -> int | None:
+        """Smallest instance count meeting the SLO and the utilisation cap; None if none can."""
+        if self.empty:
+            return 0
+        if not self.feasible_at_any_size:
+            return None
+        lo = self.min_instances_util()
+        block = 32
+        start = lo
+        while start <= limit:
+            cand = np.arange(start, start + block)
+            ok = self._slo_ok(cand)
+            if ok.any():
+                return int(cand[np.argmax(ok)])
+            start += block
+            block *= 2
+        return None
+
+    def _paper_floor(self) -> int:
+        """``paper`` mode: the planner's SLO search starts at ``ceil(lam / mu_instance) + 1``."""
+        mu_instance = self.slots / self.mean_service_s
+        return max(1, math.ceil(self.rate_rps / mu_instance) + 1)
+
+    def _slo_ok(self, N: NDArray) -> NDArray:
+        st = self.settings
+        Nf = np.asarray(N, dtype=float)
+        c = Nf * self.slots
+        lam = self.rate_rps
+        mu = 1.0 / self.mean_service_s
+        rho = lam * self.mean_service_s / c
+        if st.accounting == "paper":
+            w99 = kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)
+            return ((w99 <= st.slo_s + 1e-12) & (rho <= st.utilization_cap + 1e-12)
+                    & (Nf >= self._paper_floor()))
+        pw = erlang_c(c, lam * self.mean_service_s)
+        theta = wait_tail_rate(c, mu, lam, self.cv2)
+        late = ttft_exceed_prob(pw, theta, self.prefill_full_s, self.w, st.slo_s)
+        return (late <= 1.0 - st.quantile + 1e-12) & (rho <= st.utilization_cap + 1e-12) & (rho < 1)
+
+
+def _weighted_quantile(values: NDArray, weights: NDArray, q: float) -> float:
+    """Smallest value whose cumulative weight reaches ``q`` (discrete distribution)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    return float(values[order][min(int(np.searchsorted(cum, q * cum[-1] - 1e-12)), len(cum) - 1)])

@@ -1,0 +1,358 @@
+"""Deployments and their performance profiles.
+
+A :class:`Deployment` names hardware (a GPU type or a calibrated profile), a tensor-parallel
+degree and precisions. :func:`resolve` turns it, with a model and the physics parameters,
+into a :class:`Profile`: the object every evaluator, solver and the simulator ask for slots,
+iteration time, prefill time, power and price. Two kinds exist:
+
+* :class:`ComputedProfile`: the roofline of :mod:`fleetopt.models` from catalog specs;
+* :class:`CalibratedProfile`: fixed published constants (``1w-law-h100``: the paper's H100
+  profile for Llama-3.1-70B at TP=8, ``docs/reproduction.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from fleetopt.catalog import Catalog, GPUSpec, ModelSpec, default_catalog
+from fleetopt.errors import FleetoptError
+from fleetopt.models import kv as kvm
+from fleetopt.models.power import PowerCurve, gpu_power_w
+from fleetopt.models.prefill import n_chunks, prefill_flops
+from fleetopt.models.roofline import decode_iteration_s
+
+ACCOUNTING_MODES = ("physical", "paper")
+
+
+@dataclass(frozen=True)
+class PhysicsParams:
+    """Documented efficiency and memory parameters of the computed (roofline) profiles."""
+
+    memory_utilization: float = 0.90  # share of HBM the engine may use (vLLM default)
+    reserve_gb: float = 2.0  # activations, CUDA graphs, NCCL buffers per GPU
+    block_tokens: int = 16  # paged-attention block size
+    max_batch: int = 1024  # engine cap on sequences in flight (max_num_seqs)
+    mem_efficiency: float = 0.80  # achieved / peak HBM bandwidth
+    compute_efficiency: float = 0.50  # achieved / peak tensor FLOP/s in decode
+    prefill_efficiency: float = 0.60  # achieved / peak tensor FLOP/s in prefill
+    chunk_tokens: int = 1024  # chunked-prefill chunk size
+    overhead_s: float = 0.0  # fixed per-iteration overhead (scheduler, launch, TP sync)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Hardware for one pool: GPU type or calibrated profile, TP degree, precisions."""
+
+    gpu: str
+    tp: int = 8
+    dtype: str = "fp16"
+    kv_dtype: str = "fp16"
+
+    def label(self) -> str:
+        return f"{self.gpu} TP{self.tp} {self.dtype}"
+
+
+class Profile:
+    """Performance of one deployment serving one model (abstract)."""
+
+    kind: str
+    gpu: str
+    tp: int
+    dtype: str
+    kv_dtype: str
+    gpus_per_instance: int
+    price_per_gpu_hr: float
+    power: PowerCurve
+    max_context: int
+
+    def slots(self, window_tokens: int) -> int:
+        raise NotImplementedError
+
+    def decode_s(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def prefill_s(
+        self, prompt_tokens: ArrayLike, batch: ArrayLike, ctx_tokens: ArrayLike
+    ) -> NDArray[np.float64]:
+        raise NotImplementedError
+
+    def gpus_counted(self, accounting: str) -> int:
+        """GPUs whose watts and price count per instance: all of them, or one in ``paper`` mode."""
+        return 1 if accounting == "paper" else self.gpus_per_instance
+
+    def instance_power_w(self, batch: ArrayLike, accounting: str = "physical") -> Any:
+        return self.gpus_counted(accounting) * gpu_power_w(self.power, batch)
+
+    def instance_cost_per_hr(self, accounting: str = "physical") -> float:
+        return self.gpus_counted(accounting) * self.price_per_gpu_hr
+
+    def deployment(self) -> Deployment:
+        return Deployment(self.gpu, self.tp, self.dtype, self.kv_dtype)
+
+    def label(self) -> str:
+        return self.deployment().label()
+
+
+@dataclass(frozen=True)
+class ComputedProfile(Profile):
+    """Roofline profile computed from a GPU spec, a model spec and :class:`PhysicsParams`."""
+
+    gpu_spec: GPUSpec
+    model: ModelSpec
+    tp: int
+    dtype: str = "fp16"
+    kv_dtype: str = "fp16"
+    params: PhysicsParams = field(default_factory=PhysicsParams)
+    kind: str = "computed"
+
+    def __post_init__(self) -> None:
+        m, g, p = self.model, self.gpu_spec, self.params
+        wb = kvm.dtype_bytes(self.dtype)
+        expert_b = m.expert_params_b * 1e9 * wb / self.tp
+        total_b = m.params_total_b * 1e9 * wb / self.tp
+        kvb = kvm.kv_bytes_per_token_per_gpu(
+            layers=m.layers, kv_heads=m.kv_heads, head_dim=m.head_dim, tp=self.tp,
+            kv_dtype=self.kv_dtype, attention=m.attention, kv_lora_rank=m.kv_lora_rank,
+            qk_rope_head_dim=m.qk_rope_head_dim,
+        )
+        budget = kvm.kv_budget_bytes(
+            hbm_bytes=g.hbm_gb * 1e9, weight_bytes_per_gpu=total_b,
+            memory_utilization=p.memory_utilization, reserve_bytes=p.reserve_gb * 1e9,
+        )
+        derived = {
+            "weight_bytes_per_gpu": total_b,
+            "dense_bytes": total_b - expert_b,
+            "expert_bytes": expert_b,
+            "kv_bytes_per_token": kvb,
+            "kv_budget_bytes": budget,
+            "flops_per_token_base": 2.0 * m.params_active_b * 1e9 / self.tp,
+            # QK^T and PV: 2 matmuls x 2 FLOPs x (query heads x head_dim) per cached token per layer
+            "attn_flops_per_ctx_token": 4.0 * m.layers * m.attention_heads * m.head_dim / self.tp,
+            "peak_flops": g.peak_flops(self.dtype),
+            "bandwidth": g.hbm_bw_tb_s * 1e12,
+        }
+        for k, v in derived.items():
+            object.__setattr__(self, k, v)
+
+    # Profile attributes resolved from the specs
+    @property
+    def gpu(self) -> str:  # type: ignore[override]
+        return self.gpu_spec.name
+
+    @property
+    def gpus_per_instance(self) -> int:  # type: ignore[override]
+        return self.tp
+
+    @property
+    def price_per_gpu_hr(self) -> float:  # type: ignore[override]
+        return self.gpu_spec.price_per_gpu_hr
+
+    @property
+    def power(self) -> PowerCurve:  # type: ignore[override]
+        return self.gpu_spec.power
+
+    @property
+    def max_context(self) -> int:  # type: ignore[override]
+        return self.model.max_context
+
+    def fit_error(self) -> str | None:
+        """Why the model does not fit on this deployment, or None."""
+        p = self.params
+        usable = self.gpu_spec.hbm_gb * p.memory_utilization - p.reserve_gb
+        need = self.weight_bytes_per_gpu / 1e9
+        if self.kv_budget_bytes <= 0:
+            return (
+                f"{self.model.name} needs {need:.1f} GB of weights per GPU at TP={self.tp} "
+                f"{self.dtype}, has {usable:.1f} GB usable on {self.gpu}; raise tp or use "
+                "fp8/int4 weights"
+            )
+        return None
+
+    def slots(self, window_tokens: int) -> int:
+        p = self.params
+        return kvm.slots_at_window(
+            budget_bytes=self.kv_budget_bytes, kv_bytes_per_token=self.kv_bytes_per_token,
+            window_tokens=int(window_tokens), block_tokens=p.block_tokens, max_batch=p.max_batch,
+        )
+
+    def _iter(self, batch: ArrayLike, ctx: ArrayLike, extra_flops: ArrayLike = 0.0) -> NDArray:
+        m, p = self.model, self.params
+        return decode_iteration_s(
+            batch, ctx, dense_bytes=self.dense_bytes, expert_bytes=self.expert_bytes,
+            experts=m.experts, top_k=m.experts_per_token,
+            kv_bytes_per_token=self.kv_bytes_per_token,
+            flops_per_token_base=self.flops_per_token_base,
+            attn_flops_per_ctx_token=self.attn_flops_per_ctx_token,
+            bandwidth_bytes_s=self.bandwidth, peak_flops=self.peak_flops,
+            mem_efficiency=p.mem_efficiency, compute_efficiency=p.compute_efficiency,
+            overhead_s=p.overhead_s, extra_flops=extra_flops,
+        )
+
+    def decode_s(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> NDArray[np.float64]:
+        return self._iter(batch, ctx_tokens)
+
+    def prefill_s(
+        self, prompt_tokens: ArrayLike, batch: ArrayLike, ctx_tokens: ArrayLike
+    ) -> NDArray[np.float64]:
+        p = self.params
+        k = n_chunks(prompt_tokens, p.chunk_tokens)
+        f = prefill_flops(
+            prompt_tokens, flops_per_token_base=self.flops_per_token_base,
+            attn_flops_per_ctx_token=self.attn_flops_per_ctx_token,
+        )
+        # the chunk's FLOPs run at prefill efficiency: convert to decode-efficiency FLOPs
+        f_equiv = f * p.compute_efficiency / p.prefill_efficiency
+        return k * self._iter(batch, ctx_tokens, extra_flops=f_equiv / k)
+
+
+@dataclass(frozen=True)
+class CalibratedSpec:
+    """Published constants of a calibrated profile (see reproduction notes in the docs)."""
+
+    name: str
+    model: str
+    tp: int
+    dtype: str
+    base_iter_s: float  # W: per-iteration time at zero KV traffic
+    per_seq_s: float  # H: extra time per sequence at ref_ctx tokens of mean context
+    ref_ctx_tokens: int
+    kv_blocks: int
+    block_tokens: int
+    max_slot_tokens: int  # slots <= max_slot_tokens // window
+    chunk_tokens: int
+    power: PowerCurve
+    price_per_gpu_hr: float
+    max_context: int = 131072
+    source: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalibratedProfile(Profile):
+    """A profile from published constants: ``t(n, L) = W + H * (L / ref) * n``."""
+
+    spec: CalibratedSpec
+    kind: str = "calibrated"
+    kv_dtype: str = "fp16"
+
+    @property
+    def gpu(self) -> str:  # type: ignore[override]
+        return self.spec.name
+
+    @property
+    def tp(self) -> int:  # type: ignore[override]
+        return self.spec.tp
+
+    @property
+    def dtype(self) -> str:  # type: ignore[override]
+        return self.spec.dtype
+
+    @property
+    def gpus_per_instance(self) -> int:  # type: ignore[override]
+        return self.spec.tp
+
+    @property
+    def price_per_gpu_hr(self) -> float:  # type: ignore[override]
+        return self.spec.price_per_gpu_hr
+
+    @property
+    def power(self) -> PowerCurve:  # type: ignore[override]
+        return self.spec.power
+
+    @property
+    def max_context(self) -> int:  # type: ignore[override]
+        return self.spec.max_context
+
+    def fit_error(self) -> str | None:
+        return None
+
+    def slots(self, window_tokens: int) -> int:
+        s = self.spec
+        c = int(window_tokens)
+        if c <= 0:
+            return 0
+        return int(min(s.max_slot_tokens // c, s.kv_blocks // math.ceil(c / s.block_tokens)))
+
+    def decode_s(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> NDArray[np.float64]:
+        s = self.spec
+        n = np.asarray(batch, dtype=float)
+        return s.base_iter_s + s.per_seq_s * (np.asarray(ctx_tokens, dtype=float) / s.ref_ctx_tokens) * n
+
+    def prefill_s(
+        self, prompt_tokens: ArrayLike, batch: ArrayLike, ctx_tokens: ArrayLike
+    ) -> NDArray[np.float64]:
+        k = n_chunks(prompt_tokens, self.spec.chunk_tokens)
+        return k * self.decode_s(np.maximum(np.asarray(batch, dtype=float), 1.0), ctx_tokens)
+
+
+def builtin_calibrated() -> list[CalibratedSpec]:
+    """The calibrated profiles shipped with fleetopt."""
+    return [
+        CalibratedSpec(
+            name="1w-law-h100", model="llama-3.1-70b", tp=8, dtype="fp16",
+            base_iter_s=0.004, per_seq_s=0.00032, ref_ctx_tokens=8192,
+            kv_blocks=65536, block_tokens=16, max_slot_tokens=256 * 8192, chunk_tokens=1024,
+            power=PowerCurve(300.0, 600.0, 1.0, 4.2, "fitted",
+                             "published calibrated H100 profile (1/W law paper)"),
+            price_per_gpu_hr=4.02,
+            source="1/W law paper (arXiv 2603.17280) H100 calibrated profile, via the "
+            "inference-fleet-sim configuration; Llama-3.1-70B TP=8 fp16",
+            aliases=("1w-law", "paper-h100"),
+        )
+    ]
+
+
+def calibrated_from_table(name: str, t: dict[str, Any], where: str) -> CalibratedSpec:
+    """A user-defined calibrated profile from a ``[profile.NAME]`` TOML table."""
+    t = dict(t)
+    try:
+        power = PowerCurve(
+            float(t.pop("power_idle_w")), float(t.pop("power_plateau_w")),
+            float(t.pop("power_slope")), float(t.pop("power_midpoint_log2")),
+            str(t.pop("power_quality", "measured")), str(t.pop("power_source", "")),
+        )
+        t["aliases"] = tuple(t.get("aliases", ()))
+        return CalibratedSpec(name=name, power=power, **t)
+    except (KeyError, TypeError, ValueError) as e:
+        raise FleetoptError(f"{where}.{name}", f"invalid calibrated profile: {e}") from None
+
+
+def resolve(
+    deployment: Deployment,
+    model: str | ModelSpec,
+    catalog: Catalog | None = None,
+    params: PhysicsParams | None = None,
+    field_name: str = "fleet.gpus",
+) -> Profile:
+    """The :class:`Profile` of ``deployment`` serving ``model``; raises FleetoptError if invalid."""
+    cat = catalog or default_catalog()
+    mspec = model if isinstance(model, ModelSpec) else cat.model(model)
+    dt = deployment.dtype.lower()
+    kvd = deployment.kv_dtype.lower()
+    for fname, val in (("dtype", dt), ("kv_dtype", kvd)):
+        if val not in kvm.BYTES_PER_ELEMENT:
+            raise FleetoptError(
+                f"{field_name}.{fname}" if fname == "kv_dtype" else "model.dtype",
+                f"unknown precision {val!r}; use one of fp16, bf16, fp8, int8, int4",
+            )
+    if deployment.tp not in (1, 2, 4, 8, 16):
+        raise FleetoptError("fleet.tp", f"TP degree must be one of 1, 2, 4, 8, 16, got {deployment.tp}")
+    if cat.is_profile(deployment.gpu):
+        spec: CalibratedSpec = cat.profiles.get_spec(deployment.gpu, field_name)
+        if cat.models.canonical(spec.model, "model.name") != mspec.name:
+            raise FleetoptError(
+                field_name, f"calibrated profile {spec.name!r} is for model {spec.model!r}, "
+                f"not {mspec.name!r}; set [model] name = {spec.model!r} or pick a GPU type"
+            )
+        return CalibratedProfile(spec=spec)
+    gspec = cat.gpu(deployment.gpu, field_name)
+    if deployment.tp > gspec.max_tp:
+        raise FleetoptError("fleet.tp", f"{gspec.name} supports TP <= {gspec.max_tp}, got {deployment.tp}")
+    prof = ComputedProfile(gpu_spec=gspec, model=mspec, tp=deployment.tp, dtype=dt,
+                           kv_dtype=kvd, params=params or PhysicsParams())
+    return prof

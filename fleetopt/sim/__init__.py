@@ -1,0 +1,14 @@
+"""Discrete-event simulation of the serving mechanism, to validate a plan's P99 TTFT,
+throughput and power against the analytical evaluator (``docs/simulation.md``)."""
+
+from fleetopt.sim.api import route, simulate, simulate_problem
+from fleetopt.sim.arrivals import Arrivals, shipped_trace_names
+from fleetopt.sim.engine import DISPATCH_POLICIES, EnginePool, EngineOutput, run
+from fleetopt.sim.result import PoolSim, SimResult, SimStats
+from fleetopt.sim.timing import scalar_timing
+
+__all__ = [
+    "DISPATCH_POLICIES", "Arrivals", "EngineOutput", "EnginePool", "PoolSim", "SimResult",
+    "SimStats", "route", "run", "scalar_timing", "shipped_trace_names", "simulate",
+    "simulate_problem",
+]

@@ -1,0 +1,113 @@
+"""Request streams for the simulator: Poisson sampling from a workload, or a trace replay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fleetopt.errors import FleetoptError
+from fleetopt.workload import Workload, builtin_trace, read_trace
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """Requests sorted by arrival time."""
+
+    arrival_s: NDArray[np.float64]
+    input_tokens: NDArray[np.int64]
+    output_tokens: NDArray[np.int64]
+    source: str  # "poisson" or "replay:<name>"
+    rate_rps: float  # the stream's mean rate
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+
+def poisson(workload: Workload, requests: int, rate_rps: float, rng: np.random.Generator) -> Arrivals:
+    """``requests`` Poisson arrivals at ``rate_rps``, lengths drawn from the workload's points."""
+    if requests < 1:
+        raise FleetoptError("requests", f"must be >= 1, got {requests}")
+    gaps = rng.exponential(1.0 / rate_rps, requests)
+    t = np.cumsum(gaps)
+    idx = rng.choice(len(workload.weights), size=requests, p=workload.weights)
+    return Arrivals(t, workload.input_tokens[idx].astype(np.int64),
+                    workload.output_tokens[idx].astype(np.int64), "poisson", float(rate_rps))
+
+
+def shipped_trace_names() -> list[str]:
+    d = resources.files("fleetopt.data").joinpath("traces")
+    return sorted(p.name.split(".")[0] for p in d.iterdir() if p.name.endswith(".csv.gz"))
+
+
+def load_trace(replay: Any, workload: Workload) -> tuple[dict[str, NDArray], str]:
+    """The trace to replay: ``True`` (the trace named like the workload), a shipped trace's
+    name, a path to a CSV/JSONL trace, or a dict with ``input``, ``output``, ``arrival_s``."""
+    if isinstance(replay, dict):
+        tr, name = replay, "custom"
+    elif replay is True:
+        names = {n.lower(): n for n in shipped_trace_names()}
+        key = names.get(workload.name.lower())
+        src = Path(workload.source) if workload.source else None
+        if key is not None:
+            tr, name = builtin_trace(key), key
+        elif src is not None and src.is_file() and workload.name == src.name:
+            tr, name = read_trace(src, "--replay"), src.name
+        else:
+            raise FleetoptError(
+                "--replay", f"no trace with timestamps ships for workload {workload.name!r}; "
+                f"shipped traces: {', '.join(sorted(names.values()))} (or pass a trace file)"
+            )
+    elif isinstance(replay, str | Path):
+        p = Path(replay)
+        if p.is_file():
+            tr, name = read_trace(p, "--replay"), p.name
+        else:
+            names = {n.lower(): n for n in shipped_trace_names()}
+            key = names.get(str(replay).lower())
+            if key is None:
+                raise FleetoptError(
+                    "--replay", f"{str(replay)!r} is neither a file nor a shipped trace; shipped "
+                    f"traces: {', '.join(sorted(names.values()))}"
+                )
+            tr, name = builtin_trace(key), key
+    else:
+        raise FleetoptError("--replay", f"expected True, a trace name or a path, got {replay!r}")
+    if "arrival_s" not in tr:
+        raise FleetoptError("--replay", f"trace {name!r} has no arrival times to replay")
+    return tr, name
+
+
+def replay_stream(
+    trace: dict[str, NDArray], name: str, requests: int | None, rate_rps: float | None
+) -> Arrivals:
+    """The trace's own arrival times and lengths, time-rescaled to ``rate_rps`` (None: as is).
+
+    ``requests`` beyond the trace's length repeat it back to back (each copy shifted by the
+    trace's span plus one mean gap); fewer take its first ``requests`` arrivals.
+    """
+    t = np.asarray(trace["arrival_s"], dtype=float)
+    order = np.argsort(t, kind="stable")
+    t = t[order] - t[order][0]
+    lin = np.asarray(trace["input"], dtype=np.int64)[order]
+    lout = np.asarray(trace["output"], dtype=np.int64)[order]
+    n0 = len(t)
+    if n0 < 2 or t[-1] <= 0:
+        raise FleetoptError("--replay", f"trace {name!r} needs at least two distinct arrival times")
+    native = (n0 - 1) / t[-1]
+    n = n0 if requests is None else int(requests)
+    if n < 1:
+        raise FleetoptError("requests", f"must be >= 1, got {n}")
+    if n > n0:
+        reps = -(-n // n0)
+        span = t[-1] + 1.0 / native
+        t = np.concatenate([t + k * span for k in range(reps)])
+        lin, lout = np.tile(lin, reps), np.tile(lout, reps)
+    t, lin, lout = t[:n], lin[:n], lout[:n]
+    scale = 1.0 if rate_rps is None else native / float(rate_rps)
+    return Arrivals(t * scale + 0.0, lin, lout, f"replay:{name}",
+                    native if rate_rps is None else float(rate_rps))

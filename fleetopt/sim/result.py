@@ -1,0 +1,144 @@
+"""Simulation results: per-pool and fleet statistics beside the analytical predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float | np.floating):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+@dataclass(frozen=True)
+class SimStats:
+    """Measured statistics of one pool (or of the whole fleet) over the measurement window."""
+
+    requests: int  # measured (post-warm-up) requests
+    p50_ttft_ms: float
+    p90_ttft_ms: float
+    p99_ttft_ms: float
+    mean_ttft_ms: float
+    wait_prob: float  # share of measured requests that queued
+    mean_wait_ms: float
+    p50_tpot_ms: float
+    p99_tpot_ms: float
+    p50_e2e_ms: float
+    p99_e2e_ms: float
+    arrival_rate: float  # req/s in the window
+    completion_rate: float  # req/s finished in the window
+    output_tok_per_s: float
+    power_w: float  # time-averaged
+    energy_j: float  # over the window
+    tok_per_w: float
+    mean_batch: float  # time-averaged sequences in flight per instance
+    utilization: float  # mean_batch / slots
+    instances: int
+    slots: int
+
+
+@dataclass(frozen=True)
+class PoolSim:
+    """One pool: its spec, what the simulator measured and what the evaluator predicted."""
+
+    ctx_lo: int
+    ctx_hi: int
+    gpu: str
+    tp: int
+    dtype: str
+    window_tokens: int
+    stats: SimStats
+    compressed_share: float
+    predicted_p99_ttft_ms: float
+    predicted_power_w: float
+    predicted_output_tok_per_s: float
+    predicted_utilization: float
+    predicted_mean_batch: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "ctx_lo": self.ctx_lo, "ctx_hi": self.ctx_hi, "gpu": self.gpu, "tp": self.tp,
+            "dtype": self.dtype, "window_tokens": self.window_tokens,
+        }
+        d.update(asdict(self.stats))
+        d["compressed_share"] = self.compressed_share
+        for k in ("predicted_p99_ttft_ms", "predicted_power_w", "predicted_output_tok_per_s",
+                  "predicted_utilization", "predicted_mean_batch"):
+            d[k] = getattr(self, k)
+        return {k: _clean(v) for k, v in d.items()}
+
+
+@dataclass
+class SimResult:
+    """Outcome of :func:`fleetopt.sim.simulate`.
+
+    ``pools`` holds one :class:`PoolSim` per pool; ``totals`` the fleet-wide statistics (TTFT
+    percentiles over all measured requests) with the evaluator's fleet figures beside them
+    (``predicted_p99_ttft_ms`` is the worst pool's, as the evaluator reports it; compare it with
+    ``worst_pool_p99_ttft_ms``). ``requests`` holds the per-request records.
+    """
+
+    pools: tuple[PoolSim, ...]
+    fleet_stats: SimStats
+    predicted: dict[str, float]
+    run: dict[str, Any]
+    requests: pd.DataFrame = field(repr=False)
+    wall_s: float = 0.0
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        d = asdict(self.fleet_stats)
+        active = [p for p in self.pools if p.stats.requests > 0]
+        d["worst_pool_p99_ttft_ms"] = max((p.stats.p99_ttft_ms for p in active), default=0.0)
+        d.update(self.predicted)
+        d.update(self.run)
+        return {k: _clean(v) for k, v in d.items()}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per pool."""
+        return pd.DataFrame([p.to_dict() for p in self.pools])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pools": [p.to_dict() for p in self.pools], "totals": self.totals}
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    def comparison(self) -> pd.DataFrame:
+        """Simulated vs predicted P99 TTFT, power and throughput per pool, with ratios."""
+        rows = []
+        for k, p in enumerate(self.pools):
+            s = p.stats
+            rows.append({
+                "pool": k, "ctx": f"({p.ctx_lo}, {p.ctx_hi}]", "gpu": f"{p.gpu} TP{p.tp}",
+                "instances": s.instances, "requests": s.requests,
+                "sim_p99_ttft_ms": s.p99_ttft_ms, "pred_p99_ttft_ms": p.predicted_p99_ttft_ms,
+                "p99_ratio": _ratio(s.p99_ttft_ms, p.predicted_p99_ttft_ms),
+                "sim_power_w": s.power_w, "pred_power_w": p.predicted_power_w,
+                "power_ratio": _ratio(s.power_w, p.predicted_power_w),
+                "sim_tok_s": s.output_tok_per_s, "pred_tok_s": p.predicted_output_tok_per_s,
+                "tok_ratio": _ratio(s.output_tok_per_s, p.predicted_output_tok_per_s),
+                "sim_util": s.utilization, "pred_util": p.predicted_utilization,
+            })
+        return pd.DataFrame(rows)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and math.isfinite(b) and b > 0 else float("nan")
+
+
+def percentile_ms(x: NDArray, q: float) -> float:
+    return float(np.percentile(x, q) * 1000.0) if len(x) else 0.0

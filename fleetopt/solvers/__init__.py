@@ -1,0 +1,1 @@
+"""Formulations and algorithms: the fleet MIP, baselines and exhaustive enumeration."""

@@ -1,0 +1,368 @@
+"""Heuristic baselines: homogeneous, pool routing, and two-pool FleetOpt (compress-and-route).
+
+Each baseline searches a small, explicit space of fleets, sizes every pool with the smallest
+instance count that meets the SLO (:meth:`fleetopt.poolmodel.PoolModel.min_instances`, via
+:func:`fleetopt.evaluate.pool_model`) and returns the best plan in that space, judged by the
+exact evaluator (:func:`fleetopt.evaluate.evaluate`). ``docs/baselines.md`` defines them.
+
+* :func:`homogeneous`: one pool ``(0, max_ctx]``, one deployment.
+* :func:`pool_routing`: two pools split at a boundary ``B``: ``(0, B]`` and ``(B, max_ctx]``.
+* :func:`two_pool`: two-pool FleetOpt: requests of total length ``<= gamma * B`` go to a pool
+  with KV window ``B`` (the longer of them have their prompts truncated to fit), the rest to a
+  pool ``(gamma * B, max_ctx]``.
+* :func:`best_baseline`: the best feasible of the above (warm start for the MIP).
+
+Fleet-wide limits are respected jointly over the pools: ``problem.budget_per_hr`` (in the
+problem's accounting), ``problem.inventory_map`` (GPU name -> physical GPUs, counted as
+``instances * gpus_per_instance``, also for calibrated profiles) and ``problem.max_gpus``
+(physical GPUs). A plan that violates any of them is not feasible.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fleetopt.errors import FleetoptError
+from fleetopt.evaluate import evaluate, pool_model
+from fleetopt.fleet import Fleet, PoolSpec
+from fleetopt.poolmodel import PoolModel
+from fleetopt.problem import Problem
+from fleetopt.profiles import Deployment, Profile
+from fleetopt.solvers.solution import Solution
+
+DEFAULT_GAMMAS: tuple[float, ...] = (1.0, 1.25, 1.5, 1.75, 2.0)
+
+APPROACH_HOMOGENEOUS = "homogeneous"
+APPROACH_POOL_ROUTING = "pool-routing"
+APPROACH_TWO_POOL = "two-pool-fleetopt"
+
+
+# ------------------------------------------------------------------------------------------
+# sized pools and the search cache
+
+
+@dataclass(frozen=True)
+class SizedPool:
+    """One pool sized at its smallest SLO-meeting instance count (``instances=None``: none)."""
+
+    ctx_lo: int
+    ctx_hi: int
+    window_tokens: int
+    deployment: Deployment
+    gpu_key: str  # canonical GPU / profile name (inventory key)
+    instances: int | None
+    power_w: float
+    cost_per_hr: float
+    gpus_physical: int
+    share: float  # of the workload's requests routed here
+    compressed_share: float  # of this pool's requests
+    input_tokens_cut: float  # mean prompt tokens cut per request of this pool
+    reason: str = ""  # why it cannot be sized (instances is None)
+
+    @property
+    def ok(self) -> bool:
+        return self.instances is not None
+
+    def spec(self) -> PoolSpec:
+        return PoolSpec(
+            self.ctx_lo, self.ctx_hi, self.deployment.gpu, self.deployment.tp,
+            int(self.instances or 0), self.deployment.dtype, self.deployment.kv_dtype,
+            None if self.window_tokens == self.ctx_hi else self.window_tokens,
+        )
+
+
+class _Sizer:
+    """Sizes pools for one problem; caches per ``(lo, hi, window, deployment)``."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self._profiles: dict[Deployment, Profile] = {}
+        self._pools: dict[tuple[int, int, int, Deployment], SizedPool] = {}
+        self.models_built = 0
+
+    def profile(self, d: Deployment) -> Profile:
+        prof = self._profiles.get(d)
+        if prof is None:
+            prof = self.problem.profile(d)
+            err = prof.fit_error()  # type: ignore[attr-defined]
+            if err:
+                raise FleetoptError("deployment", err)
+            self._profiles[d] = prof
+        return prof
+
+    def size(self, lo: int, hi: int, window: int, d: Deployment) -> SizedPool:
+        key = (int(lo), int(hi), int(window), d)
+        hit = self._pools.get(key)
+        if hit is not None:
+            return hit
+        prof = self.profile(d)
+        sized = self._size(prof, key)
+        self._pools[key] = sized
+        return sized
+
+    def _size(self, prof: Profile, key: tuple[int, int, int, Deployment]) -> SizedPool:
+        lo, hi, window, d = key
+        p = self.problem
+
+        def fail(reason: str, pm: PoolModel | None = None) -> SizedPool:
+            return SizedPool(lo, hi, window, d, prof.gpu, None, math.inf, math.inf, 0,
+                             pm.share if pm else 0.0, 0.0, 0.0, reason)
+
+        if window > prof.max_context:
+            return fail(f"window {window} exceeds the model's context {prof.max_context}")
+        pm = pool_model((lo, hi, window), prof, p.workload, p.settings)
+        self.models_built += 1
+        if not pm.empty and pm.slots < 1:
+            return fail(f"{prof.label()} has no KV slot at a {window}-token window", pm)
+        n = pm.min_instances()
+        if n is None:
+            return fail(f"{prof.label()} cannot meet P99 TTFT {p.settings.ttft_p99_ms:g} ms "
+                        f"at any size for ({lo}, {hi}]", pm)
+        m = pm.metrics([n])
+        return SizedPool(
+            lo, hi, window, d, prof.gpu, int(n), float(m["power_w"][0]),
+            float(m["cost_per_hr"][0]), int(n) * int(prof.gpus_per_instance), pm.share,
+            pm.compressed_share, pm.input_tokens_cut,
+        )
+
+
+def _objective(problem: Problem) -> str:
+    return "cost_per_hr" if problem.objective == "cost" else "power_w"
+
+
+def _key(problem: Problem, power_w: float, cost_per_hr: float) -> tuple[float, float]:
+    """Sort key of a plan: the objective first, the other quantity as tie-break."""
+    if problem.objective == "cost":
+        return (round(cost_per_hr, 9), round(power_w, 9))
+    return (round(power_w, 9), round(cost_per_hr, 9))
+
+
+def _limit_violation(problem: Problem, pools: Sequence[SizedPool]) -> str:
+    """Why a set of sized pools violates the budget, inventory or GPU cap ('' if it does not)."""
+    cost = sum(sp.cost_per_hr for sp in pools)
+    if problem.budget_per_hr is not None and cost > problem.budget_per_hr + 1e-9:
+        return f"budget: ${cost:,.2f}/h > ${problem.budget_per_hr:,.2f}/h"
+    used: dict[str, int] = {}
+    for sp in pools:
+        used[sp.gpu_key] = used.get(sp.gpu_key, 0) + sp.gpus_physical
+    for g, cap in problem.inventory_map.items():
+        if used.get(g, 0) > cap:
+            return f"inventory: {used[g]} {g} GPUs > {cap}"
+    total = sum(used.values())
+    if problem.max_gpus is not None and total > problem.max_gpus:
+        return f"max_gpus: {total} GPUs > {problem.max_gpus}"
+    return ""
+
+
+@dataclass
+class _Search:
+    """Best plan found so far, with and without the fleet-wide limits."""
+
+    problem: Problem
+    best: tuple[tuple[float, float], tuple[SizedPool, ...], dict[str, Any]] | None = None
+    best_unconstrained: tuple[tuple[float, float], tuple[SizedPool, ...], str] | None = None
+    plans: int = 0
+    unsized: int = 0
+    last_unsized_reason: str = ""
+
+    def offer(self, pools: Sequence[SizedPool], info: dict[str, Any]) -> None:
+        bad = [sp for sp in pools if not sp.ok]
+        if bad:
+            self.unsized += 1
+            self.last_unsized_reason = bad[0].reason
+            return
+        self.plans += 1
+        power = sum(sp.power_w for sp in pools)
+        cost = sum(sp.cost_per_hr for sp in pools)
+        k = _key(self.problem, power, cost)
+        viol = _limit_violation(self.problem, pools)
+        if self.best_unconstrained is None or k < self.best_unconstrained[0]:
+            self.best_unconstrained = (k, tuple(pools), viol)
+        if viol:
+            return
+        if self.best is None or k < self.best[0]:
+            self.best = (k, tuple(pools), dict(info))
+
+
+def _infeasible_message(s: _Search, what: str) -> str:
+    if s.best_unconstrained is None:
+        why = s.last_unsized_reason or "no plan could be sized"
+        return f"{what}: no plan meets the SLO ({why})"
+    k, pools, viol = s.best_unconstrained
+    power = sum(sp.power_w for sp in pools)
+    cost = sum(sp.cost_per_hr for sp in pools)
+    gpus = sum(sp.gpus_physical for sp in pools)
+    return (f"{what}: every SLO-meeting plan violates the fleet limits; the best one without "
+            f"limits ({power / 1000:,.1f} kW, ${cost:,.2f}/h, {gpus} GPUs) violates {viol}")
+
+
+def _solution(problem: Problem, approach: str, s: _Search, t0: float, searched: dict[str, Any],
+              sizer: _Sizer, what: str) -> Solution:
+    details: dict[str, Any] = {"searched": searched, "plans_sized": s.plans,
+                               "plans_unsizable": s.unsized, "pool_models_built": sizer.models_built}
+    if s.best is None:
+        return Solution(status="infeasible", approach=approach, objective_name=_objective(problem),
+                        linearization_error=None, timing={"total_s": time.perf_counter() - t0},
+                        message=_infeasible_message(s, what), details=details)
+    _, pools, info = s.best
+    fleet = Fleet(tuple(sp.spec() for sp in pools))
+    result = evaluate(fleet, problem.workload, problem.settings, model=problem.model,
+                      catalog=problem.catalog, physics=problem.physics)
+    objective = result.cost_per_hr if _objective(problem) == "cost_per_hr" else result.power_w
+    details.update(info)
+    details["deployments"] = [sp.deployment.label() for sp in pools]
+    msg = "" if result.feasible else "internal error: the exact evaluator reports an SLO miss"
+    return Solution(
+        status="optimal" if result.feasible else "error", approach=approach,
+        objective_name=_objective(problem), objective=objective, bound=None, gap=None,
+        result=result, linearization_error=0.0, timing={"total_s": time.perf_counter() - t0},
+        message=msg, details=details,
+    )
+
+
+def _deployments(problem: Problem, deployment: Deployment | None = None) -> list[Deployment]:
+    return [deployment] if deployment is not None else problem.deployments()
+
+
+def _boundaries(problem: Problem, boundary: int | None) -> list[int]:
+    if boundary is None:
+        return [b for b in problem.candidate_boundaries() if 0 < b < problem.max_ctx]
+    b = int(boundary)
+    if not 0 < b < problem.max_ctx:
+        raise FleetoptError("boundary", f"must lie in (0, max_ctx={problem.max_ctx}), got {boundary}")
+    return [b]
+
+
+def _pair_search(s: _Search, shorts: Iterable[SizedPool], longs: Iterable[SizedPool],
+                 info: dict[str, Any]) -> None:
+    """Offer every (short, long) deployment pair; pre-filter dominated sizings when unlimited."""
+    shorts, longs = list(shorts), list(longs)
+    limited = (s.problem.budget_per_hr is not None or bool(s.problem.inventory_map)
+               or s.problem.max_gpus is not None)
+
+    def keep(opts: list[SizedPool]) -> list[SizedPool]:
+        ok = [sp for sp in opts if sp.ok]
+        if not ok:
+            return opts[:1]  # unsizable: offered once so the reason is recorded
+        if not limited:  # without limits the pools are independent: each one's best suffices
+            return [min(ok, key=lambda sp: _key(s.problem, sp.power_w, sp.cost_per_hr))]
+        # drop options another option of the same GPU type beats on watts, dollars and GPUs
+        return [a for a in ok if not any(
+            b is not a and b.gpu_key == a.gpu_key and b.power_w <= a.power_w
+            and b.cost_per_hr <= a.cost_per_hr and b.gpus_physical <= a.gpus_physical
+            and (b.power_w, b.cost_per_hr, b.gpus_physical) != (a.power_w, a.cost_per_hr,
+                                                                a.gpus_physical)
+            for b in ok)]
+
+    for a, b in itertools.product(keep(shorts), keep(longs)):
+        s.offer((a, b), info)
+
+
+# ------------------------------------------------------------------------------------------
+# the baselines
+
+
+def homogeneous(problem: Problem, deployment: Deployment | None = None) -> Solution:
+    """One pool ``(0, max_ctx]`` on the best single deployment (or ``deployment``)."""
+    return _homogeneous(problem, deployment, _Sizer(problem))
+
+
+def _homogeneous(problem: Problem, deployment: Deployment | None, sizer: _Sizer) -> Solution:
+    t0 = time.perf_counter()
+    deps = _deployments(problem, deployment)
+    s = _Search(problem)
+    for d in deps:
+        s.offer((sizer.size(0, problem.max_ctx, problem.max_ctx, d),), {"boundary": None})
+    searched = {"deployments": [d.label() for d in deps], "max_ctx": problem.max_ctx}
+    return _solution(problem, APPROACH_HOMOGENEOUS, s, t0, searched, sizer, "homogeneous")
+
+
+def pool_routing(problem: Problem, boundary: int | None = None) -> Solution:
+    """Two pools ``(0, B]`` and ``(B, max_ctx]``, each on its best deployment (jointly limited)."""
+    return _pool_routing(problem, boundary, _Sizer(problem))
+
+
+def _pool_routing(problem: Problem, boundary: int | None, sizer: _Sizer) -> Solution:
+    t0 = time.perf_counter()
+    deps = _deployments(problem)
+    bounds = _boundaries(problem, boundary)
+    s = _Search(problem)
+    for b in bounds:
+        shorts = [sizer.size(0, b, b, d) for d in deps]
+        longs = [sizer.size(b, problem.max_ctx, problem.max_ctx, d) for d in deps]
+        _pair_search(s, shorts, longs, {"boundary": b})
+    searched = {"deployments": [d.label() for d in deps], "boundaries": bounds,
+                "max_ctx": problem.max_ctx}
+    return _solution(problem, APPROACH_POOL_ROUTING, s, t0, searched, sizer, "pool routing")
+
+
+def default_gammas(problem: Problem) -> list[float]:
+    """The compress-band grid: :data:`DEFAULT_GAMMAS`, cut at ``problem.compress_gamma`` if set."""
+    cap = problem.compress_gamma
+    if cap is None:
+        return list(DEFAULT_GAMMAS)
+    out = [g for g in DEFAULT_GAMMAS if g <= cap + 1e-12]
+    if all(abs(g - cap) > 1e-12 for g in out):
+        out.append(float(cap))
+    return out
+
+
+def two_pool(problem: Problem, gammas: Sequence[float] | None = None) -> Solution:
+    """Two-pool FleetOpt: totals ``<= gamma*B`` to a pool with KV window ``B`` (prompts of the
+    longer ones truncated), the rest to ``(gamma*B, max_ctx]``; searches B, gamma, deployments."""
+    return _two_pool(problem, gammas, _Sizer(problem))
+
+
+def _two_pool(problem: Problem, gammas: Sequence[float] | None, sizer: _Sizer,
+              boundary: int | None = None) -> Solution:
+    t0 = time.perf_counter()
+    grid = default_gammas(problem) if gammas is None else [float(g) for g in gammas]
+    if not grid or any(not 1.0 <= g <= 2.0 for g in grid):
+        raise FleetoptError("gammas", f"compress bands must lie in [1, 2], got {list(grid)}")
+    deps = _deployments(problem)
+    bounds = _boundaries(problem, boundary)
+    mx = problem.max_ctx
+    s = _Search(problem)
+    for b in bounds:
+        for g in grid:
+            hi = min(int(g * b), mx)
+            info = {"boundary": b, "gamma": g, "short_ctx_hi": hi}
+            shorts = [sizer.size(0, hi, b, d) for d in deps]
+            if hi >= mx:  # the band reaches max_ctx: one pool with window B serves everything
+                for a in shorts:
+                    s.offer((a,), info)
+                continue
+            longs = [sizer.size(hi, mx, mx, d) for d in deps]
+            _pair_search(s, shorts, longs, info)
+    searched = {"deployments": [d.label() for d in deps], "boundaries": bounds, "gammas": grid,
+                "max_ctx": mx}
+    sol = _solution(problem, APPROACH_TWO_POOL, s, t0, searched, sizer, "two-pool FleetOpt")
+    if s.best is not None:
+        pools = s.best[1]
+        share = sum(sp.share * sp.compressed_share for sp in pools)
+        cut = sum(sp.share * sp.input_tokens_cut for sp in pools)
+        sol.details.update({
+            "compressed_share": share,
+            "input_tokens_cut_per_request": cut,
+            "input_tokens_cut_per_compressed_request": cut / share if share > 0 else 0.0,
+            "window_tokens": pools[0].window_tokens,
+        })
+    return sol
+
+
+def best_baseline(problem: Problem, compress: bool = False) -> Solution | None:
+    """The best feasible of :func:`homogeneous` and :func:`pool_routing` (and :func:`two_pool`
+    when ``compress``), by the problem's objective; None if none is feasible."""
+    sizer = _Sizer(problem)
+    sols = [_homogeneous(problem, None, sizer), _pool_routing(problem, None, sizer)]
+    if compress:
+        sols.append(_two_pool(problem, None, sizer))
+    ok = [s for s in sols if s.status in ("optimal", "feasible") and s.feasible]
+    if not ok:
+        return None
+    return min(ok, key=lambda s: _key(problem, s.result.power_w, s.result.cost_per_hr))

@@ -1,0 +1,503 @@
+"""The N-pool fleet MIP: formulation, backends, solve, and explanations of infeasibility.
+
+``solve(problem)`` builds the candidate pools (:mod:`fleetopt.solvers.candidates`), assembles
+the MIP (:mod:`fleetopt.solvers.mipdata`), solves it with HiGHS (directly through highspy by
+default, or through a Pyomo model with any Pyomo MIP solver), re-evaluates the chosen fleet
+with the exact evaluator and returns a :class:`~fleetopt.solvers.solution.Solution`.
+The formulation is stated symbol for symbol in ``docs/formulation.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from fleetopt.errors import FleetoptError
+from fleetopt.evaluate import FleetResult, evaluate
+from fleetopt.fleet import Fleet, PoolSpec
+from fleetopt.problem import Problem
+from fleetopt.solvers.candidates import CandidateSet, build_candidates
+from fleetopt.solvers.mipdata import MipData, build_mip_data
+from fleetopt.solvers.solution import Solution
+
+__all__ = ["Solution", "build_pyomo_model", "explain_infeasible", "solve"]
+
+BACKENDS = ("auto", "highspy", "pyomo")
+
+
+@dataclass
+class _Run:
+    status: str  # optimal | feasible | infeasible | time_limit | error
+    x: np.ndarray | None
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    translate_s: float
+    solve_s: float
+    message: str = ""
+
+
+# ------------------------------------------------------------------------------------------
+# highspy backend
+
+
+def _solve_highspy(
+    data: MipData, c: np.ndarray, extra: list[tuple[np.ndarray, float, float]],
+    time_limit: float | None, mip_gap: float, threads: int | None, warm: np.ndarray | None,
+) -> _Run:
+    import highspy
+
+    t0 = time.perf_counter()
+    A = data.A
+    rlo, rhi = data.row_lo, data.row_hi
+    if extra:
+        A = sparse.vstack([A] + [sparse.csr_matrix(e[0][None, :]) for e in extra]).tocsr()
+        rlo = np.concatenate([rlo, [e[1] for e in extra]])
+        rhi = np.concatenate([rhi, [e[2] for e in extra]])
+    Acsc = A.tocsc()
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("mip_rel_gap", float(mip_gap))
+    if time_limit is not None:
+        h.setOptionValue("time_limit", float(time_limit))
+    if threads is not None:
+        h.setOptionValue("threads", int(threads))
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    lp.num_col_ = data.ncol
+    lp.num_row_ = A.shape[0]
+    lp.col_cost_ = np.asarray(c, dtype=float)
+    lp.col_lower_ = data.col_lo.astype(float)
+    lp.col_upper_ = data.col_hi.astype(float)
+    lp.row_lower_ = np.where(np.isinf(rlo), -inf, rlo).astype(float)
+    lp.row_upper_ = np.where(np.isinf(rhi), inf, rhi).astype(float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = Acsc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = Acsc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = Acsc.data.astype(float)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * data.ncol
+    h.passModel(lp)
+    if warm is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(np.asarray(warm, dtype=float))
+        sol.value_valid = True
+        h.setSolution(sol)
+    t1 = time.perf_counter()
+    h.run()
+    t2 = time.perf_counter()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    has_x = info.primal_solution_status == 2
+    x = np.asarray(h.getSolution().col_value) if has_x else None
+    S = highspy.HighsModelStatus
+    if ms == S.kOptimal:
+        status = "optimal"
+    elif ms in (S.kInfeasible,):
+        status = "infeasible"
+    elif ms == S.kTimeLimit:
+        status = "time_limit"
+    elif ms == S.kUnboundedOrInfeasible:
+        status = "infeasible"
+    else:
+        status = "feasible" if has_x else "error"
+    obj = float(info.objective_function_value) if has_x else None
+    bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+    gap = float(info.mip_gap) if has_x and np.isfinite(info.mip_gap) else None
+    return _Run(status, x, obj, bound, gap, t1 - t0, t2 - t1, h.modelStatusToString(ms))
+
+
+# ------------------------------------------------------------------------------------------
+# Pyomo backend (symbolic model, any Pyomo MIP solver)
+
+
+def build_pyomo_model(problem: Problem, cset: CandidateSet, objective: str = "power_w",
+                      power_cap_w: float | None = None) -> Any:
+    """The fleet MIP as a Pyomo ``ConcreteModel``, symbol for symbol as in docs/formulation.md."""
+    import pyomo.environ as pe
+
+    cands = cset.candidates
+    m = pe.ConcreteModel(name="fleetopt")
+    segs = {j: c.segments() for j, c in enumerate(cands)}
+    m.J = pe.Set(initialize=range(len(cands)), ordered=True)
+    m.JS = pe.Set(dimen=2, ordered=True,
+                  initialize=[(j, s) for j in m.J for s in range(len(segs[j]))])
+    m.T = pe.Set(initialize=range(cset.K + 1), ordered=True)
+    m.G = pe.Set(initialize=[g for g, _ in problem.inventory], ordered=True)
+    m.N_lo = pe.Param(m.JS, initialize={(j, s): segs[j][s][0] for j, s in m.JS})
+    m.N_hi = pe.Param(m.JS, initialize={(j, s): segs[j][s][1] for j, s in m.JS})
+    m.alpha = pe.Param(m.JS, initialize={(j, s): segs[j][s][2] for j, s in m.JS})
+    m.beta = pe.Param(m.JS, initialize={(j, s): segs[j][s][3] for j, s in m.JS})
+    m.cost = pe.Param(m.J, initialize={j: c.cost_per_instance_hr for j, c in enumerate(cands)})
+    m.gpus = pe.Param(m.J, initialize={j: c.gpus_per_instance for j, c in enumerate(cands)})
+    m.z = pe.Var(m.JS, within=pe.Binary)
+    m.n = pe.Var(m.JS, within=pe.NonNegativeIntegers, bounds=lambda m, j, s: (0, m.N_hi[j, s]))
+    K = cset.K
+
+    def flow_rule(m: Any, t: int) -> Any:
+        out = sum(m.z[j, s] for j, s in m.JS if cands[j].i == t)
+        inn = sum(m.z[j, s] for j, s in m.JS if cands[j].k == t)
+        rhs = 1 if t == 0 else (-1 if t == K else 0)
+        expr = out - inn
+        if isinstance(expr, int | float):
+            return pe.Constraint.Feasible if expr == rhs else pe.Constraint.Infeasible
+        return expr == rhs
+
+    # index the flow rows by node without quadratic scans
+    by_i: dict[int, list] = {}
+    by_k: dict[int, list] = {}
+    for j, s in m.JS:
+        by_i.setdefault(cands[j].i, []).append((j, s))
+        by_k.setdefault(cands[j].k, []).append((j, s))
+
+    def flow_fast(m: Any, t: int) -> Any:
+        rhs = 1 if t == 0 else (-1 if t == K else 0)
+        terms = [m.z[js] for js in by_i.get(t, [])] + [-m.z[js] for js in by_k.get(t, [])]
+        if not terms:
+            return pe.Constraint.Feasible if rhs == 0 else pe.Constraint.Infeasible
+        return sum(terms) == rhs
+
+    m.flow = pe.Constraint(m.T, rule=flow_fast)
+    m.link_lo = pe.Constraint(m.JS, rule=lambda m, j, s: m.n[j, s] >= m.N_lo[j, s] * m.z[j, s])
+    m.link_hi = pe.Constraint(m.JS, rule=lambda m, j, s: m.n[j, s] <= m.N_hi[j, s] * m.z[j, s])
+    m.pools = pe.Constraint(expr=sum(m.z[js] for js in m.JS) <= problem.max_pools)
+    m.power_w = pe.Expression(expr=sum(m.alpha[js] * m.z[js] + m.beta[js] * m.n[js] for js in m.JS))
+    m.cost_per_hr = pe.Expression(expr=sum(m.cost[js[0]] * m.n[js] for js in m.JS))
+    m.gpus_total = pe.Expression(expr=sum(m.gpus[js[0]] * m.n[js] for js in m.JS))
+    if problem.budget_per_hr is not None:
+        m.budget = pe.Constraint(expr=m.cost_per_hr <= problem.budget_per_hr)
+    inv = dict(problem.inventory)
+    if inv:
+        m.inventory = pe.Constraint(m.G, rule=lambda m, g: sum(
+            m.gpus[js[0]] * m.n[js] for js in m.JS if cands[js[0]].inventory_key == g
+        ) <= inv[g] if any(cands[js[0]].inventory_key == g for js in m.JS) else pe.Constraint.Skip)
+    if problem.max_gpus is not None:
+        m.max_gpus = pe.Constraint(expr=m.gpus_total <= problem.max_gpus)
+    if power_cap_w is not None:
+        m.power_cap = pe.Constraint(expr=m.power_w <= power_cap_w)
+    m.obj = pe.Objective(expr=m.cost_per_hr if objective == "cost_per_hr" else m.power_w,
+                         sense=pe.minimize)
+    return m
+
+
+def _solve_pyomo(
+    problem: Problem, data: MipData, objective: str, power_cap_w: float | None,
+    time_limit: float | None, mip_gap: float, threads: int | None, solver: str,
+) -> _Run:
+    import pyomo.environ as pe
+
+    cset = data.cset
+    m = build_pyomo_model(problem, cset, objective, power_cap_w)
+    if solver.lower() in ("highs", "appsi_highs"):
+        from pyomo.contrib.solver.common.results import TerminationCondition as TC
+        from pyomo.contrib.solver.solvers.highs import Highs
+
+        opt = Highs()
+        t0 = time.perf_counter()
+        opt.set_instance(m)
+        t1 = time.perf_counter()
+        res = opt.solve(
+            m, time_limit=time_limit, rel_gap=mip_gap, threads=threads, load_solutions=False,
+            raise_exception_on_nonoptimal_result=False,
+            solver_options={"random_seed": 0},
+        )
+        t2 = time.perf_counter()
+        tc = res.termination_condition
+        has = res.incumbent_objective is not None
+        if has:
+            res.solution_loader.load_vars()
+        if tc == TC.convergenceCriteriaSatisfied:
+            status = "optimal"
+        elif tc in (TC.provenInfeasible, TC.infeasibleOrUnbounded, TC.locallyInfeasible):
+            status = "infeasible"
+        elif tc == TC.maxTimeLimit:
+            status = "time_limit"
+        else:
+            status = "feasible" if has else "error"
+        obj = float(res.incumbent_objective) if has else None
+        bound = float(res.objective_bound) if res.objective_bound is not None and \
+            math.isfinite(res.objective_bound) else None
+        translate_s, solve_s, msg = t1 - t0, t2 - t1, str(tc)
+    else:
+        from pyomo.opt import SolverStatus, TerminationCondition
+
+        opt = pe.SolverFactory(solver)
+        if opt is None or not opt.available(exception_flag=False):
+            raise FleetoptError("solver", f"Pyomo solver {solver!r} is not available here; "
+                                "use 'highs' (installed with fleetopt)")
+        opts: dict[str, Any] = {}
+        if time_limit is not None:
+            key = {"gurobi": "TimeLimit", "cbc": "seconds", "glpk": "tmlim", "cplex": "timelimit",
+                   "scip": "limits/time"}.get(solver.lower())
+            if key:
+                opts[key] = time_limit
+        t0 = time.perf_counter()
+        res = opt.solve(m, load_solutions=False, options=opts)
+        t2 = time.perf_counter()
+        tc = res.solver.termination_condition
+        has = len(res.solution) > 0
+        if has:
+            m.solutions.load_from(res)
+        if tc == TerminationCondition.optimal:
+            status = "optimal"
+        elif tc in (TerminationCondition.infeasible, TerminationCondition.infeasibleOrUnbounded):
+            status = "infeasible"
+        elif tc == TerminationCondition.maxTimeLimit:
+            status = "time_limit"
+        else:
+            status = "feasible" if has and res.solver.status == SolverStatus.ok else "error"
+        obj = float(pe.value(m.obj)) if has else None
+        bound = None
+        translate_s, solve_s, msg = 0.0, t2 - t0, str(tc)
+    x = None
+    if obj is not None:
+        x = np.zeros(data.ncol)
+        for (j, s), (zc, nc) in data.pair.items():
+            x[zc] = pe.value(m.z[j, s]) or 0.0
+            x[nc] = pe.value(m.n[j, s]) or 0.0
+    gap = None
+    if obj is not None and bound is not None:
+        gap = abs(obj - bound) / max(abs(obj), 1e-10)
+    return _Run(status, x, obj, bound, gap, translate_s, solve_s, msg)
+
+
+# ------------------------------------------------------------------------------------------
+# solve
+
+
+def _plan_from_x(problem: Problem, data: MipData, x: np.ndarray) -> tuple[Fleet, float, float]:
+    """The fleet a MIP solution describes, and its model watts and dollars."""
+    pools = []
+    model_power = 0.0
+    model_cost = 0.0
+    for (j, _s), (zc, nc) in data.pair.items():
+        if x[zc] > 0.5:
+            c = data.cset.candidates[j]
+            n = int(round(x[nc]))
+            pools.append(PoolSpec(c.lo, c.hi, c.deployment.gpu, c.deployment.tp, n,
+                                  c.deployment.dtype, c.deployment.kv_dtype,
+                                  None if c.window == c.hi else c.window))
+            model_power += float(data.power_coef[zc] + data.power_coef[nc] * n)
+            model_cost += c.cost_per_instance_hr * n
+    pools.sort(key=lambda p: p.ctx_lo)
+    return Fleet(tuple(pools)), model_power, model_cost
+
+
+def _warm_vector(data: MipData, result: FleetResult | None) -> np.ndarray | None:
+    """Map a baseline plan onto the MIP's columns, or None if it is not representable."""
+    if result is None or not result.feasible:
+        return None
+    x = np.zeros(data.ncol)
+    index: dict[tuple, int] = {}
+    for j, c in enumerate(data.cset.candidates):
+        index[(c.lo, c.hi, c.window, c.deployment.gpu, c.deployment.tp, c.deployment.dtype)] = j
+    for p in result.pools:
+        j = index.get((p.ctx_lo, p.ctx_hi, p.window_tokens, p.gpu, p.tp, p.dtype))
+        if j is None:
+            return None
+        cand = data.cset.candidates[j]
+        for s, (nlo, nhi, _a, _b) in enumerate(cand.segments()):
+            if nlo <= p.instances <= nhi:
+                zc, nc = data.pair[(j, s)]
+                x[zc], x[nc] = 1.0, float(p.instances)
+                break
+        else:
+            return None
+    return x
+
+
+def solve(
+    problem: Problem,
+    time_limit: float | None = None,
+    mip_gap: float = 1e-4,
+    threads: int | None = None,
+    solver: str = "highs",
+    *,
+    backend: str = "auto",
+    compress: bool = False,
+    segments: int = 3,
+    headroom: float = 0.5,
+    warm_start: bool = True,
+    explain: bool = True,
+    candidates: CandidateSet | None = None,
+) -> Solution:
+    """Find the minimum-watt (or minimum-cost) fleet for ``problem``.
+
+    Parameters
+    ----------
+    time_limit: seconds for the MIP solver (None: no limit); on expiry the best plan found is
+        returned with status ``time_limit`` and its gap.
+    mip_gap: relative optimality gap at which the solver stops (HiGHS ``mip_rel_gap``).
+    solver: ``"highs"`` (default, installed) or any Pyomo MIP solver name.
+    backend: ``"highspy"`` loads the arrays into HiGHS directly; ``"pyomo"`` builds the symbolic
+        Pyomo model; ``"auto"`` uses highspy for HiGHS and Pyomo otherwise.
+    compress: allow compress bands (window ``b_m`` below a pool's upper edge ``b_k``, with
+        ``b_k <= gamma b_m``, gamma = ``problem.compress_gamma`` or 2).
+    segments, headroom: power breakpoints per candidate (see ``docs/formulation.md``).
+    warm_start: start HiGHS from the best baseline plan when it is representable.
+    """
+    if backend not in BACKENDS:
+        raise FleetoptError("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if mip_gap < 0:
+        raise FleetoptError("mip_gap", f"must be >= 0, got {mip_gap}")
+    if time_limit is not None and time_limit <= 0:
+        raise FleetoptError("time_limit", f"must be > 0 s, got {time_limit}")
+    use_pyomo = backend == "pyomo" or (backend == "auto" and solver.lower() != "highs")
+    t_start = time.perf_counter()
+    cset = candidates or build_candidates(problem, compress=compress, segments=segments,
+                                          headroom=headroom)
+    data = build_mip_data(problem, cset)
+    build_s = time.perf_counter() - t_start
+    obj_name = "cost_per_hr" if problem.objective == "cost" else "power_w"
+    approach = "mip-compress" if compress else "mip"
+    details: dict[str, Any] = {"candidates": len(cset.candidates), "columns": data.ncol,
+                               "rows": len(data.row_names), "candidate_stats": cset.stats,
+                               "backend": "pyomo" if use_pyomo else "highspy", "solver": solver,
+                               "candidate_build_s": cset.build_s}
+    warm = None
+    if warm_start and not use_pyomo and not problem.settings.accounting == "never":
+        from fleetopt.solvers.baselines import best_baseline
+
+        try:
+            base = best_baseline(problem, compress=compress)
+        except FleetoptError:
+            base = None
+        warm = _warm_vector(data, base.result if base is not None else None)
+        details["warm_start"] = base.approach if warm is not None and base is not None else None
+
+    def run(objective: str, cap: float | None, limit: float | None, warm_x: np.ndarray | None) -> _Run:
+        if use_pyomo:
+            return _solve_pyomo(problem, data, objective, cap, limit, mip_gap, threads, solver)
+        extra = [] if cap is None else [(data.power_coef, -np.inf, cap)]
+        return _solve_highspy(data, data.objective(objective), extra, limit, mip_gap, threads, warm_x)
+
+    if not cset.candidates:
+        r = _Run("infeasible", None, None, None, None, 0.0, 0.0, "no candidate pool can meet the SLO")
+    else:
+        phase1 = "power_w" if problem.objective in ("power", "power_then_cost") else "cost_per_hr"
+        r = run(phase1, None, time_limit, warm)
+        if problem.objective == "power_then_cost" and r.x is not None and r.status == "optimal":
+            cap = r.objective * (1.0 + mip_gap) + 1e-6
+            spent = time.perf_counter() - t_start
+            r2 = run("cost_per_hr", cap, None if time_limit is None else max(1e-3, time_limit - spent), r.x)
+            if r2.x is not None:
+                r2.translate_s += r.translate_s
+                r2.solve_s += r.solve_s
+                details["power_phase"] = {"objective": r.objective, "bound": r.bound}
+                obj_name, r = "power_w", _Run(r2.status, r2.x, r.objective, r.bound, r.gap,
+                                              r2.translate_s, r2.solve_s, r2.message)
+    timing = {"build_s": build_s, "translate_s": r.translate_s, "solve_s": r.solve_s}
+    if r.x is None:
+        status = "infeasible" if r.status in ("infeasible",) or not cset.candidates else r.status
+        msg = r.message
+        if status == "infeasible" and explain:
+            msg = explain_infeasible(problem, compress=compress, candidates=cset)
+        timing["total_s"] = time.perf_counter() - t_start
+        return Solution(status, approach, obj_name, None, r.bound, None, None, None, timing, msg,
+                        details)
+    fleet, model_power, model_cost = _plan_from_x(problem, data, r.x)
+    result = evaluate(fleet, problem.workload, problem.settings, model=problem.model,
+                      catalog=problem.catalog, physics=problem.physics)
+    model_obj = model_cost if obj_name == "cost_per_hr" else model_power
+    exact = result.cost_per_hr if obj_name == "cost_per_hr" else result.power_w
+    status = r.status
+    if not result.feasible:  # cannot happen by construction; never report it as a plan
+        status = "error"
+    details["model_power_w"] = model_power
+    details["model_cost_per_hr"] = model_cost
+    timing["total_s"] = time.perf_counter() - t_start
+    return Solution(status, approach, obj_name, model_obj if obj_name == "power_w" else r.objective,
+                    r.bound, r.gap, result, exact - model_obj, timing, r.message, details)
+
+
+# ------------------------------------------------------------------------------------------
+# explaining infeasibility
+
+
+def explain_infeasible(problem: Problem, *, compress: bool = False,
+                       candidates: CandidateSet | None = None) -> str:
+    """Say which limit makes ``problem`` infeasible and the smallest relaxation that fixes it."""
+    cset = candidates or build_candidates(problem, compress=compress)
+    K = cset.K
+    top = [c for c in cset.candidates if c.k == K]
+    msgs: list[str] = []
+    if not top:
+        need = _min_feasible_slo_ms(problem)
+        longest = problem.workload.max_total_tokens
+        msgs.append(
+            f"slo.ttft_p99_ms: no allowed deployment serves the longest requests ({longest} tokens) "
+            f"within {problem.settings.ttft_p99_ms:g} ms (prefill alone is too slow)"
+            + (f"; the SLO must be at least {need:.0f} ms" if need else
+               "; allow faster GPUs, more TP, or a larger SLO")
+        )
+        return "infeasible: " + "; ".join(msgs)
+    data = build_mip_data(problem, cset, relax=("pools", "budget", "inventory", "max_gpus"))
+    base = _solve_highspy(data, data.cost_coef, [], 30.0, 1e-6, None, None)
+    if base.x is None:
+        return "infeasible: the candidate pools cannot cover every request length; add boundaries"
+    limits = []
+    if problem.budget_per_hr is not None:
+        limits.append("budget")
+    if problem.inventory:
+        limits.append("inventory")
+    if problem.max_gpus is not None:
+        limits.append("max_gpus")
+    limits.append("pools")
+    for lim in limits:
+        others = tuple(x for x in ("pools", "budget", "inventory", "max_gpus") if x != lim)
+        # relax only `lim`: if the rest is feasible, find the least `lim` must allow
+        d = build_mip_data(problem, cset, relax=(lim,))
+        if lim == "budget":
+            r = _solve_highspy(d, d.cost_coef, [], 30.0, 1e-6, None, None)
+            if r.x is not None:
+                msgs.append(f"budget.cost_per_hr: budget must be at least ${r.objective:,.2f}/hr "
+                            f"(is ${problem.budget_per_hr:,.2f}/hr)")
+        elif lim == "max_gpus":
+            r = _solve_highspy(d, d.gpu_coef, [], 30.0, 1e-6, None, None)
+            if r.x is not None:
+                msgs.append(f"fleet.max_gpus: must be at least {int(round(r.objective))} "
+                            f"(is {problem.max_gpus})")
+        elif lim == "pools":
+            zc = np.array([zc for zc, _ in d.pair.values()])
+            c = np.zeros(d.ncol)
+            c[zc] = 1.0
+            r = _solve_highspy(d, c, [], 30.0, 1e-6, None, None)
+            if r.x is not None and r.objective > problem.max_pools + 1e-9:
+                msgs.append(f"fleet.max_pools: must be at least {int(round(r.objective))} "
+                            f"(is {problem.max_pools})")
+        else:
+            for g, cap in problem.inventory:
+                c = np.where(np.array([d.cset.candidates[j].inventory_key == g
+                                       for j in d.col_cand]), d.gpu_coef, 0.0)
+                r = _solve_highspy(d, c, [], 30.0, 1e-6, None, None)
+                if r.x is not None and r.objective > cap + 1e-9:
+                    msgs.append(f"inventory.{g}: at least {int(round(r.objective))} GPUs needed "
+                                f"when the other limits hold (is {cap})")
+        del others
+    if not msgs:
+        msgs.append("the budget, inventory, GPU and pool limits cannot all hold at once; relax any "
+                    "one of them")
+    return "infeasible: " + "; ".join(msgs)
+
+
+def _min_feasible_slo_ms(problem: Problem) -> float | None:
+    """The smallest P99 TTFT target a single top pool could meet (prefill-bound), if any."""
+    from fleetopt.evaluate import pool_model
+
+    b = [0, *problem.candidate_boundaries(), problem.max_ctx]
+    best = math.inf
+    for d in problem.deployments():
+        prof = problem.profile(d)
+        if prof.slots(problem.max_ctx) < 1:
+            continue
+        for lo in b[:-1]:
+            pm = pool_model((lo, problem.max_ctx, problem.max_ctx), prof, problem.workload,
+                            problem.settings)
+            if not pm.empty:
+                best = min(best, pm.ttft_floor_s * 1000.0)
+    return None if not math.isfinite(best) else math.ceil(best * 1.001)
