@@ -78,8 +78,15 @@ def _pct(new: float, old: float) -> float:
     return 100.0 * (new - old) / old if old > 0 else math.nan
 
 
-def comparison_frame(solutions: list[Solution], objective: str = "power") -> pd.DataFrame:
-    """The comparison table of ``solutions`` (see :func:`compare`)."""
+def comparison_frame(solutions: list[Solution], objective: str | None = None) -> pd.DataFrame:
+    """The comparison table of ``solutions`` (see :func:`compare`).
+
+    ``objective`` (``power``, ``cost`` or ``power_then_cost``) sets the unit of
+    ``mip_saving_vs_best_heuristic_pct``; by default it follows the solutions' objective_name.
+    """
+    if objective is None:
+        cost = any(s.objective_name == "cost_per_hr" for s in solutions)
+        objective = "cost" if cost else "power"
     by_name = {s.approach: s for s in solutions}
     homog = by_name.get("homogeneous")
     homog_w = homog.result.power_w if homog is not None and _usable(homog) else math.nan
@@ -154,7 +161,7 @@ def plot_comparison(df: pd.DataFrame, path: str | Path, title: str | None = None
     path = Path(path)
     labels = [str(a) for a in df["approach"]]
     colours = [_FAMILY_COLOURS.get(str(f), "#888888") for f in df["family"]]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), constrained_layout=True)
     panels = (("power_kw", "fleet power (kW)", "{:,.1f}"), ("tok_per_w", "output tokens per watt",
                                                              "{:.2f}"))
     x = list(range(len(labels)))
@@ -176,7 +183,7 @@ def plot_comparison(df: pd.DataFrame, path: str | Path, title: str | None = None
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
     handles = [Patch(color=c, label=f) for f, c in _FAMILY_COLOURS.items()]
-    axes[1].legend(handles=handles, title="family", loc="upper left")
+    fig.legend(handles=handles, title="family", loc="outside lower center", ncol=len(handles))
     if title:
         fig.suptitle(title)
     fig.savefig(path, dpi=120)

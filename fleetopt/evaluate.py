@@ -193,3 +193,39 @@ def evaluate(
         notes = ("paper accounting: ONE GPU's watts and price per instance, as published; "
                  "physical figures are gpus_per_instance times higher",)
     return FleetResult(tuple(results), settings.accounting, settings.ttft_p99_ms, notes)
+
+
+def size_fleet(problem: Any, boundaries: list[int] | None = None, deployment: Any = None) -> Fleet:
+    """Pools split at ``boundaries`` (default: one pool up to ``max_ctx``) on ``deployment``
+    (default: the first allowed), each sized to its smallest SLO-meeting instance count."""
+    bnds = boundaries or []
+    edges = [0, *sorted(bnds), problem.max_ctx]
+    d = deployment or problem.deployments()[0]
+    prof = problem.profile(d)
+    pools = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        pm = pool_model((lo, hi, hi), prof, problem.workload, problem.settings)
+        n = pm.min_instances()
+        if n is None:
+            raise FleetoptError(
+                "slo.ttft_p99_ms", f"pool ({lo}, {hi}] on {d.label()} cannot meet "
+                f"{problem.settings.ttft_p99_ms:g} ms at any size (prefill alone is too slow)"
+            )
+        pools.append(PoolSpec(lo, hi, d.gpu, d.tp, n, d.dtype, d.kv_dtype))
+    return Fleet(tuple(pools))
+
+
+def saturated_point(profile: Profile, window_tokens: int, accounting: str = "physical") -> dict[str, float]:
+    """One instance at full batch at a context window (the paper's Table 1 convention).
+
+    Batch = slots at the window, mean context = half the window; returns slots, watts, output
+    tokens/s and tokens per watt.
+    """
+    s = profile.slots(window_tokens)
+    if s < 1:
+        return {"window_tokens": window_tokens, "slots": 0, "power_w": float("nan"),
+                "tok_per_s": 0.0, "tok_per_w": 0.0}
+    t = float(profile.decode_s(s, window_tokens / 2.0))
+    power = float(profile.instance_power_w(s, accounting))
+    return {"window_tokens": window_tokens, "slots": s, "power_w": power, "tok_per_s": s / t,
+            "tok_per_w": s / t / power}

@@ -229,7 +229,7 @@ def _num(section: dict[str, Any], key: str, field_name: str, kind: type = float)
 
 
 def example_names() -> list[str]:
-    d = resources.files("fleetopt").joinpath("examples")
+    d = resources.files("fleetopt.examples")
     return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".toml"))
 
 
@@ -241,7 +241,7 @@ def resolve_config_path(arg: str | Path) -> Path:
     names = example_names()
     key = {n.lower(): n for n in names}.get(str(arg).lower().removesuffix(".toml"))
     if key is not None:
-        with resources.as_file(resources.files("fleetopt").joinpath("examples", f"{key}.toml")) as q:
+        with resources.as_file(resources.files("fleetopt.examples").joinpath(f"{key}.toml")) as q:
             return Path(q)
     raise FleetoptError(
         "CONFIG", f"no such file {str(arg)!r} and no shipped example of that name; examples: "

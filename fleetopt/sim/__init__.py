@@ -3,7 +3,7 @@ throughput and power against the analytical evaluator (``docs/simulation.md``)."
 
 from fleetopt.sim.api import route, simulate, simulate_problem
 from fleetopt.sim.arrivals import Arrivals, shipped_trace_names
-from fleetopt.sim.engine import DISPATCH_POLICIES, EnginePool, EngineOutput, run
+from fleetopt.sim.engine import DISPATCH_POLICIES, EngineOutput, EnginePool, run
 from fleetopt.sim.result import PoolSim, SimResult, SimStats
 from fleetopt.sim.timing import scalar_timing
 

@@ -92,6 +92,11 @@ def simulate(
             target = float(rate_rps) if rate_rps is not None else workload.rate_rps
         stream = replay_stream(tr, name, requests, target)
     wl = workload.with_rate(stream.rate_rps)
+    used = np.unique(route(fleet, stream.input_tokens, stream.output_tokens)[0])
+    for k in used:
+        if fleet.pools[k].instances < 1:
+            raise FleetoptError(f"fleet.pools[{k}].instances", "the pool receives requests but has "
+                                "no instances; give it at least one")
 
     if profiles is None:
         profiles = [resolve(p.deployment, model, catalog, physics, field_name=f"fleet.pools[{k}].gpu")

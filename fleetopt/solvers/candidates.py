@@ -7,10 +7,16 @@ allowed) and a deployment ``d``. For each candidate the exact pool model
 
 * ``n_min``: the fewest instances meeting the P99 TTFT target and the utilisation cap (every
   larger count meets them too: P99 TTFT is non-increasing in the instance count);
-* breakpoints ``N_0 = n_min < N_1 < ... < N_B <= ceil(n_min * (1 + headroom))`` and the EXACT
-  pool watts ``W(N_b)`` at each. Between breakpoints the MIP interpolates linearly (the
-  piecewise linearisation of the power and roofline curves in the per-instance operating point
-  ``n = X / N``); at a breakpoint it is exact.
+* the instance range ``[n_min, n_max]``, ``n_max = min(ceil(n_min (1 + headroom)),
+  n_min + max_extra)``, and the EXACT pool watts ``W(N)`` at every integer ``N`` in it;
+* breakpoints ``N_0 = n_min < N_1 < ... < N_B = n_max`` (``segments`` of them) and, per segment,
+  the line ``alpha + beta N``: the secant through the breakpoints, shifted down by the largest
+  amount it exceeds ``W`` at any integer of the segment. The piecewise-linear watts are thus an
+  UNDER-estimator of the exact watts at every feasible count (exact at the breakpoints when the
+  curve is concave there), so the MIP optimum is a lower bound on the exact optimum over the
+  same ranges and ``exact(plan) - model(plan) >= 0`` bounds the plan's suboptimality.
+  This is the piecewise linearisation of the power and roofline curves in the per-instance
+  operating point ``n = X / N`` (``X`` sequences in flight in the pool).
 
 Candidates that can never meet the SLO, have no KV slot, or carry no traffic are pruned, and so
 are candidates dominated by another of the same GPU type and range (``prune_dominated``).
@@ -44,8 +50,9 @@ class Candidate:
     cost_per_instance_hr: float  # under the problem's accounting
     rate_rps: float
     compressed_share: float
-    n_points: tuple[int, ...]  # breakpoints N_0 = n_min < ... (instances)
-    power_points_w: tuple[float, ...]  # exact pool watts at each breakpoint
+    n_points: tuple[int, ...]  # breakpoints N_0 = n_min < ... < N_B = n_max (instances)
+    power_exact_w: tuple[float, ...]  # exact pool watts at n_min, n_min + 1, ..., n_max
+    segs: tuple[tuple[int, int, float, float], ...] = ()  # (N_lo, N_hi, alpha, beta)
 
     @property
     def n_min(self) -> int:
@@ -55,16 +62,22 @@ class Candidate:
     def n_max(self) -> int:
         return self.n_points[-1]
 
+    @property
+    def power_points_w(self) -> tuple[float, ...]:
+        """Exact watts at the breakpoints."""
+        return tuple(self.power_exact_w[n - self.n_min] for n in self.n_points)
+
+    def exact_power_w(self, n: int) -> float:
+        return self.power_exact_w[n - self.n_min]
+
     def segments(self) -> list[tuple[int, int, float, float]]:
-        """``(N_lo, N_hi, alpha, beta)`` per segment: watts = alpha + beta * N on [N_lo, N_hi]."""
-        pts, pw = self.n_points, self.power_points_w
-        if len(pts) == 1:
-            return [(pts[0], pts[0], pw[0], 0.0)]
-        out = []
-        for b in range(1, len(pts)):
-            beta = (pw[b] - pw[b - 1]) / (pts[b] - pts[b - 1])
-            out.append((pts[b - 1], pts[b], pw[b - 1] - beta * pts[b - 1], beta))
-        return out
+        """``(N_lo, N_hi, alpha, beta)`` per segment: model watts = alpha + beta * N on it."""
+        return list(self.segs)
+
+    @property
+    def model_min_w(self) -> float:
+        """The least model (piecewise-linear) watts over the candidate's range."""
+        return min(min(a + b * lo, a + b * hi) for lo, hi, a, b in self.segs)
 
     def linearized_power_w(self, n: int) -> float:
         """The MIP's watts at ``n`` instances (secant of the enclosing segment)."""
@@ -94,13 +107,35 @@ class CandidateSet:
         return len(self.boundaries) - 1
 
 
-def breakpoints(n_min: int, segments: int, headroom: float) -> list[int]:
-    """Integer breakpoints from ``n_min`` to ``ceil(n_min * (1 + headroom))``, at most ``segments + 1``."""
-    n_max = max(n_min, math.ceil(n_min * (1.0 + headroom)))
+def breakpoints(n_min: int, segments: int, headroom: float, max_extra: int = 32) -> list[int]:
+    """Integer breakpoints from ``n_min`` to ``n_max``, at most ``segments + 1`` of them."""
+    n_max = max(n_min, min(math.ceil(n_min * (1.0 + headroom)), n_min + max_extra))
     if segments <= 0 or n_max == n_min:
         return [n_min]
     pts = np.unique(np.rint(np.linspace(n_min, n_max, segments + 1)).astype(int))
     return [int(x) for x in pts]
+
+
+def under_segments(
+    pts: list[int], exact: np.ndarray
+) -> tuple[tuple[int, int, float, float], ...]:
+    """Per segment, the secant shifted down to lie below ``exact`` at every integer in it.
+
+    ``exact[i]`` is the watts at ``pts[0] + i``.
+    """
+    n0 = pts[0]
+    if len(pts) == 1:
+        return ((n0, n0, float(exact[0]), 0.0),)
+    out = []
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
+        wa, wb = float(exact[a - n0]), float(exact[b - n0])
+        beta = (wb - wa) / (b - a)
+        ns = np.arange(a, b + 1)
+        line = wa + beta * (ns - a)
+        over = float(np.max(line - exact[ns - n0]))
+        alpha = wa - beta * a - max(0.0, over)
+        out.append((a, b, alpha, beta))
+    return tuple(out)
 
 
 def build_candidates(
@@ -109,6 +144,7 @@ def build_candidates(
     compress: bool = False,
     segments: int = 3,
     headroom: float = 0.5,
+    max_extra: int = 32,
     prune: bool = True,
 ) -> CandidateSet:
     """Generate, size and prune the candidate pools of ``problem``.
@@ -152,14 +188,15 @@ def build_candidates(
                         stats["slo_infeasible"] += 1
                         # a narrower range (larger lo) may still be feasible; keep going
                         continue
-                    pts = breakpoints(n_min, segments, headroom)
-                    pw = pm.power_w(pts)
+                    pts = breakpoints(n_min, segments, headroom, max_extra)
+                    exact = pm.power_w(np.arange(pts[0], pts[-1] + 1))
                     cands.append(Candidate(
                         i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d,
                         inventory_key=d.gpu, gpus_per_instance=prof.gpus_per_instance,
                         cost_per_instance_hr=prof.instance_cost_per_hr(st.accounting),
                         rate_rps=pm.rate_rps, compressed_share=pm.compressed_share,
-                        n_points=tuple(pts), power_points_w=tuple(float(x) for x in pw),
+                        n_points=tuple(pts), power_exact_w=tuple(float(x) for x in exact),
+                        segs=under_segments(pts, exact),
                     ))
     stats["kept"] = len(cands)
     if prune:
@@ -172,11 +209,12 @@ def build_candidates(
 def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]:
     """Drop candidates that another candidate of the same range beats on every count.
 
-    Without fleet-wide limits the objective separates by pool, so per range only the best
-    candidate survives. With limits, ``c'`` dominates ``c`` when they share range, window and
-    GPU type and ``c'`` at its fewest instances has no more watts than ``c`` at any breakpoint,
-    no more dollars and no more GPUs than ``c`` at its fewest: any plan using ``c`` improves
-    (weakly) by swapping in ``c'``.
+    All comparisons use the MIP's own (piecewise-linear) watts, so pruning never changes the MIP
+    optimum. Without fleet-wide limits the objective separates by pool, so per range and window
+    only the best candidate survives. With limits, ``c'`` dominates ``c`` when they share range,
+    window and GPU type and ``c'`` at its fewest instances has no more model watts than ``c``
+    anywhere in its range, no more dollars and no more GPUs than ``c`` at its fewest: any plan
+    using ``c`` improves (weakly) by swapping in ``c'``.
     """
     limited = (problem.budget_per_hr is not None or problem.inventory or
                problem.max_gpus is not None)
@@ -188,9 +226,9 @@ def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]
     for group in groups.values():
         if not limited and problem.objective in ("power", "cost"):
             if problem.objective == "power":
-                best = min(group, key=lambda c: (min(c.power_points_w), c.cost_per_hr(c.n_min)))
+                best = min(group, key=lambda c: (c.model_min_w, c.cost_per_hr(c.n_min)))
             else:
-                best = min(group, key=lambda c: (c.cost_per_hr(c.n_min), min(c.power_points_w)))
+                best = min(group, key=lambda c: (c.cost_per_hr(c.n_min), c.model_min_w))
             out.append(best)
             continue
         for c in group:
@@ -198,10 +236,10 @@ def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]
             for o in group:
                 if o is c:
                     continue
-                better_eq = (o.power_points_w[0] <= min(c.power_points_w) + 1e-9 and
+                better_eq = (o.linearized_power_w(o.n_min) <= c.model_min_w + 1e-9 and
                              o.cost_per_hr(o.n_min) <= c.cost_per_hr(c.n_min) + 1e-9 and
                              o.gpus(o.n_min) <= c.gpus(c.n_min))
-                strictly = (o.power_points_w[0] < min(c.power_points_w) - 1e-9 or
+                strictly = (o.linearized_power_w(o.n_min) < c.model_min_w - 1e-9 or
                             o.cost_per_hr(o.n_min) < c.cost_per_hr(c.n_min) - 1e-9 or
                             o.gpus(o.n_min) < c.gpus(c.n_min) or id(o) < id(c))
                 if better_eq and strictly:

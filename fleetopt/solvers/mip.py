@@ -395,6 +395,9 @@ def solve(
     if r.x is None:
         status = "infeasible" if r.status in ("infeasible",) or not cset.candidates else r.status
         msg = r.message
+        if status == "time_limit":
+            msg = (f"time limit of {time_limit:g} s reached before any feasible plan was found; "
+                   "raise the time limit")
         if status == "infeasible" and explain:
             msg = explain_infeasible(problem, compress=compress, candidates=cset)
         timing["total_s"] = time.perf_counter() - t_start
@@ -471,18 +474,38 @@ def explain_infeasible(problem: Problem, *, compress: bool = False,
                 msgs.append(f"fleet.max_pools: must be at least {int(round(r.objective))} "
                             f"(is {problem.max_pools})")
         else:
-            for g, cap in problem.inventory:
-                c = np.where(np.array([d.cset.candidates[j].inventory_key == g
-                                       for j in d.col_cand]), d.gpu_coef, 0.0)
-                r = _solve_highspy(d, c, [], 30.0, 1e-6, None, None)
-                if r.x is not None and r.objective > cap + 1e-9:
-                    msgs.append(f"inventory.{g}: at least {int(round(r.objective))} GPUs needed "
-                                f"when the other limits hold (is {cap})")
+            msgs.extend(_explain_inventory(problem, cset))
         del others
     if not msgs:
         msgs.append("the budget, inventory, GPU and pool limits cannot all hold at once; relax any "
                     "one of them")
     return "infeasible: " + "; ".join(msgs)
+
+
+def _explain_inventory(problem: Problem, cset: CandidateSet) -> list[str]:
+    """Elastic inventory: one slack per GPU type, least total extra GPUs with other limits kept."""
+    from dataclasses import replace as dc_replace
+
+    d = build_mip_data(problem, cset)
+    rows = [d.row_index(f"inventory[{g}]") for g, _ in problem.inventory]
+    k = len(rows)
+    slack = sparse.csr_matrix((-np.ones(k), (rows, np.arange(k))), shape=(d.A.shape[0], k))
+    big = float(sum(c.gpus_per_instance * c.n_max for c in cset.candidates)) + 1.0
+    e = dc_replace(
+        d, A=sparse.hstack([d.A, slack]).tocsr(),
+        col_lo=np.concatenate([d.col_lo, np.zeros(k)]),
+        col_hi=np.concatenate([d.col_hi, np.full(k, big)]),
+    )
+    obj = np.concatenate([np.zeros(d.ncol), np.ones(k)])
+    r = _solve_highspy(e, obj, [], 30.0, 1e-9, None, None)
+    if r.x is None:
+        return []
+    out = []
+    for (g, cap), extra in zip(problem.inventory, r.x[d.ncol:], strict=True):
+        if extra > 0.5:
+            out.append(f"inventory.{g}: needs at least {cap + int(round(extra))} GPUs (is {cap}) "
+                       "when the other limits hold")
+    return out
 
 
 def _min_feasible_slo_ms(problem: Problem) -> float | None:

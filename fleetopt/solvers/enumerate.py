@@ -1,0 +1,112 @@
+"""Exhaustive enumeration of fleets for small instances: the MIP's reference.
+
+Every topology (a path of pools over the candidate boundaries, at most ``max_pools``), every
+deployment per pool and every instance count in each candidate's range ``[n_min, n_max]`` is
+tried; plans breaking the budget, inventory or GPU cap are discarded. ``mode="linearized"``
+scores pools with the MIP's piecewise-linear watts (so its optimum must equal the MIP's);
+``mode="exact"`` scores them with the exact pool model at every count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import defaultdict
+
+from fleetopt.errors import FleetoptError
+from fleetopt.evaluate import evaluate
+from fleetopt.fleet import Fleet, PoolSpec
+from fleetopt.problem import Problem
+from fleetopt.solvers.candidates import Candidate, CandidateSet, build_candidates
+from fleetopt.solvers.solution import Solution
+
+
+def _paths(K: int, max_pools: int, edges: set[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    out: list[list[tuple[int, int]]] = []
+
+    def rec(t: int, path: list[tuple[int, int]]) -> None:
+        if t == K:
+            out.append(list(path))
+            return
+        if len(path) == max_pools:
+            return
+        for k in range(t + 1, K + 1):
+            if (t, k) in edges:
+                path.append((t, k))
+                rec(k, path)
+                path.pop()
+
+    rec(0, [])
+    return out
+
+
+def enumerate_optimum(
+    problem: Problem,
+    *,
+    mode: str = "linearized",
+    compress: bool = False,
+    segments: int = 3,
+    headroom: float = 0.5,
+    candidates: CandidateSet | None = None,
+    max_plans: int = 5_000_000,
+) -> Solution:
+    """The best plan by brute force (small instances only: raises if more than ``max_plans``)."""
+    if mode not in ("linearized", "exact"):
+        raise FleetoptError("mode", "must be 'linearized' or 'exact'")
+    t0 = time.perf_counter()
+    cset = candidates or build_candidates(problem, compress=compress, segments=segments,
+                                          headroom=headroom, prune=False)
+    by_edge: dict[tuple[int, int], list[Candidate]] = defaultdict(list)
+    for c in cset.candidates:
+        by_edge[(c.i, c.k)].append(c)
+    def watts(c: Candidate, n: int) -> float:
+        return c.linearized_power_w(n) if mode == "linearized" else c.exact_power_w(n)
+
+    options: dict[tuple[int, int], list[tuple[float, float, str, int, Candidate, int]]] = {}
+    for e, cs in by_edge.items():
+        options[e] = [(watts(c, n), c.cost_per_hr(n), c.inventory_key, c.gpus(n), c, n)
+                      for c in cs for n in range(c.n_min, c.n_max + 1)]
+    inv = problem.inventory_map
+    objective = problem.objective
+    best_key: tuple[float, float] | None = None
+    best_plan = None
+    plans = 0
+    for path in _paths(cset.K, problem.max_pools, set(by_edge)):
+        choices = [options[e] for e in path]
+        size = math.prod(len(c) for c in choices)
+        plans += size
+        if plans > max_plans:
+            raise FleetoptError("enumerate", f"more than {max_plans} plans: instance too large")
+        for combo in itertools.product(*choices):
+            power = sum(o[0] for o in combo)
+            cost = sum(o[1] for o in combo)
+            if problem.budget_per_hr is not None and cost > problem.budget_per_hr + 1e-9:
+                continue
+            gpus = sum(o[3] for o in combo)
+            if problem.max_gpus is not None and gpus > problem.max_gpus:
+                continue
+            if inv:
+                used: dict[str, int] = defaultdict(int)
+                for o in combo:
+                    used[o[2]] += o[3]
+                if any(used[g] > cap for g, cap in inv.items()):
+                    continue
+            key = (cost, power) if objective == "cost" else (power, cost)
+            if best_key is None or key < best_key:
+                best_key, best_plan = key, combo
+    obj_name = "cost_per_hr" if objective == "cost" else "power_w"
+    timing = {"total_s": time.perf_counter() - t0}
+    details = {"plans": plans, "mode": mode, "candidates": len(cset.candidates)}
+    if best_plan is None:
+        return Solution("infeasible", f"enumeration-{mode}", obj_name, timing=timing,
+                        message="no plan meets every limit", details=details)
+    pools = tuple(PoolSpec(o[4].lo, o[4].hi, o[4].deployment.gpu, o[4].deployment.tp, o[5],
+                           o[4].deployment.dtype, o[4].deployment.kv_dtype,
+                           None if o[4].window == o[4].hi else o[4].window) for o in best_plan)
+    result = evaluate(Fleet(pools), problem.workload, problem.settings, model=problem.model,
+                      catalog=problem.catalog, physics=problem.physics)
+    value = best_key[0]  # the objective; best_key[1] only breaks ties
+    exact = result.cost_per_hr if objective == "cost" else result.power_w
+    return Solution("optimal", f"enumeration-{mode}", obj_name, value, value, 0.0, result,
+                    exact - value, timing, "", details)
