@@ -168,7 +168,12 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fleetopt.compare import compare_solutions, comparison_frame, comparison_to_dict, plot_comparison
+    from fleetopt.compare import (
+        compare_solutions,
+        comparison_frame,
+        comparison_to_dict,
+        plot_comparison,
+    )
 
     problem = _problem(args)
     sols = compare_solutions(problem, time_limit=args.time_limit)

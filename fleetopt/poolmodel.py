@@ -53,6 +53,7 @@ class Settings:
     utilization_cap: float = 0.85
     accounting: str = "physical"  # physical | paper
     quantile: float = 0.99
+    peak_factor: float = 1.0  # size pools for peak_factor x the mean rate (bursty arrivals)
 
     def __post_init__(self) -> None:
         from fleetopt.errors import FleetoptError
@@ -63,6 +64,8 @@ class Settings:
             raise FleetoptError("fleet.utilization_cap", f"must be in (0, 1], got {self.utilization_cap}")
         if self.accounting not in ("physical", "paper"):
             raise FleetoptError("accounting.mode", f"must be 'physical' or 'paper', got {self.accounting!r}")
+        if not (math.isfinite(self.peak_factor) and 1.0 <= self.peak_factor <= 10.0):
+            raise FleetoptError("slo.peak_factor", f"must be in [1, 10], got {self.peak_factor}")
         if not 0.5 <= self.quantile < 1:
             raise FleetoptError("slo.quantile", f"must be in [0.5, 1), got {self.quantile}")
 
@@ -154,6 +157,15 @@ class PoolModel:
             S = self._service(s)
             self.prefill_full_s = np.asarray(profile.prefill_s(lin, s, self.ctx))
             self.prefill_report_s = float(w @ self.prefill_full_s)
+        # prefill averaged over the prompt mix in O(log P) per batch value (see Profile.iter_terms)
+        k, g = profile.prefill_terms(lin)
+        order = np.argsort(g, kind="stable")
+        self._g_sorted = np.asarray(g, dtype=float)[order]
+        wk = (w * k)[order]
+        self._wk_cum = np.concatenate([[0.0], np.cumsum(wk)])
+        self._wkg_cum = np.concatenate([[0.0], np.cumsum(wk * self._g_sorted)])
+        self._wk_total = float(self._wk_cum[-1])
+        self._wkg_total = float(self._wkg_cum[-1])
         self.service_s = np.asarray(S, dtype=float)
         self.mean_service_s = float(w @ self.service_s)
         var = float(w @ (self.service_s - self.mean_service_s) ** 2)
@@ -184,7 +196,7 @@ class PoolModel:
         """Fewest instances that keep utilisation at or below the cap."""
         if self.empty:
             return 0
-        a = self.rate_rps * self.mean_service_s
+        a = self.rate_rps * self.settings.peak_factor * self.mean_service_s
         return max(1, math.ceil(a / (self.slots * self.settings.utilization_cap) - 1e-9))
 
     def metrics(self, instances: ArrayLike) -> dict[str, NDArray]:
@@ -203,26 +215,19 @@ class PoolModel:
             }
         s = self.slots
         lam = self.rate_rps
-        c = N * s
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = np.where(c > 0, lam * self.mean_service_s / np.maximum(c, 1e-300), np.inf)
-        mu = 1.0 / self.mean_service_s
+        q = self._queue(N)
+        rho = q["rho_mean"]
         if acct == "paper":
-            w99 = kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)
-            ttft = w99 + self.prefill_report_s
-            slo_ok = ((w99 <= st.slo_s + 1e-12) & (rho <= st.utilization_cap + 1e-12)
-                      & (N >= self._paper_floor()))
+            ttft = q["w99"] + self.prefill_report_s
             batch = np.floor(np.minimum(rho, 1.0) * s)
         else:
-            pw = erlang_c(c, lam * self.mean_service_s)
-            theta = wait_tail_rate(c, mu, lam, self.cv2)
-            w99 = kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)
-            ttft = ttft_quantile_s(np.atleast_1d(pw), np.atleast_1d(theta), self.prefill_full_s,
-                                   self.w, st.quantile)
-            slo_ok = (ttft <= st.slo_s + 1e-12) & (rho <= st.utilization_cap + 1e-12)
+            ttft = ttft_quantile_s(np.atleast_1d(q["pw"]), np.atleast_1d(q["theta"]),
+                                   self.prefill_full_s, self.w, st.quantile)
             batch = self.operating_batch(N, np.minimum(rho, 1.0) * s)
+        slo_ok = self._slo_ok(N, q)
+        w99 = q["w99"]
         power = self._power(N, batch)
-        stable = rho < 1.0
+        stable = q["rho"] < 1.0
         return {
             "instances": N,
             "utilization": rho,
@@ -250,38 +255,63 @@ class PoolModel:
             batch = self.operating_batch(N, rho * self.slots)
         return self._power(N, batch)
 
-    def operating_batch(self, N: NDArray, upper: NDArray, iterations: int = 50) -> NDArray:
-        """Largest fixed point of ``n = lam E[S(n)] / N`` at or below ``upper`` (Little's law).
+    def mean_service_at(self, batch: ArrayLike) -> NDArray[np.float64]:
+        """``E[S(n)]`` over the pool's mix at decode batch ``n`` (vectorised over ``n``).
 
-        ``g(n) = lam E[S(n)] / N`` is non-decreasing with ``g(upper) <= upper`` (``upper`` is the
-        occupancy at full-batch service times), so fixed-point steps from ``upper`` decrease
-        monotonically to the largest fixed point; a safeguarded secant step accelerates them.
+        With ``prefill_s = k max(M, C + g) + k overhead`` and ``decode_s = max(M, C) + overhead``
+        (``Profile.iter_terms``), ``E[k max(M, C + g)] = C E[k] + E[k g] + E[k (u - g)^+]``,
+        ``u = M - C``; the last term comes from cumulative sums over prompts sorted by ``g``.
+        """
+        n = np.atleast_1d(np.asarray(batch, dtype=float))
+        M, C = self.profile.iter_terms(n, self.ctx)
+        M = np.broadcast_to(M, n.shape)
+        C = np.broadcast_to(C, n.shape)
+        u = M - C
+        idx = np.searchsorted(self._g_sorted, u, side="left")  # prompts with g < u
+        hinge = u * self._wk_cum[idx] - self._wkg_cum[idx]
+        oh = self.profile.overhead_s
+        prefill = C * self._wk_total + self._wkg_total + hinge + oh * self._wk_total
+        return prefill + self.mean_output * (np.maximum(M, C) + oh)
+
+    def operating_batch(self, N: NDArray, upper: NDArray, iterations: int = 100) -> NDArray:
+        """The operating batch: the root of ``h(n) = n - lam E[S(n)] / N`` in ``[0, upper]``.
+
+        ``upper`` is the occupancy at full-batch service times, so ``h(upper) >= 0``, and
+        ``h(0) < 0``. ``E[S(n)]`` is convex piecewise linear in ``n`` for dense models, so ``h``
+        is concave and has exactly one root in the bracket; it is found by the Illinois variant
+        of regula falsi (superlinear), vectorised over instance counts.
         """
         N = np.asarray(N, dtype=float)
-        upper = np.asarray(upper, dtype=float)
+        hi = np.asarray(upper, dtype=float).copy()
         lam = self.rate_rps
-        p = self.profile
 
-        def g(n: NDArray) -> NDArray:
-            es = (self.w @ p.prefill_s(self.lin[:, None], n[None, :], self.ctx)
-                  + self.mean_output * p.decode_s(n, self.ctx))
-            return np.minimum(upper, lam * es / N)
+        def h(n: NDArray) -> NDArray:
+            return n - lam * self.mean_service_at(n) / N
 
-        x0 = upper.copy()
-        g0 = g(x0)
-        x1 = g0
+        lo = np.zeros_like(hi)
+        f_lo, f_hi = h(lo), h(hi)
+        done = f_hi <= 1e-12 * np.maximum(hi, 1.0)  # full occupancy (or no room to move)
+        side = np.zeros(hi.shape, dtype=int)
+        x = hi.copy()
         for _ in range(iterations):
-            g1 = g(x1)
-            if np.max(np.abs(g1 - x1)) <= 1e-9 * max(1.0, float(np.max(x1))):
-                return g1
-            # secant on h(n) = n - g(n), kept inside [g(x1), x1] (the monotone bracket)
-            h0, h1 = x0 - g0, x1 - g1
+            if done.all():
+                break
             with np.errstate(divide="ignore", invalid="ignore"):
-                xs = x1 - h1 * (x1 - x0) / (h1 - h0)
-            ok = np.isfinite(xs) & (xs <= x1) & (xs >= g1)
-            x0, g0 = x1, g1
-            x1 = np.where(ok, xs, g1)
-        return g(x1)
+                x = np.where(done, x, (lo * f_hi - hi * f_lo) / (f_hi - f_lo))
+            x = np.where(np.isfinite(x), x, 0.5 * (lo + hi))
+            fx = h(x)
+            right = fx >= 0
+            # Illinois: halve the stale end's value when the same end moves twice
+            f_lo = np.where(right & (side == 1), 0.5 * f_lo, f_lo)
+            f_hi = np.where(~right & (side == -1), 0.5 * f_hi, f_hi)
+            hi = np.where(right, x, hi)
+            f_hi = np.where(right, fx, f_hi)
+            lo = np.where(right, lo, x)
+            f_lo = np.where(right, f_lo, fx)
+            side = np.where(right, 1, -1)
+            tol = 1e-10 * np.maximum(hi, 1.0)
+            done |= (np.abs(fx) <= tol) | ((hi - lo) <= tol)
+        return x
 
     def min_instances(self, limit: int = 1_000_000) -> int | None:
         """Smallest instance count meeting the SLO and the utilisation cap; None if none can."""
@@ -306,21 +336,32 @@ class PoolModel:
         mu_instance = self.slots / self.mean_service_s
         return max(1, math.ceil(self.rate_rps / mu_instance) + 1)
 
-    def _slo_ok(self, N: NDArray) -> NDArray:
+    def _queue(self, N: NDArray) -> dict[str, NDArray]:
+        """Queue quantities at the DESIGN rate ``peak_factor * lam`` (the mean rate for rho_mean)."""
         st = self.settings
         Nf = np.asarray(N, dtype=float)
         c = Nf * self.slots
-        lam = self.rate_rps
+        lam = self.rate_rps * st.peak_factor
         mu = 1.0 / self.mean_service_s
-        rho = lam * self.mean_service_s / c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(c > 0, lam * self.mean_service_s / np.maximum(c, 1e-300), np.inf)
+        out = {"c": c, "rho": rho, "rho_mean": rho / st.peak_factor,
+               "w99": kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)}
+        if st.accounting == "physical":
+            out["pw"] = erlang_c(c, lam * self.mean_service_s)
+            out["theta"] = wait_tail_rate(c, mu, lam, self.cv2)
+        return out
+
+    def _slo_ok(self, N: NDArray, q: dict[str, NDArray] | None = None) -> NDArray:
+        """Does each instance count meet the SLO test and the utilisation cap (at design rate)?"""
+        st = self.settings
+        q = q if q is not None else self._queue(N)
+        cap_ok = (q["rho"] <= st.utilization_cap + 1e-12) & (q["rho"] < 1)
         if st.accounting == "paper":
-            w99 = kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)
-            return ((w99 <= st.slo_s + 1e-12) & (rho <= st.utilization_cap + 1e-12)
-                    & (Nf >= self._paper_floor()))
-        pw = erlang_c(c, lam * self.mean_service_s)
-        theta = wait_tail_rate(c, mu, lam, self.cv2)
-        late = ttft_exceed_prob(pw, theta, self.prefill_full_s, self.w, st.slo_s)
-        return (late <= 1.0 - st.quantile + 1e-12) & (rho <= st.utilization_cap + 1e-12) & (rho < 1)
+            return (q["w99"] <= st.slo_s + 1e-12) & cap_ok & (
+                np.asarray(N, dtype=float) >= self._paper_floor())
+        late = ttft_exceed_prob(q["pw"], q["theta"], self.prefill_full_s, self.w, st.slo_s)
+        return (late <= 1.0 - st.quantile + 1e-12) & cap_ok
 
 
 def _weighted_quantile(values: NDArray, weights: NDArray, q: float) -> float:

@@ -4,7 +4,7 @@ Built from Python or from a TOML config (``docs/config.md``)::
 
     [workload]   name = "azure" | trace = "x.csv" | cdf = "x.json";  rate = 1000
     [model]      name = "llama-3.1-70b";  dtype = "fp16"  (or a list of allowed weight precisions)
-    [slo]        ttft_p99_ms = 500
+    [slo]        ttft_p99_ms = 500;  quantile = 0.99;  peak_factor = 1.0 | "auto"
     [fleet]      gpus = ["H100-SXM"];  tp = [8];  max_pools = 4;  max_ctx = 65536
                  utilization_cap = 0.85;  boundaries = [...];  compress_gamma = 2.0;  max_gpus = ...
                  [[fleet.pool]] ctx_lo, ctx_hi, gpu, tp, instances  (a fleet to evaluate)
@@ -228,6 +228,20 @@ def _num(section: dict[str, Any], key: str, field_name: str, kind: type = float)
     return float(v)
 
 
+def _peak_factor(slo: dict[str, Any], workload: Workload) -> float:
+    """``[slo] peak_factor``: a number >= 1, or "auto" (estimated from the workload's trace)."""
+    v = slo.get("peak_factor", 1.0)
+    if isinstance(v, str):
+        if v.lower() != "auto":
+            raise FleetoptError("slo.peak_factor", f"must be a number >= 1 or \"auto\", got {v!r}")
+        from fleetopt.burst import auto_peak_factor
+
+        return auto_peak_factor(workload)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise FleetoptError("slo.peak_factor", f"must be a number >= 1 or \"auto\", got {v!r}")
+    return float(v)
+
+
 def example_names() -> list[str]:
     d = resources.files("fleetopt.examples")
     return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".toml"))
@@ -312,6 +326,7 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         if "utilization_cap" in fleet else 0.85,
         accounting=str(acct.get("mode", "physical")),
         quantile=_num(slo, "quantile", "slo.quantile") if "quantile" in slo else 0.99,
+        peak_factor=_peak_factor(slo, workload),
     )
     physics = PhysicsParams()
     if "physics" in data:

@@ -24,7 +24,7 @@ from fleetopt.errors import FleetoptError
 from fleetopt.models import kv as kvm
 from fleetopt.models.power import PowerCurve, gpu_power_w
 from fleetopt.models.prefill import n_chunks, prefill_flops
-from fleetopt.models.roofline import decode_iteration_s
+from fleetopt.models.roofline import decode_iteration_s, streamed_weight_bytes
 
 ACCOUNTING_MODES = ("physical", "paper")
 
@@ -80,6 +80,21 @@ class Profile:
         self, prompt_tokens: ArrayLike, batch: ArrayLike, ctx_tokens: ArrayLike
     ) -> NDArray[np.float64]:
         raise NotImplementedError
+
+    def iter_terms(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+        """``(M, C)``: memory and compute time of a decode iteration, without the overhead.
+
+        Every profile satisfies ``decode_s = max(M, C) + overhead_s`` and, with
+        ``(k, g) = prefill_terms(l)``, ``prefill_s = k * (max(M, C + g) + overhead_s)``; pool
+        models use this to average prefill over a prompt mix in O(log P) per batch value.
+        """
+        raise NotImplementedError
+
+    def prefill_terms(self, prompt_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+        """``(k, g)``: chunks per prompt and the extra compute time each chunk adds."""
+        raise NotImplementedError
+
+    overhead_s: float = 0.0
 
     def gpus_counted(self, accounting: str) -> int:
         """GPUs whose watts and price count per instance: all of them, or one in ``paper`` mode."""
@@ -196,6 +211,29 @@ class ComputedProfile(Profile):
     def decode_s(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> NDArray[np.float64]:
         return self._iter(batch, ctx_tokens)
 
+    @property
+    def overhead_s(self) -> float:  # type: ignore[override]
+        return self.params.overhead_s
+
+    def iter_terms(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+        m, p = self.model, self.params
+        n = np.asarray(batch, dtype=float)
+        ctx = np.asarray(ctx_tokens, dtype=float)
+        w = streamed_weight_bytes(np.maximum(n, 1.0), dense_bytes=self.dense_bytes,
+                                  expert_bytes=self.expert_bytes, experts=m.experts,
+                                  top_k=m.experts_per_token)
+        t_mem = (w + n * ctx * self.kv_bytes_per_token) / (self.bandwidth * p.mem_efficiency)
+        t_cmp = n * (self.flops_per_token_base + self.attn_flops_per_ctx_token * ctx) / (
+            self.peak_flops * p.compute_efficiency)
+        return t_mem, t_cmp
+
+    def prefill_terms(self, prompt_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+        p = self.params
+        k = n_chunks(prompt_tokens, p.chunk_tokens)
+        f = prefill_flops(prompt_tokens, flops_per_token_base=self.flops_per_token_base,
+                          attn_flops_per_ctx_token=self.attn_flops_per_ctx_token)
+        return k, f / k / (self.peak_flops * p.prefill_efficiency)
+
     def prefill_s(
         self, prompt_tokens: ArrayLike, batch: ArrayLike, ctx_tokens: ArrayLike
     ) -> NDArray[np.float64]:
@@ -288,6 +326,14 @@ class CalibratedProfile(Profile):
     ) -> NDArray[np.float64]:
         k = n_chunks(prompt_tokens, self.spec.chunk_tokens)
         return k * self.decode_s(np.maximum(np.asarray(batch, dtype=float), 1.0), ctx_tokens)
+
+    def iter_terms(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+        t = self.decode_s(np.maximum(np.asarray(batch, dtype=float), 1.0), ctx_tokens)
+        return t, t
+
+    def prefill_terms(self, prompt_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+        k = n_chunks(prompt_tokens, self.spec.chunk_tokens)
+        return k, np.zeros_like(k)
 
 
 def builtin_calibrated() -> list[CalibratedSpec]:

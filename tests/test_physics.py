@@ -16,7 +16,7 @@ from fleetopt.models.queueing import (
     ttft_quantile_s,
 )
 from fleetopt.models.roofline import expected_expert_fraction
-from fleetopt.profiles import Deployment, PhysicsParams, resolve
+from fleetopt.profiles import Deployment, resolve
 
 
 def test_kv_bytes_gqa_sharded_and_replicated():

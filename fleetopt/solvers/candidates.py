@@ -25,6 +25,7 @@ are candidates dominated by another of the same GPU type and range (``prune_domi
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -146,24 +147,65 @@ def build_candidates(
     headroom: float = 0.5,
     max_extra: int = 32,
     prune: bool = True,
+    workers: int | None = None,
 ) -> CandidateSet:
     """Generate, size and prune the candidate pools of ``problem``.
 
     ``compress`` allows compress bands (windows ``b_m < b_k`` with ``b_k <= gamma b_m``, gamma =
-    ``problem.compress_gamma`` or 2). ``segments`` and ``headroom`` set the power breakpoints.
+    ``problem.compress_gamma`` or 2). ``segments``, ``headroom`` and ``max_extra`` set the power
+    breakpoints. ``workers`` processes share the deployments (default: all cores for large
+    problems, else 1); the result does not depend on it.
     """
     t0 = time.perf_counter()
     b = [0, *problem.candidate_boundaries(), problem.max_ctx]
+    deployments = problem.deployments()
+    if workers is None:
+        work = len(b) ** 2 * len(deployments)
+        workers = min(os.cpu_count() or 1, len(deployments)) if work >= 20_000 else 1
+    stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
+             "dominated": 0}
+    cands: list[Candidate] = []
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = [deployments[i::workers] for i in range(workers)]
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+            futs = [ex.submit(_candidates_for, problem, b, ch, compress, segments, headroom,
+                              max_extra) for ch in chunks]
+            parts = [f.result() for f in futs]
+        for part_c, part_s in parts:
+            cands.extend(part_c)
+            for key, v in part_s.items():
+                stats[key] += v
+    else:
+        cands, part_s = _candidates_for(problem, b, deployments, compress, segments, headroom,
+                                        max_extra)
+        stats.update(part_s)
+    order = {d: i for i, d in enumerate(deployments)}
+    cands.sort(key=lambda c: (c.k, order[c.deployment], -c.window, c.i))  # worker-independent
+    stats["kept"] = len(cands)
+    if prune:
+        cands = prune_dominated(cands, problem)
+        stats["dominated"] = stats["kept"] - len(cands)
+        stats["kept"] = len(cands)
+    return CandidateSet(b, cands, time.perf_counter() - t0, stats)
+
+
+def _candidates_for(
+    problem: Problem, b: list[int], deployments: list[Deployment], compress: bool,
+    segments: int, headroom: float, max_extra: int,
+) -> tuple[list[Candidate], dict[str, int]]:
+    """Size every candidate of the given deployments (one worker's share)."""
     K = len(b) - 1
     gamma = (problem.compress_gamma or 2.0) if compress else 1.0
     st = problem.settings
     wl = problem.workload
     tot = wl.total_tokens
-    # traffic share per elementary interval: skip ranges with none
-    stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
-             "dominated": 0}
+    stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0}
     cands: list[Candidate] = []
-    profiles = [(d, problem.profile(d)) for d in problem.deployments()]
+    profiles = [(d, problem.profile(d)) for d in deployments]
     for k in range(1, K + 1):
         windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
                             if gamma > 1 else [])
@@ -198,12 +240,7 @@ def build_candidates(
                         n_points=tuple(pts), power_exact_w=tuple(float(x) for x in exact),
                         segs=under_segments(pts, exact),
                     ))
-    stats["kept"] = len(cands)
-    if prune:
-        cands = prune_dominated(cands, problem)
-        stats["dominated"] = stats["kept"] - len(cands)
-        stats["kept"] = len(cands)
-    return CandidateSet(b, cands, time.perf_counter() - t0, stats)
+    return cands, stats
 
 
 def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]:

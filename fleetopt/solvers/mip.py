@@ -25,7 +25,7 @@ from fleetopt.solvers.candidates import CandidateSet, build_candidates
 from fleetopt.solvers.mipdata import MipData, build_mip_data
 from fleetopt.solvers.solution import Solution
 
-__all__ = ["Solution", "build_pyomo_model", "explain_infeasible", "solve"]
+__all__ = ["HighsModel", "Solution", "build_pyomo_model", "explain_infeasible", "plan_solution", "solve"]
 
 BACKENDS = ("auto", "highspy", "pyomo")
 
@@ -46,70 +46,97 @@ class _Run:
 # highspy backend
 
 
+class HighsModel:
+    """The MIP arrays loaded into HiGHS once; row bounds and costs can change between solves.
+
+    This is the direct path (no Pyomo): studies that re-solve one model for many budgets change
+    the ``budget`` row's bound and call :meth:`run` again (HiGHS keeps the model).
+    """
+
+    def __init__(self, data: MipData, c: np.ndarray,
+                 extra: list[tuple[np.ndarray, float, float]] | None = None,
+                 mip_gap: float = 1e-4, threads: int | None = None) -> None:
+        import highspy
+
+        t0 = time.perf_counter()
+        self.data = data
+        A = data.A
+        rlo, rhi = data.row_lo, data.row_hi
+        if extra:
+            A = sparse.vstack([A] + [sparse.csr_matrix(e[0][None, :]) for e in extra]).tocsr()
+            rlo = np.concatenate([rlo, [e[1] for e in extra]])
+            rhi = np.concatenate([rhi, [e[2] for e in extra]])
+        Acsc = A.tocsc()
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("random_seed", 0)
+        h.setOptionValue("mip_rel_gap", float(mip_gap))
+        if threads is not None:
+            h.setOptionValue("threads", int(threads))
+        inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        lp.num_col_ = data.ncol
+        lp.num_row_ = A.shape[0]
+        lp.col_cost_ = np.asarray(c, dtype=float)
+        lp.col_lower_ = data.col_lo.astype(float)
+        lp.col_upper_ = data.col_hi.astype(float)
+        lp.row_lower_ = np.where(np.isinf(rlo), -inf, rlo).astype(float)
+        lp.row_upper_ = np.where(np.isinf(rhi), inf, rhi).astype(float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = Acsc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = Acsc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = Acsc.data.astype(float)
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * data.ncol
+        h.passModel(lp)
+        self.h = h
+        self.translate_s = time.perf_counter() - t0
+
+    def set_row_upper(self, row: int, upper: float) -> None:
+        """Change one row's upper bound (e.g. the budget) for the next :meth:`run`."""
+        import highspy
+
+        lo = self.h.getLp().row_lower_[row]
+        self.h.changeRowBounds(row, lo, highspy.kHighsInf if not np.isfinite(upper) else upper)
+
+    def run(self, time_limit: float | None = None, warm: np.ndarray | None = None) -> _Run:
+        import highspy
+
+        h = self.h
+        h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else highspy.kHighsInf)
+        if warm is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(np.asarray(warm, dtype=float))
+            sol.value_valid = True
+            h.setSolution(sol)
+        t1 = time.perf_counter()
+        h.run()
+        t2 = time.perf_counter()
+        ms = h.getModelStatus()
+        info = h.getInfo()
+        has_x = info.primal_solution_status == 2
+        x = np.asarray(h.getSolution().col_value) if has_x else None
+        S = highspy.HighsModelStatus
+        if ms == S.kOptimal:
+            status = "optimal"
+        elif ms in (S.kInfeasible, S.kUnboundedOrInfeasible):
+            status = "infeasible"
+        elif ms == S.kTimeLimit:
+            status = "time_limit"
+        else:
+            status = "feasible" if has_x else "error"
+        obj = float(info.objective_function_value) if has_x else None
+        bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+        gap = None
+        if obj is not None and bound is not None:
+            gap = abs(obj - bound) / max(abs(obj), 1e-10)
+        return _Run(status, x, obj, bound, gap, self.translate_s, t2 - t1, h.modelStatusToString(ms))
+
+
 def _solve_highspy(
     data: MipData, c: np.ndarray, extra: list[tuple[np.ndarray, float, float]],
     time_limit: float | None, mip_gap: float, threads: int | None, warm: np.ndarray | None,
 ) -> _Run:
-    import highspy
-
-    t0 = time.perf_counter()
-    A = data.A
-    rlo, rhi = data.row_lo, data.row_hi
-    if extra:
-        A = sparse.vstack([A] + [sparse.csr_matrix(e[0][None, :]) for e in extra]).tocsr()
-        rlo = np.concatenate([rlo, [e[1] for e in extra]])
-        rhi = np.concatenate([rhi, [e[2] for e in extra]])
-    Acsc = A.tocsc()
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("random_seed", 0)
-    h.setOptionValue("mip_rel_gap", float(mip_gap))
-    if time_limit is not None:
-        h.setOptionValue("time_limit", float(time_limit))
-    if threads is not None:
-        h.setOptionValue("threads", int(threads))
-    inf = highspy.kHighsInf
-    lp = highspy.HighsLp()
-    lp.num_col_ = data.ncol
-    lp.num_row_ = A.shape[0]
-    lp.col_cost_ = np.asarray(c, dtype=float)
-    lp.col_lower_ = data.col_lo.astype(float)
-    lp.col_upper_ = data.col_hi.astype(float)
-    lp.row_lower_ = np.where(np.isinf(rlo), -inf, rlo).astype(float)
-    lp.row_upper_ = np.where(np.isinf(rhi), inf, rhi).astype(float)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = Acsc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = Acsc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = Acsc.data.astype(float)
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * data.ncol
-    h.passModel(lp)
-    if warm is not None:
-        sol = highspy.HighsSolution()
-        sol.col_value = list(np.asarray(warm, dtype=float))
-        sol.value_valid = True
-        h.setSolution(sol)
-    t1 = time.perf_counter()
-    h.run()
-    t2 = time.perf_counter()
-    ms = h.getModelStatus()
-    info = h.getInfo()
-    has_x = info.primal_solution_status == 2
-    x = np.asarray(h.getSolution().col_value) if has_x else None
-    S = highspy.HighsModelStatus
-    if ms == S.kOptimal:
-        status = "optimal"
-    elif ms in (S.kInfeasible,):
-        status = "infeasible"
-    elif ms == S.kTimeLimit:
-        status = "time_limit"
-    elif ms == S.kUnboundedOrInfeasible:
-        status = "infeasible"
-    else:
-        status = "feasible" if has_x else "error"
-    obj = float(info.objective_function_value) if has_x else None
-    bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    gap = float(info.mip_gap) if has_x and np.isfinite(info.mip_gap) else None
-    return _Run(status, x, obj, bound, gap, t1 - t0, t2 - t1, h.modelStatusToString(ms))
+    return HighsModel(data, c, extra, mip_gap, threads).run(time_limit, warm)
 
 
 # ------------------------------------------------------------------------------------------
@@ -392,17 +419,23 @@ def solve(
                 obj_name, r = "power_w", _Run(r2.status, r2.x, r.objective, r.bound, r.gap,
                                               r2.translate_s, r2.solve_s, r2.message)
     timing = {"build_s": build_s, "translate_s": r.translate_s, "solve_s": r.solve_s}
+    if r.x is None and r.status == "time_limit":
+        r.message = (f"time limit of {time_limit:g} s reached before any feasible plan was found; "
+                     "raise the time limit")
+    if r.x is None and (r.status == "infeasible" or not cset.candidates) and explain:
+        r.status = "infeasible"
+        r.message = explain_infeasible(problem, compress=compress, candidates=cset)
+    sol = plan_solution(problem, data, r, approach, obj_name, timing, details)
+    sol.timing["total_s"] = time.perf_counter() - t_start
+    return sol
+
+
+def plan_solution(problem: Problem, data: MipData, r: _Run, approach: str, obj_name: str,
+                  timing: dict[str, float], details: dict[str, Any]) -> Solution:
+    """Turn a solver run into a :class:`Solution`: extract the plan and evaluate it exactly."""
     if r.x is None:
-        status = "infeasible" if r.status in ("infeasible",) or not cset.candidates else r.status
-        msg = r.message
-        if status == "time_limit":
-            msg = (f"time limit of {time_limit:g} s reached before any feasible plan was found; "
-                   "raise the time limit")
-        if status == "infeasible" and explain:
-            msg = explain_infeasible(problem, compress=compress, candidates=cset)
-        timing["total_s"] = time.perf_counter() - t_start
-        return Solution(status, approach, obj_name, None, r.bound, None, None, None, timing, msg,
-                        details)
+        return Solution(r.status, approach, obj_name, None, r.bound, None, None, None, timing,
+                        r.message, details)
     fleet, model_power, model_cost = _plan_from_x(problem, data, r.x)
     result = evaluate(fleet, problem.workload, problem.settings, model=problem.model,
                       catalog=problem.catalog, physics=problem.physics)
@@ -411,11 +444,9 @@ def solve(
     status = r.status
     if not result.feasible:  # cannot happen by construction; never report it as a plan
         status = "error"
-    details["model_power_w"] = model_power
-    details["model_cost_per_hr"] = model_cost
-    timing["total_s"] = time.perf_counter() - t_start
-    return Solution(status, approach, obj_name, model_obj if obj_name == "power_w" else r.objective,
-                    r.bound, r.gap, result, exact - model_obj, timing, r.message, details)
+    details = {**details, "model_power_w": model_power, "model_cost_per_hr": model_cost}
+    return Solution(status, approach, obj_name, model_obj, r.bound, r.gap, result,
+                    exact - model_obj, timing, r.message, details)
 
 
 # ------------------------------------------------------------------------------------------

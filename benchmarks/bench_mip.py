@@ -1,0 +1,127 @@
+"""Solve time of the fleet MIP against problem size, with build / translation / solve split.
+
+Run as a benchmark (pytest-benchmark):   pytest benchmarks/bench_mip.py --benchmark-only
+Print the README table:                  python benchmarks/bench_mip.py [--quick]
+
+The instance: Llama-3.1-70B serving the Azure 2023 conversation trace at 1,000 req/s, P99 TTFT
+500 ms, with the given number of candidate boundaries (spread over the length distribution),
+GPU types, TP set and pool limit; "limits" adds a budget (90 % of the unconstrained optimum's
+$/hr) and an inventory (half of the unconstrained plan's GPUs of its main type).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import pytest
+
+from fleetopt.poolmodel import Settings
+from fleetopt.problem import Problem
+from fleetopt.solvers.candidates import build_candidates
+from fleetopt.solvers.enumerate import enumerate_optimum
+from fleetopt.solvers.mip import solve
+from fleetopt.workload import builtin
+
+GPUS = ["H100-SXM", "H200-SXM", "B200", "GB200", "A100-SXM", "L40S", "MI300X"]
+
+
+def boundaries(n: int, max_ctx: int = 16384) -> tuple[int, ...]:
+    """``n`` distinct boundaries, log-spaced between 256 tokens and max_ctx, rounded to 64."""
+    pts = np.unique(np.round(np.geomspace(256, max_ctx * 0.95, n) / 64) * 64).astype(int)
+    k = 1
+    while len(pts) < n:  # fill rounding collisions
+        pts = np.unique(np.concatenate([pts, [256 + 64 * k]]))
+        k += 1
+    return tuple(int(x) for x in pts[:n])
+
+
+def problem(n_bounds: int, n_gpus: int, tps: tuple[int, ...], max_pools: int,
+            limits: bool = False) -> Problem:
+    p = Problem(workload=builtin("azure-conv-2023", 1000), model="llama-3.1-70b",
+                gpus=tuple(GPUS[:n_gpus]), tp=tps, max_pools=max_pools, max_ctx=16384,
+                boundaries=boundaries(n_bounds), settings=Settings(500))
+    if limits:
+        free = solve(p, warm_start=False)
+        g = free.result.pools[0].gpu
+        used = sum(pr.gpus for pr in free.result.pools if pr.gpu == g)
+        p = p.with_(budget_per_hr=0.9 * free.totals["cost_per_hr"],
+                    inventory=((g, max(1, used // 2)),))
+    return p
+
+
+def run(p: Problem, backend: str = "highspy") -> dict[str, float]:
+    t0 = time.perf_counter()
+    s = solve(p, backend=backend, warm_start=False)
+    wall = time.perf_counter() - t0
+    return {"status": s.status, "gap": s.gap, "candidates": s.details["candidates"],
+            "columns": s.details["columns"], "candidates_s": s.details["candidate_build_s"],
+            "build_s": s.timing["build_s"], "translate_s": s.timing["translate_s"],
+            "solve_s": s.timing["solve_s"], "total_s": wall}
+
+
+CASES = [
+    # (boundaries, gpu types, TP set, max_pools, limits)
+    (8, 1, (8,), 4, False),
+    (16, 1, (8,), 4, False),
+    (32, 1, (8,), 4, False),
+    (48, 1, (8,), 4, False),
+    (32, 3, (8,), 4, False),
+    (32, 7, (8,), 4, False),
+    (32, 7, (4, 8), 4, False),
+    (32, 7, (1, 2, 4, 8), 2, True),
+    (32, 7, (1, 2, 4, 8), 4, True),
+    (32, 7, (1, 2, 4, 8), 6, True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"b{c[0]}-g{c[1]}-tp{len(c[2])}-p{c[3]}{'-lim' if c[4] else ''}")
+def test_bench_mip(benchmark, case):
+    p = problem(*case)
+    out = benchmark.pedantic(run, args=(p,), rounds=1, iterations=1)
+    benchmark.extra_info.update(out)
+    assert out["status"] == "optimal"
+
+
+def enumerator_speedup(n_bounds: int = 16) -> dict[str, float]:
+    """MIP vs exhaustive enumeration on the same 16-boundary, 1-GPU, 4-pool instance."""
+    p = problem(n_bounds, 1, (8,), 4)
+    cset = build_candidates(p, prune=False)
+    t0 = time.perf_counter()
+    e = enumerate_optimum(p, candidates=cset, max_plans=10**9)
+    t_enum = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    m = solve(p, candidates=cset, warm_start=False, mip_gap=1e-9)
+    t_mip = time.perf_counter() - t0
+    assert math.isclose(m.objective, e.objective, rel_tol=1e-7)
+    return {"enumeration_s": t_enum, "mip_s": t_mip, "plans": e.details["plans"],
+            "speedup": t_enum / t_mip}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="skip the largest cases")
+    ap.add_argument("--pyomo", action="store_true", help="also time the Pyomo backend")
+    a = ap.parse_args()
+    print("| boundaries | GPU types | TP | max pools | limits | candidates | columns | "
+          "candidates (s) | model build (s) | translate (s) | solve (s) | total (s) | status |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for case in CASES[:6] if a.quick else CASES:
+        p = problem(*case)
+        backends = ["highspy", "pyomo"] if a.pyomo else ["highspy"]
+        for be in backends:
+            r = run(p, be)
+            print(f"| {case[0]} | {case[1]} | {','.join(map(str, case[2]))} | {case[3]} | "
+                  f"{'yes' if case[4] else 'no'} | {r['candidates']} | {r['columns']} | "
+                  f"{r['candidates_s']:.2f} | {r['build_s'] - r['candidates_s']:.3f} | "
+                  f"{r['translate_s']:.3f} | {r['solve_s']:.3f} | {r['total_s']:.2f} | "
+                  f"{r['status']}{' (pyomo)' if be == 'pyomo' else ''} |")
+    sp = enumerator_speedup()
+    print(f"\nenumeration vs MIP at 16 boundaries: {sp['plans']} plans, enumeration "
+          f"{sp['enumeration_s']:.2f} s, MIP {sp['mip_s']:.3f} s, speedup {sp['speedup']:.0f}x")
+
+
+if __name__ == "__main__":
+    main()
