@@ -1,0 +1,153 @@
+"""The command line: outputs, round trips, and bad input (exit 2, one line, nothing written)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fleetopt.cli import main
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_catalog_lists_everything(capsys):
+    code, out, _ = run(capsys, "catalog", "--format", "json")
+    d = json.loads(out)
+    assert code == 0
+    assert {g["name"] for g in d["gpus"]} == {"H100-SXM", "H200-SXM", "B200", "GB200", "A100-SXM",
+                                              "L40S", "MI300X"}
+    assert {m["name"] for m in d["models"]} == {
+        "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-235b-a22b", "qwen3-30b-a3b",
+        "mixtral-8x7b", "deepseek-v3"}
+    assert "1w-law-h100" in {p["name"] for p in d["profiles"]}
+    assert {"azure-conv-2023", "azure-code-2023", "mooncake-conversation", "azure", "lmsys",
+            "agent-heavy"} <= {w["name"] for w in d["workloads"]}
+    code, out, _ = run(capsys, "catalog")
+    assert code == 0 and "GPUs" in out and "Example configs" in out
+
+
+def test_evaluate_json_shape(capsys):
+    code, out, _ = run(capsys, "evaluate", "azure-h100", "--format", "json")
+    d = json.loads(out)
+    assert code == 0
+    assert set(d["totals"]) >= {"instances", "gpus", "power_w", "cost_per_hr", "output_tok_per_s",
+                                "tok_per_w"}
+    assert set(d["pools"][0]) >= {"ctx_lo", "ctx_hi", "gpu", "tp", "dtype", "instances", "gpus",
+                                  "arrival_rate", "utilization", "p99_ttft_ms", "power_w"}
+
+
+def test_solve_then_evaluate_the_plan(capsys, tmp_path):
+    plan = tmp_path / "plan.json"
+    code, out, _ = run(capsys, "solve", "paper-azure", "--format", "json", "--out", str(plan))
+    d = json.loads(out)
+    assert code == 0 and d["status"] == "optimal"
+    assert set(d) >= {"status", "objective", "linearization_error", "totals", "pools", "timing"}
+    assert set(d["timing"]) >= {"build_s", "translate_s", "solve_s", "total_s"}
+    assert json.loads(plan.read_text())["pools"] == d["pools"]
+    code, out, _ = run(capsys, "evaluate", "paper-azure", "--fleet", str(plan), "--format", "json")
+    e = json.loads(out)
+    assert code == 0
+    assert e["totals"]["power_w"] == pytest.approx(d["totals"]["power_w"])
+
+
+def test_solve_table_output(capsys):
+    code, out, _ = run(capsys, "solve", "azure-h100")
+    assert code == 0
+    assert "status: optimal" in out and "linearisation error" in out and "fleet:" in out
+
+
+def _cfg(tmp_path, body: str, name="c.toml"):
+    p = tmp_path / name
+    p.write_text(body)
+    return str(p)
+
+
+BASE = """
+[workload]
+name = "azure"
+rate = {rate}
+[model]
+name = "{model}"
+[slo]
+ttft_p99_ms = {slo}
+[fleet]
+gpus = ["{gpu}"]
+tp = [{tp}]
+max_ctx = {max_ctx}
+"""
+
+
+def base(**kw):
+    d = dict(rate=100, model="llama-3.1-70b", slo=500, gpu="H100-SXM", tp=8, max_ctx=65536)
+    d.update(kw)
+    return BASE.format(**d)
+
+
+BAD = [
+    ("unknown gpu", base(gpu="H100-SMX"), "fleet.gpus", "Did you mean 'H100-SXM'"),
+    ("unknown model", base(model="llama-3-70b"), "model.name", "unknown model"),
+    ("zero rate", base(rate=0), "workload.rate", "> 0"),
+    ("negative slo", base(slo=-5), "slo.ttft_p99_ms", "> 0"),
+    ("does not fit", base(gpu="L40S", tp=1), "fleet.gpus", "needs"),
+    ("beyond max context", base(model="mixtral-8x7b", max_ctx=65536), "fleet.max_ctx", "maximum context"),
+    ("malformed toml", "[workload\nname=", "CONFIG", "not valid TOML"),
+    ("unknown section", base() + "\n[fleeet]\nx=1\n", "CONFIG", "unknown sections"),
+    ("bad objective", base() + "\n[objective]\nminimize = 'speed'\n", "objective.minimize", "power"),
+    ("bad tp", base(tp=3), "fleet.tp", "TP"),
+]
+
+
+@pytest.mark.parametrize("label, body, field, hint", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_exit_2(capsys, tmp_path, label, body, field, hint):
+    out_file = tmp_path / "plan.json"
+    code, out, err = run(capsys, "solve", _cfg(tmp_path, body), "--out", str(out_file))
+    assert code == 2
+    assert err.startswith("fleetopt: error: ") and err.count("\n") == 1
+    assert field in err and hint in err
+    assert "Traceback" not in err
+    assert not out_file.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("knots, hint", [
+    ([[100, 0.5], [200, 0.4], [300, 1.0]], "not monotone"),
+    ([[100, 0.5], [200, 0.9]], "must end at 1"),
+])
+def test_bad_cdf_file(capsys, tmp_path, knots, hint):
+    (tmp_path / "c.json").write_text(json.dumps(knots))
+    body = '[workload]\ncdf = "c.json"\nrate = 10\n'
+    code, _, err = run(capsys, "evaluate", _cfg(tmp_path, body))
+    assert code == 2 and "workload.cdf" in err and hint in err
+
+
+def test_bad_fleet_file_and_out_folder(capsys, tmp_path):
+    code, _, err = run(capsys, "evaluate", "azure-h100", "--fleet", str(tmp_path / "nope.json"))
+    assert code == 2 and "--fleet" in err and "not found" in err
+    bad = tmp_path / "f.json"
+    bad.write_text(json.dumps([{"ctx_lo": 0, "ctx_hi": 4096, "gpu": "H100-SXM", "tp": 8}]))
+    code, _, err = run(capsys, "evaluate", "azure-h100", "--fleet", str(bad))
+    assert code == 2 and "instances" in err
+    code, _, err = run(capsys, "solve", "paper-azure", "--out", str(tmp_path / "no" / "p.json"))
+    assert code == 2 and "does not exist" in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    p = _cfg(tmp_path, base(rate=-1))
+    r = subprocess.run([sys.executable, "-m", "fleetopt.cli", "evaluate", p],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "workload.rate" in r.stderr
+
+
+def test_relative_paths_resolve_against_config_folder(capsys, tmp_path):
+    sub = tmp_path / "cfg"
+    sub.mkdir()
+    (sub / "lengths.json").write_text(json.dumps([[1024, 0.7], [4096, 1.0]]))
+    p = _cfg(sub, '[workload]\ncdf = "lengths.json"\nrate = 50\n[fleet]\nmax_ctx = 4096\n')
+    code, out, _ = run(capsys, "evaluate", p, "--format", "json")
+    assert code == 0 and json.loads(out)["totals"]["instances"] >= 1
