@@ -210,49 +210,173 @@ def _md(df: pd.DataFrame, cols: dict[str, str], fmt: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+SOLVERS = ("mip", "homogeneous", "pool-routing", "two-pool")
+TRACE = "azure-conv-2023"
+TRACE_REQUESTS = 19366 * 5  # the trace has 19,366 requests: replay it 5 times back to back
+
+
+def _solver(name: str) -> Any:
+    from fleetopt.solvers import baselines
+    from fleetopt.solvers.mip import solve
+
+    return {"mip": solve, "homogeneous": baselines.homogeneous,
+            "pool-routing": baselines.pool_routing, "two-pool": baselines.two_pool}[name]
+
+
+def _pools_str(fleet: Fleet) -> str:
+    return " + ".join(f"{p.instances}x{p.gpu} TP{p.tp} {p.dtype} ({p.ctx_lo},{p.ctx_hi}]"
+                      for p in fleet.pools)
+
+
+def plan_row(problem: Problem, fleet: Fleet, case: str, solver: str, k: float, arrivals: str,
+             requests: int, seed: int = 0) -> dict[str, Any]:
+    """Simulate one plan (Poisson or replay of :data:`TRACE`); the worst pool decides."""
+    res = simulate_problem(problem, fleet, requests=requests, seed=seed,
+                           replay=TRACE if arrivals == "replay" else None)
+    live = [p for p in res.pools if p.stats.requests > 0]
+    worst = max(live, key=lambda p: p.stats.p99_ttft_ms)
+    pred = max(p.predicted_p99_ttft_ms for p in live)
+    sim_w = sum(p.stats.power_w for p in res.pools)
+    pred_w = sum(p.predicted_power_w for p in res.pools)
+    sim_tok = sum(p.stats.output_tok_per_s for p in res.pools)
+    pred_tok = sum(p.predicted_output_tok_per_s for p in res.pools)
+    slo = problem.settings.ttft_p99_ms
+    return {
+        "case": case, "workload": problem.workload.name, "rate_rps": problem.workload.rate_rps,
+        "solver": solver, "k": k, "arrivals": arrivals, "plan": _pools_str(fleet),
+        "instances": sum(p.instances for p in fleet.pools),
+        "sim_p99_ms": worst.stats.p99_ttft_ms, "worst_pool": f"({worst.ctx_lo}, {worst.ctx_hi}]",
+        "pred_p99_ms": pred, "p99_ratio": worst.stats.p99_ttft_ms / pred if pred else math.nan,
+        "slo_ms": slo, "meets_slo": bool(worst.stats.p99_ttft_ms <= slo),
+        "sim_power_w": sim_w, "pred_power_w": pred_w, "power_ratio": sim_w / pred_w,
+        "sim_tok_s": sim_tok, "pred_tok_s": pred_tok,
+        "tok_ratio": sim_tok / pred_tok if pred_tok else math.nan,
+        "accounting": problem.settings.accounting,
+    }
+
+
+def correction_study(requests: int = 100_000, trace_requests: int = TRACE_REQUESTS,
+                     solvers: tuple[str, ...] = SOLVERS) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Plans of every solver, without (k = 1) and with ``auto_peak_factor``, simulated.
+
+    For each shipped example: its own workload (Poisson arrivals; a CDF workload has no
+    timestamps, so ``auto`` is 1 and only k = 1 is planned), and the Azure 2023 conversation
+    workload at the example's rate and hardware, planned at k = 1 and k = auto, simulated with
+    Poisson arrivals and with the trace's own timestamps (rescaled to the rate).
+    """
+    from fleetopt.burst import auto_peak_factor
+    from fleetopt.errors import FleetoptError
+
+    rows: list[dict[str, Any]] = []
+    plans: dict[str, Any] = {}
+    for ex in example_names():
+        try:
+            prob = load_config(ex)
+        except FleetoptError:  # not a planning config (e.g. a sweep file)
+            continue
+        variants = [(prob, ("poisson",))] if prob.workload.name != TRACE else []
+        conv = prob if prob.workload.name == TRACE else prob.with_(
+            workload=builtin(TRACE, prob.workload.rate_rps))
+        variants.append((conv, ("poisson", "replay")))
+        for base, modes in variants:
+            k_auto = auto_peak_factor(base.workload)
+            for k in dict.fromkeys((1.0, k_auto)):
+                pk = base.with_(settings=replace(base.settings, peak_factor=k))
+                for sv in solvers:
+                    sol = _solver(sv)(pk)
+                    plans[f"{ex}/{base.workload.name}/{sv}/{k:.2f}"] = (pk, sol)
+                    if not sol.feasible:
+                        rows.append({"case": ex, "workload": base.workload.name, "solver": sv,
+                                     "k": k, "arrivals": "-", "plan": f"({sol.status})",
+                                     "meets_slo": None})
+                        continue
+                    for mode in modes:
+                        rows.append(plan_row(pk, sol.fleet, ex, sv, k, mode,
+                                             requests if mode == "poisson" else trace_requests))
+    return pd.DataFrame(rows), plans
+
+
 def run_study(out: Path | None, seeds: tuple[int, ...] = (0, 1, 2), requests: int = 100_000,
               quick: bool = False) -> dict[str, Any]:
+    """The per-pool validation (two-pool fleets sized by the evaluator, k = 1) and the
+    correction study (:func:`correction_study`); figures into ``out``."""
     if quick:
         seeds, requests = (0,), 20_000
     rows: list[dict[str, Any]] = []
     fleets: dict[str, tuple[Problem, Fleet]] = {}
-    trace_reps = 5  # the trace has 19,366 requests: replay it 5 times back to back
     for ex in example_names():
-        prob = load_config(ex)
+        try:
+            prob = load_config(ex)
+        except Exception:  # not a planning config (e.g. a sweep file)
+            continue
         fl = size_two_pools(prob)
         fleets[ex] = (prob, fl)
         rows += compare_case(prob, fl, f"{ex} / {prob.workload.name} / poisson", seeds, requests)
-        conv = prob if prob.workload.name == "azure-conv-2023" else prob.with_(
-            workload=builtin("azure-conv-2023", prob.workload.rate_rps))
+        conv = prob if prob.workload.name == TRACE else prob.with_(
+            workload=builtin(TRACE, prob.workload.rate_rps))
         flc = fl if conv is prob else size_two_pools(conv)
         fleets[f"{ex}+conv"] = (conv, flc)
         if conv is not prob:
-            rows += compare_case(conv, flc, f"{ex} / azure-conv-2023 / poisson", seeds, requests)
-        rows += compare_case(conv, flc, f"{ex} / azure-conv-2023 / replay", (0,),
-                             19366 * (1 if quick else trace_reps), replay="azure-conv-2023")
+            rows += compare_case(conv, flc, f"{ex} / {TRACE} / poisson", seeds, requests)
+        rows += compare_case(conv, flc, f"{ex} / {TRACE} / replay", (0,),
+                             19366 * (1 if quick else 5), replay=TRACE)
     df = pd.DataFrame(rows)
-    fixes = []
-    for _, r in df[df.optimistic].iterrows():
-        ex, wl, mode = (s.strip() for s in r.case.split("/"))
-        prob, fl = fleets[ex if wl != "azure-conv-2023" or ex == "azure-mixed" else f"{ex}+conv"]
-        k = [f"({p.ctx_lo}, {p.ctx_hi}]" for p in fl.pools].index(r.pool)
-        need = None
-        if r.sim_p99_hi > r.slo_ms and not quick:
-            need = extra_instances(prob, fl, k, seeds if mode == "poisson" else (0,),
-                                   requests if mode == "poisson" else 19366 * trace_reps,
-                                   replay="azure-conv-2023" if mode == "replay" else None)
-        fixes.append({"case": r.case, "pool": r.pool, "p99_ratio": r.p99_ratio,
-                      "slo_factor": 1.0 / r.p99_ratio, "sim_p99_ms": r.sim_p99_ms,
-                      "slo_ms": r.slo_ms, "meets_slo_in_sim": bool(r.sim_p99_hi <= r.slo_ms),
-                      "cv2_model": r.get("cv2_model"), "cv2_needed": r.get("cv2_needed"),
-                      "extra_instances": need, "instances": r.instances})
+    corr, plans = correction_study(requests=requests, trace_requests=19366 * (1 if quick else 5))
     sweep = None
     if not quick:
         prob, fl = fleets["azure-h100"]
         sweep = load_sweep(prob, fl, 0, (0, 1), 60_000, down=8)
     if out is not None:
         _figures(df, fleets, sweep, Path(out), requests)
-    return {"table": df, "fixes": pd.DataFrame(fixes), "sweep": sweep, "fleets": fleets}
+        _correction_figure(corr, Path(out))
+    return {"table": df, "correction": corr, "plans": plans, "sweep": sweep, "fleets": fleets}
+
+
+def _correction_figure(corr: pd.DataFrame, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = corr[corr.arrivals.isin(["poisson", "replay"])].copy()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    ax = axes[0]
+    for (mode, corrected), g in d.groupby([d.arrivals, d.k > 1.0]):
+        mk = "o" if mode == "poisson" else "^"
+        col = "tab:green" if corrected else "tab:red"
+        ax.scatter(g.pred_p99_ms, g.sim_p99_ms, marker=mk, color=col, alpha=0.8,
+                   label=f"{mode}, {'k = auto' if corrected else 'k = 1'}")
+    lim = [max(1.0, d[["sim_p99_ms", "pred_p99_ms"]].min().min() * 0.8),
+           d[["sim_p99_ms", "pred_p99_ms"]].max().max() * 1.3]
+    ax.plot(lim, lim, "k-", lw=0.8)
+    ax.axhline(500, color="r", lw=0.8, ls="--", label="SLO 500 ms")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("analytical P99 TTFT of the worst pool (ms, at the design rate)")
+    ax.set_ylabel("simulated P99 TTFT of the worst pool (ms)")
+    ax.set_title("every solver's plan, before (k = 1) and after (k = auto)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    conv = d[(d.workload == TRACE) & (d.arrivals == "replay")]
+    labels, before, after = [], [], []
+    for (case, sv), g in conv.groupby(["case", "solver"], sort=False):
+        b, a = g[g.k == 1.0], g[g.k > 1.0]
+        if len(b) and len(a):
+            labels.append(f"{case}\n{sv}")
+            before.append(b.pred_power_w.iloc[0] / 1000)
+            after.append(a.pred_power_w.iloc[0] / 1000)
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, before, 0.4, label="k = 1", color="tab:red")
+    ax.bar(x + 0.2, after, 0.4, label="k = auto", color="tab:green")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=6, rotation=60, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("planned power (kW)")
+    ax.set_title(f"{TRACE} plans: the power cost of the correction", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "sim_correction.png", dpi=110)
+    plt.close(fig)
 
 
 def _figures(df: pd.DataFrame, fleets: dict[str, tuple[Problem, Fleet]], sweep: pd.DataFrame | None,
@@ -343,10 +467,18 @@ def main(argv: list[str] | None = None) -> None:
                "pred_power_w": ",.0f", "power_ratio": ".3f", "sim_tok_s": ",.0f",
                "tok_ratio": ".3f", "sim_batch": ".1f", "pred_batch": ".1f", "sim_wait_prob": ".3f"}))
     print()
-    if len(res["fixes"]):
-        print(_md(res["fixes"], {c: c for c in res["fixes"].columns},
-                  {"p99_ratio": ".2f", "slo_factor": ".3f", "sim_p99_ms": ".1f",
-                   "cv2_model": ".3f", "cv2_needed": ".3f"}))
+    c = res["correction"]
+    print(_md(c, {"case": "case", "workload": "workload", "solver": "solver", "k": "k",
+                  "arrivals": "arrivals", "plan": "plan", "instances": "instances",
+                  "worst_pool": "worst pool", "sim_p99_ms": "sim P99 ms",
+                  "pred_p99_ms": "pred P99 ms", "meets_slo": "meets SLO",
+                  "sim_power_w": "sim W", "pred_power_w": "pred W", "power_ratio": "W ratio",
+                  "tok_ratio": "tok ratio"},
+              {"k": ".2f", "sim_p99_ms": ".0f", "pred_p99_ms": ".0f", "sim_power_w": ",.0f",
+               "pred_power_w": ",.0f", "power_ratio": ".3f", "tok_ratio": ".3f",
+               "instances": ".0f"}))
+    ok = c[(c.k > 1.0) & c.meets_slo.notna()]
+    print(f"\ncorrected plans meeting the SLO in simulation: {int(ok.meets_slo.sum())} / {len(ok)}")
     if res["sweep"] is not None:
         print()
         print(_md(res["sweep"], {c: c for c in res["sweep"].columns},

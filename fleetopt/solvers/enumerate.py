@@ -41,6 +41,31 @@ def _paths(K: int, max_pools: int, edges: set[tuple[int, int]]) -> list[list[tup
     return out
 
 
+def count_plans(cset: CandidateSet, max_pools: int) -> int:
+    """How many plans exhaustive enumeration would try (without building them)."""
+    per_edge: dict[tuple[int, int], int] = defaultdict(int)
+    for c in cset.candidates:
+        per_edge[(c.i, c.k)] += c.n_max - c.n_min + 1
+    # paths with at most max_pools edges: DP over (node, edges used)
+    ways = {(0, 0): 1}
+    total = 0
+    for t in range(cset.K + 1):
+        for used in range(max_pools + 1):
+            w = ways.get((t, used), 0)
+            if not w:
+                continue
+            if t == cset.K:
+                total += w
+                continue
+            if used == max_pools:
+                continue
+            for k in range(t + 1, cset.K + 1):
+                n = per_edge.get((t, k), 0)
+                if n:
+                    ways[(k, used + 1)] = ways.get((k, used + 1), 0) + w * n
+    return total
+
+
 def enumerate_optimum(
     problem: Problem,
     *,
