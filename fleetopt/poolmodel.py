@@ -157,8 +157,14 @@ class PoolModel:
             S = self._service(s)
             self.prefill_full_s = np.asarray(profile.prefill_s(lin, s, self.ctx))
             self.prefill_report_s = float(w @ self.prefill_full_s)
-        # prefill averaged over the prompt mix in O(log P) per batch value (see Profile.iter_terms)
-        k, g = profile.prefill_terms(lin)
+        # prefill averaged over the prompt mix in O(log P) per batch value (see Profile.iter_terms);
+        # a custom profile without that decomposition is averaged directly
+        try:
+            k, g = profile.prefill_terms(lin)
+            self._terms = True
+        except NotImplementedError:
+            k, g = np.ones(len(lin)), np.zeros(len(lin))
+            self._terms = False
         order = np.argsort(g, kind="stable")
         self._g_sorted = np.asarray(g, dtype=float)[order]
         wk = (w * k)[order]
@@ -263,6 +269,10 @@ class PoolModel:
         ``u = M - C``; the last term comes from cumulative sums over prompts sorted by ``g``.
         """
         n = np.atleast_1d(np.asarray(batch, dtype=float))
+        if not self._terms:
+            p = self.profile
+            return (self.w @ p.prefill_s(self.lin[:, None], n[None, :], self.ctx)
+                    + self.mean_output * p.decode_s(n, self.ctx))
         M, C = self.profile.iter_terms(n, self.ctx)
         M = np.broadcast_to(M, n.shape)
         C = np.broadcast_to(C, n.shape)

@@ -260,7 +260,7 @@ def test_sweep_toml_relative_base_and_shipped_example(tmp_path: Path) -> None:
                   '[[scenario]]\nname = "b200"\ngpus = ["B200"]\n'
                   '[[scenario]]\nname = "any"\n')
     st = load_sweep(sw)
-    assert len(st) == 4 and st.base.name == "base"
+    assert len(st) == 4 and st.base.name == "mixed-small"
     assert st.scenario_frame()["scenario"].tolist()[0] == "b200 | rate_rps=100"
     ex = load_sweep("sweep-example")
     assert len(ex) == 2 * 4 * 3 * 2 and ex.base.name == "paper-azure"

@@ -315,6 +315,57 @@ def _plan_from_x(problem: Problem, data: MipData, x: np.ndarray) -> tuple[Fleet,
     return Fleet(tuple(pools)), model_power, model_cost
 
 
+def _baseline_warm_start(problem: Problem, data: MipData) -> tuple[np.ndarray | None, str | None]:
+    """The best one- or two-pool plan among the candidates, as a MIP start.
+
+    These are the homogeneous, pool-routing and (with compress bands) two-pool FleetOpt plans of
+    :mod:`fleetopt.solvers.baselines` on the candidate boundaries, each pool at its smallest
+    SLO-meeting count: read off the already sized candidates, so no physics is recomputed.
+    """
+    cands = data.cset.candidates
+    K = data.cset.K
+    objective = "cost_per_hr" if problem.objective == "cost" else "power_w"
+    inv = problem.inventory_map
+
+    def ok(plan: list[Any]) -> bool:
+        if problem.max_pools < len(plan):
+            return False
+        cost = sum(c.cost_per_hr(c.n_min) for c in plan)
+        if problem.budget_per_hr is not None and cost > problem.budget_per_hr + 1e-9:
+            return False
+        gpus = sum(c.gpus(c.n_min) for c in plan)
+        if problem.max_gpus is not None and gpus > problem.max_gpus:
+            return False
+        for g, cap in inv.items():
+            if sum(c.gpus(c.n_min) for c in plan if c.inventory_key == g) > cap:
+                return False
+        return True
+
+    index = {id(c): j for j, c in enumerate(cands)}
+    by_start: dict[int, list[Any]] = {}
+    for c in cands:
+        by_start.setdefault(c.i, []).append(c)
+    best: tuple[float, list[Any], str] | None = None
+    for c in by_start.get(0, []):
+        plans = [[c]] if c.k == K else [[c, d] for d in by_start.get(c.k, []) if d.k == K]
+        for plan in plans:
+            if not ok(plan):
+                continue
+            v = sum(c2.cost_per_hr(c2.n_min) if objective == "cost_per_hr" else
+                    c2.linearized_power_w(c2.n_min) for c2 in plan)
+            kind = "homogeneous" if len(plan) == 1 else (
+                "two-pool" if plan[0].window < plan[0].hi else "pool-routing")
+            if best is None or v < best[0]:
+                best = (v, plan, kind)
+    if best is None:
+        return None, None
+    x = np.zeros(data.ncol)
+    for c in best[1]:
+        zc, nc = data.pair[(index[id(c)], 0)]
+        x[zc], x[nc] = 1.0, float(c.n_min)
+    return x, best[2]
+
+
 def _warm_vector(data: MipData, result: FleetResult | None) -> np.ndarray | None:
     """Map a baseline plan onto the MIP's columns, or None if it is not representable."""
     if result is None or not result.feasible:
@@ -387,15 +438,9 @@ def solve(
                                "backend": "pyomo" if use_pyomo else "highspy", "solver": solver,
                                "candidate_build_s": cset.build_s}
     warm = None
-    if warm_start and not use_pyomo and not problem.settings.accounting == "never":
-        from fleetopt.solvers.baselines import best_baseline
-
-        try:
-            base = best_baseline(problem, compress=compress)
-        except FleetoptError:
-            base = None
-        warm = _warm_vector(data, base.result if base is not None else None)
-        details["warm_start"] = base.approach if warm is not None and base is not None else None
+    if warm_start and not use_pyomo and cset.candidates:
+        warm, name = _baseline_warm_start(problem, data)
+        details["warm_start"] = name
 
     def run(objective: str, cap: float | None, limit: float | None, warm_x: np.ndarray | None) -> _Run:
         if use_pyomo:

@@ -518,6 +518,8 @@ def _label(name: str | None, grid: Mapping[str, Any], si: int | None, gi: int | 
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "none"
     return f"{v:g}" if isinstance(v, float) else str(_as_label(v))
 
 
