@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 
 from fleetopt.errors import FleetoptError
-from fleetopt.evaluate import FleetResult, evaluate
+from fleetopt.evaluate import evaluate
 from fleetopt.fleet import Fleet, PoolSpec
 from fleetopt.problem import Problem
 from fleetopt.solvers.candidates import CandidateSet, build_candidates
@@ -364,29 +364,6 @@ def _baseline_warm_start(problem: Problem, data: MipData) -> tuple[np.ndarray | 
         zc, nc = data.pair[(index[id(c)], 0)]
         x[zc], x[nc] = 1.0, float(c.n_min)
     return x, best[2]
-
-
-def _warm_vector(data: MipData, result: FleetResult | None) -> np.ndarray | None:
-    """Map a baseline plan onto the MIP's columns, or None if it is not representable."""
-    if result is None or not result.feasible:
-        return None
-    x = np.zeros(data.ncol)
-    index: dict[tuple, int] = {}
-    for j, c in enumerate(data.cset.candidates):
-        index[(c.lo, c.hi, c.window, c.deployment.gpu, c.deployment.tp, c.deployment.dtype)] = j
-    for p in result.pools:
-        j = index.get((p.ctx_lo, p.ctx_hi, p.window_tokens, p.gpu, p.tp, p.dtype))
-        if j is None:
-            return None
-        cand = data.cset.candidates[j]
-        for s, (nlo, nhi, _a, _b) in enumerate(cand.segments()):
-            if nlo <= p.instances <= nhi:
-                zc, nc = data.pair[(j, s)]
-                x[zc], x[nc] = 1.0, float(p.instances)
-                break
-        else:
-            return None
-    return x
 
 
 def solve(
