@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -379,3 +380,172 @@ def _weighted_quantile(values: NDArray, weights: NDArray, q: float) -> float:
     order = np.argsort(values, kind="stable")
     cum = np.cumsum(weights[order])
     return float(values[order][min(int(np.searchsorted(cum, q * cum[-1] - 1e-12)), len(cum) - 1)])
+
+
+class PoolBatch:
+    """Many pools at once: one deployment and window, one upper edge, several lower edges.
+
+    The MIP's candidates come in families ``(lo_l, hi]`` that share a profile, a window and the
+    points below ``hi``; this evaluates the same formulas as :class:`PoolModel` (physical
+    accounting) for the whole family with matrix operations (points x pools) instead of one
+    Python object per pool. ``tests/test_candidates.py`` checks it against :class:`PoolModel`.
+    """
+
+    @staticmethod
+    def mix(input_tokens: NDArray, output_tokens: NDArray, weights: NDArray,
+            total_rate_rps: float, lows: list[int], hi: int, window: int) -> dict[str, Any]:
+        """The deployment-independent part of a family: routed, compressed, weighted points."""
+        tot = np.asarray(input_tokens) + np.asarray(output_tokens)
+        keep = (tot <= hi) & (np.asarray(weights) > 0)
+        lin, lout, over = compress(np.asarray(input_tokens)[keep], np.asarray(output_tokens)[keep],
+                                   int(window))
+        w = np.asarray(weights, dtype=float)[keep]
+        lows_a = np.asarray(lows)
+        W = w[:, None] * (tot[keep][:, None] > lows_a[None, :])  # P x L
+        share = W.sum(axis=0)
+        Wn = np.divide(W, share, out=np.zeros_like(W), where=share > 0)
+        mean_output = lout @ Wn
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ctx = np.where(mean_output > 0, (lout * (lin + lout / 2.0)) @ Wn / mean_output, 0.0)
+        return {"lin": lin, "lout": lout, "lows": lows_a, "Wn": Wn, "share": share,
+                "rate_rps": total_rate_rps * share, "compressed_share": (Wn * over[:, None]).sum(axis=0),
+                "mean_output": mean_output, "ctx": ctx, "window": int(window)}
+
+    def __init__(self, profile: Profile, input_tokens: NDArray, output_tokens: NDArray,
+                 weights: NDArray, total_rate_rps: float, lows: list[int], hi: int,
+                 window: int, settings: Settings, mix: dict[str, Any] | None = None) -> None:
+        if settings.accounting != "physical":
+            raise ValueError("PoolBatch implements physical accounting only")
+        self.profile, self.settings, self.window = profile, settings, int(window)
+        m = mix if mix is not None else self.mix(input_tokens, output_tokens, weights,
+                                                 total_rate_rps, lows, hi, window)
+        lin, lout, Wn = m["lin"], m["lout"], m["Wn"]
+        self.lows = m["lows"]
+        self.nonempty = m["share"] > 0
+        self.rate_rps = m["rate_rps"]
+        self.compressed_share = m["compressed_share"]
+        self.mean_output = m["mean_output"]
+        self.ctx = m["ctx"]
+        self.slots = profile.slots(self.window)
+        s = max(self.slots, 1)
+        M, C = profile.iter_terms(np.full(len(self.lows), float(s)), self.ctx)
+        k, g = profile.prefill_terms(lin)
+        oh = profile.overhead_s
+        self.prefill_full_s = k[:, None] * (np.maximum(M[None, :], C[None, :] + g[:, None]) + oh)
+        S = self.prefill_full_s + lout[:, None] * (np.maximum(M, C) + oh)[None, :]
+        self.mean_service_s = (Wn * S).sum(axis=0)
+        var = (Wn * (S - self.mean_service_s[None, :]) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.cv2 = np.where(self.mean_service_s > 0, var / self.mean_service_s**2, 0.0)
+        self.Wn = Wn
+        late = (Wn * (self.prefill_full_s > settings.slo_s)).sum(axis=0)
+        self.feasible = self.nonempty & (self.slots >= 1) & (late <= 1.0 - settings.quantile + 1e-12)
+        # sorted-by-g cumulative sums per pool for the O(log P) prefill average
+        order = np.argsort(g, kind="stable")
+        self._g_sorted = g[order]
+        wk = Wn[order] * k[order][:, None]
+        zeros = np.zeros((1, wk.shape[1]))
+        self._wk_cum = np.vstack([zeros, np.cumsum(wk, axis=0)])
+        self._wkg_cum = np.vstack([zeros, np.cumsum(wk * self._g_sorted[:, None], axis=0)])
+
+    # --- sizing ---------------------------------------------------------------------------
+    def _slo_ok(self, cols: NDArray, N: NDArray) -> NDArray:
+        st = self.settings
+        lam = self.rate_rps[cols] * st.peak_factor
+        es = self.mean_service_s[cols]
+        c = N * self.slots
+        rho = lam * es / c
+        pw = np.atleast_1d(erlang_c(c, lam * es))
+        theta = np.atleast_1d(wait_tail_rate(c, 1.0 / es, lam, self.cv2[cols]))
+        pf = self.prefill_full_s[:, cols]
+        wn = self.Wn[:, cols]
+        d = st.slo_s - pf
+        late_pf = (wn * (d < 0)).sum(axis=0)
+        th = np.where(theta > 0, theta, 1.0)
+        wait_late = pw * (wn * np.where(d >= 0, np.exp(-th[None, :] * np.maximum(d, 0.0)), 0.0)).sum(axis=0)
+        late = np.where(theta > 0, np.minimum(1.0, late_pf + wait_late), 1.0)
+        return (late <= 1.0 - st.quantile + 1e-12) & (rho <= st.utilization_cap + 1e-12) & (rho < 1)
+
+    def min_instances(self, limit: int = 1_000_000) -> NDArray:
+        """Per pool, the smallest SLO-meeting count (-1 where none or the pool is empty)."""
+        st = self.settings
+        out = np.full(len(self.lows), -1, dtype=np.int64)
+        cols = np.flatnonzero(self.feasible)
+        if not len(cols):
+            return out
+        a = self.rate_rps[cols] * st.peak_factor * self.mean_service_s[cols]
+        N = np.maximum(1, np.ceil(a / (self.slots * st.utilization_cap) - 1e-9)).astype(np.int64)
+        pending = np.ones(len(cols), dtype=bool)
+        step = 1
+        lo_fail = N - 1  # largest count known to fail (or below the util floor)
+        while pending.any():
+            idx = np.flatnonzero(pending)
+            ok = self._slo_ok(cols[idx], N[idx].astype(float))
+            # a pass after a jump: bisect back between the last failure and this pass
+            for j, o in zip(idx, ok, strict=True):
+                if o:
+                    lo, hi = int(lo_fail[j]), int(N[j])
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        if self._slo_ok(cols[[j]], np.array([float(mid)]))[0]:
+                            hi = mid
+                        else:
+                            lo = mid
+                    out[cols[j]] = hi
+                    pending[j] = False
+                else:
+                    lo_fail[j] = N[j]
+            N = np.where(pending, N + step, N)
+            step *= 2
+            if (N > limit).any():
+                break
+        return out
+
+    # --- power ----------------------------------------------------------------------------
+    def _mean_service_at(self, cols: NDArray, n: NDArray) -> NDArray:
+        p = self.profile
+        ctx = self.ctx[cols]
+        M, C = p.iter_terms(n, ctx)
+        u = M - C
+        idx = np.searchsorted(self._g_sorted, u, side="left")
+        A = self._wk_cum[idx, cols]
+        B = self._wkg_cum[idx, cols]
+        wk_t = self._wk_cum[-1, cols]
+        wkg_t = self._wkg_cum[-1, cols]
+        oh = p.overhead_s
+        prefill = C * wk_t + wkg_t + (u * A - B) + oh * wk_t
+        return prefill + self.mean_output[cols] * (np.maximum(M, C) + oh)
+
+    def power_w(self, cols: NDArray, N: NDArray, iterations: int = 100) -> NDArray:
+        """Pool watts for (pool column, instance count) pairs: operating batch, then power."""
+        N = np.asarray(N, dtype=float)
+        lam = self.rate_rps[cols]
+        rho = np.minimum(lam * self.mean_service_s[cols] / (N * self.slots), 1.0)
+        hi = rho * self.slots
+
+        def h(n: NDArray) -> NDArray:
+            return n - lam * self._mean_service_at(cols, n) / N
+
+        lo = np.zeros_like(hi)
+        f_lo, f_hi = h(lo), h(hi)
+        done = f_hi <= 1e-12 * np.maximum(hi, 1.0)
+        side = np.zeros(hi.shape, dtype=int)
+        x = hi.copy()
+        for _ in range(iterations):
+            if done.all():
+                break
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = np.where(done, x, (lo * f_hi - hi * f_lo) / (f_hi - f_lo))
+            x = np.where(np.isfinite(x), x, 0.5 * (lo + hi))
+            fx = h(x)
+            right = fx >= 0
+            f_lo = np.where(right & (side == 1), 0.5 * f_lo, f_lo)
+            f_hi = np.where(~right & (side == -1), 0.5 * f_hi, f_hi)
+            hi = np.where(right, x, hi)
+            f_hi = np.where(right, fx, f_hi)
+            lo = np.where(right, lo, x)
+            f_lo = np.where(right, f_lo, fx)
+            side = np.where(right, 1, -1)
+            tol = 1e-10 * np.maximum(hi, 1.0)
+            done |= (np.abs(fx) <= tol) | ((hi - lo) <= tol)
+        return N * self.profile.instance_power_w(np.maximum(x, 0.0), "physical")

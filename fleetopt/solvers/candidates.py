@@ -25,13 +25,14 @@ are candidates dominated by another of the same GPU type and range (``prune_domi
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from fleetopt.evaluate import pool_model
+from fleetopt.poolmodel import PoolBatch
 from fleetopt.problem import Problem
 from fleetopt.profiles import Deployment
 
@@ -113,29 +114,27 @@ def breakpoints(n_min: int, segments: int, headroom: float, max_extra: int = 32)
     n_max = max(n_min, min(math.ceil(n_min * (1.0 + headroom)), n_min + max_extra))
     if segments <= 0 or n_max == n_min:
         return [n_min]
-    pts = np.unique(np.rint(np.linspace(n_min, n_max, segments + 1)).astype(int))
-    return [int(x) for x in pts]
+    span = n_max - n_min
+    return sorted({n_min + round(span * q / segments) for q in range(segments + 1)})
 
 
 def under_segments(
-    pts: list[int], exact: np.ndarray
+    pts: list[int], exact: np.ndarray | list[float]
 ) -> tuple[tuple[int, int, float, float], ...]:
     """Per segment, the secant shifted down to lie below ``exact`` at every integer in it.
 
     ``exact[i]`` is the watts at ``pts[0] + i``.
     """
     n0 = pts[0]
+    ex = [float(v) for v in exact]
     if len(pts) == 1:
-        return ((n0, n0, float(exact[0]), 0.0),)
+        return ((n0, n0, ex[0], 0.0),)
     out = []
     for a, b in zip(pts[:-1], pts[1:], strict=True):
-        wa, wb = float(exact[a - n0]), float(exact[b - n0])
+        wa, wb = ex[a - n0], ex[b - n0]
         beta = (wb - wa) / (b - a)
-        ns = np.arange(a, b + 1)
-        line = wa + beta * (ns - a)
-        over = float(np.max(line - exact[ns - n0]))
-        alpha = wa - beta * a - max(0.0, over)
-        out.append((a, b, alpha, beta))
+        over = max(wa + beta * (n - a) - ex[n - n0] for n in range(a, b + 1))
+        out.append((a, b, wa - beta * a - max(0.0, over), beta))
     return tuple(out)
 
 
@@ -153,15 +152,14 @@ def build_candidates(
 
     ``compress`` allows compress bands (windows ``b_m < b_k`` with ``b_k <= gamma b_m``, gamma =
     ``problem.compress_gamma`` or 2). ``segments``, ``headroom`` and ``max_extra`` set the power
-    breakpoints. ``workers`` processes share the deployments (default: all cores for large
-    problems, else 1); the result does not depend on it.
+    breakpoints. ``workers > 1`` processes share the deployments (default 1: the batched
+    sizing is fast, and studies parallelise over scenarios instead); the result does not
+    depend on it.
     """
     t0 = time.perf_counter()
     b = [0, *problem.candidate_boundaries(), problem.max_ctx]
     deployments = problem.deployments()
-    if workers is None:
-        work = len(b) ** 2 * len(deployments)
-        workers = min(os.cpu_count() or 1, len(deployments)) if work >= 20_000 else 1
+    workers = 1 if workers is None else workers
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
              "dominated": 0}
     cands: list[Candidate] = []
@@ -195,7 +193,7 @@ def build_candidates(
 
 def _candidates_for(
     problem: Problem, b: list[int], deployments: list[Deployment], compress: bool,
-    segments: int, headroom: float, max_extra: int,
+    segments: int, headroom: float, max_extra: int, batched: bool = True,
 ) -> tuple[list[Candidate], dict[str, int]]:
     """Size every candidate of the given deployments (one worker's share)."""
     K = len(b) - 1
@@ -205,6 +203,7 @@ def _candidates_for(
     tot = wl.total_tokens
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0}
     cands: list[Candidate] = []
+    mixes: dict[tuple, dict] = {}
     profiles = [(d, problem.profile(d)) for d in deployments]
     for k in range(1, K + 1):
         windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
@@ -214,6 +213,7 @@ def _candidates_for(
                 if win > prof.max_context:
                     continue
                 slots = prof.slots(win)
+                lows = []
                 for i in range(0, k):
                     if win <= b[i]:
                         continue  # the window must exceed the range's lower end
@@ -224,6 +224,14 @@ def _candidates_for(
                     if slots < 1:
                         stats["no_slot"] += 1
                         continue
+                    lows.append(i)
+                if not lows:
+                    continue
+                if st.accounting == "physical" and batched:
+                    cands.extend(_batch_family(problem, b, lows, k, win, d, prof, segments,
+                                               headroom, max_extra, stats, mixes))
+                    continue
+                for i in lows:
                     pm = pool_model((b[i], b[k], win), prof, wl, st)
                     n_min = pm.min_instances()
                     if n_min is None:
@@ -284,4 +292,47 @@ def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]
                     break
             if not dominated:
                 out.append(c)
+    return out
+
+
+def _batch_family(problem: Problem, b: list[int], lows: list[int], k: int, win: int,
+                  d: Deployment, prof: Any, segments: int, headroom: float, max_extra: int,
+                  stats: dict[str, int], mixes: dict[tuple, dict]) -> list[Candidate]:
+    """Size the candidates ``(b_i, b_k]`` for all ``i`` in ``lows`` at once (:class:`PoolBatch`)."""
+    st = problem.settings
+    wl = problem.workload
+    key = (k, win, tuple(lows))
+    if key not in mixes:
+        if any(kk[0] != k for kk in mixes):
+            mixes.clear()  # families are visited k by k: keep only the current k's
+        mixes[key] = PoolBatch.mix(wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
+                                   [b[i] for i in lows], b[k], win)
+    pb = PoolBatch(prof, wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
+                   [b[i] for i in lows], b[k], win, st, mix=mixes[key])
+    n_min = pb.min_instances()
+    cols, ns, spans = [], [], []
+    for col, n0 in enumerate(n_min):
+        if n0 < 0:
+            stats["slo_infeasible"] += 1
+            continue
+        pts = breakpoints(int(n0), segments, headroom, max_extra)
+        rng = np.arange(pts[0], pts[-1] + 1)
+        spans.append((col, pts, len(ns), len(ns) + len(rng)))
+        cols.extend([col] * len(rng))
+        ns.extend(rng.tolist())
+    if not spans:
+        return []
+    power = pb.power_w(np.asarray(cols), np.asarray(ns, dtype=float))
+    out = []
+    cost = prof.instance_cost_per_hr(st.accounting)
+    for col, pts, a, z in spans:
+        exact = power[a:z]
+        i = lows[col]
+        out.append(Candidate(
+            i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d, inventory_key=d.gpu,
+            gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=cost,
+            rate_rps=float(pb.rate_rps[col]), compressed_share=float(pb.compressed_share[col]),
+            n_points=tuple(pts), power_exact_w=tuple(float(x) for x in exact),
+            segs=under_segments(pts, exact),
+        ))
     return out

@@ -1,0 +1,82 @@
+"""Candidate pools: the batched sizing equals the per-pool model; the linearisation is safe."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fleetopt.poolmodel import Settings
+from fleetopt.problem import Problem, load_config
+from fleetopt.solvers.candidates import _candidates_for, breakpoints, build_candidates, under_segments
+from fleetopt.solvers.enumerate import count_plans, enumerate_optimum
+from fleetopt.workload import builtin
+
+
+def _key(c):
+    return (c.k, str(c.deployment), c.window, c.i)
+
+
+@pytest.mark.parametrize("name, compress, peak", [
+    ("azure-h100", False, 1.0), ("azure-mixed", True, 1.0), ("azure-h100", False, 1.7),
+])
+def test_batched_sizing_equals_pool_model(name, compress, peak):
+    p = load_config(name)
+    if peak != 1.0:
+        p = p.with_(settings=Settings(800, peak_factor=peak))
+    b = [0, *p.candidate_boundaries(), p.max_ctx]
+    deps = p.deployments()[:6]
+    slow, s1 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=False)
+    fast, s2 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=True)
+    assert s1 == s2
+    slow, fast = sorted(slow, key=_key), sorted(fast, key=_key)
+    assert [_key(c) for c in slow] == [_key(c) for c in fast]
+    for a, c in zip(slow, fast, strict=True):
+        assert a.n_points == c.n_points
+        assert np.allclose(a.power_exact_w, c.power_exact_w, rtol=1e-12)
+        assert a.compressed_share == pytest.approx(c.compressed_share, abs=1e-12)
+
+
+@given(n_min=st.integers(1, 500), segments=st.integers(0, 6), headroom=st.floats(0, 2))
+def test_breakpoints_span_the_range(n_min, segments, headroom):
+    pts = breakpoints(n_min, segments, headroom, 32)
+    assert pts[0] == n_min and pts == sorted(set(pts))
+    top = max(n_min, min(int(np.ceil(n_min * (1 + headroom))), n_min + 32))
+    assert pts[-1] == (n_min if segments == 0 else top)
+    assert len(pts) <= segments + 1
+
+
+@given(st.lists(st.floats(100, 1e5), min_size=2, max_size=40), st.integers(1, 5))
+def test_segments_under_estimate_everywhere(values, segments):
+    n0 = 7
+    pts = breakpoints(n0, segments, 10.0, len(values) - 1)
+    exact = np.asarray(values[: pts[-1] - n0 + 1])
+    segs = under_segments(pts, exact)
+    for lo, hi, a, b in segs:
+        for n in range(lo, hi + 1):
+            assert a + b * n <= exact[n - n0] + 1e-6
+
+
+def test_concave_curves_are_exact_at_breakpoints():
+    n = np.arange(10, 31)
+    exact = 1000 * np.sqrt(n)  # concave: the secant lies below
+    pts = breakpoints(10, 4, 2.0, 20)
+    for lo, hi, a, b in under_segments(pts, exact):
+        assert a + b * lo == pytest.approx(exact[lo - 10])
+        assert a + b * hi == pytest.approx(exact[hi - 10])
+
+
+def test_count_plans_matches_enumeration():
+    p = Problem(workload=builtin("azure-conv-2023", 20), model="llama-3.1-8b",
+                gpus=("H100-SXM", "L40S"), tp=(1,), boundaries=(1024, 4096), max_pools=2,
+                max_ctx=16384)
+    cset = build_candidates(p, prune=False)
+    e = enumerate_optimum(p, candidates=cset)
+    assert count_plans(cset, p.max_pools) == e.details["plans"]
+
+
+def test_workers_do_not_change_the_result():
+    p = load_config("azure-h100")
+    a = build_candidates(p, workers=1)
+    b = build_candidates(p, workers=2)
+    assert [(_key(c), c.n_points, c.power_exact_w) for c in a.candidates] == \
+        [(_key(c), c.n_points, c.power_exact_w) for c in b.candidates]
