@@ -106,6 +106,9 @@ def compress_paper(
     return lin2, lout2, over
 
 
+_NO_LIMIT = 1 << 62  # an upper edge above any request
+
+
 class PoolModel:
     """A pool's size-independent statistics and its size-dependent metrics."""
 
@@ -154,41 +157,25 @@ class PoolModel:
             ref = getattr(getattr(profile, "spec", None), "ref_ctx_tokens", None)
             self.prefill_report_s = float(w @ profile.prefill_s(lin, 1.0, own if ref is None else ref))
             self.prefill_full_s = np.asarray(profile.prefill_s(lin, s, own))
+            self.mean_service_s = float(w @ S)
+            var = float(w @ (S - self.mean_service_s) ** 2)
+            self.cv2 = max(0.01, var / self.mean_service_s**2)  # the planner's floor
+            self._batch: PoolBatch | None = None
         else:
-            S = self._service(s)
-            self.prefill_full_s = np.asarray(profile.prefill_s(lin, s, self.ctx))
+            # physical accounting: the formulas live in PoolBatch (one pool = one column)
+            b = PoolBatch(profile, lin0, lout0, w, self.rate_rps, [-1], _NO_LIMIT, self.window,
+                          settings)
+            self._batch = b
+            self.ctx = float(b.ctx[0])
+            self.prefill_full_s = b.prefill_full_s[:, 0]
             self.prefill_report_s = float(w @ self.prefill_full_s)
-        # prefill averaged over the prompt mix in O(log P) per batch value (see Profile.iter_terms);
-        # a custom profile without that decomposition is averaged directly
-        try:
-            k, g = profile.prefill_terms(lin)
-            self._terms = True
-        except NotImplementedError:
-            k, g = np.ones(len(lin)), np.zeros(len(lin))
-            self._terms = False
-        order = np.argsort(g, kind="stable")
-        self._g_sorted = np.asarray(g, dtype=float)[order]
-        wk = (w * k)[order]
-        self._wk_cum = np.concatenate([[0.0], np.cumsum(wk)])
-        self._wkg_cum = np.concatenate([[0.0], np.cumsum(wk * self._g_sorted)])
-        self._wk_total = float(self._wk_cum[-1])
-        self._wkg_total = float(self._wkg_cum[-1])
-        self.service_s = np.asarray(S, dtype=float)
-        self.mean_service_s = float(w @ self.service_s)
-        var = float(w @ (self.service_s - self.mean_service_s) ** 2)
-        self.cv2 = var / self.mean_service_s**2
-        if settings.accounting == "paper":
-            self.cv2 = max(0.01, self.cv2)  # the planner's floor
+            self.mean_service_s = float(b.mean_service_s[0])
+            self.cv2 = float(b.cv2[0])
         # the best any size can do: the prefill quantile alone (no waiting)
         self.ttft_floor_s = _weighted_quantile(self.prefill_full_s, self.w, settings.quantile) \
             if settings.accounting == "physical" else 0.0
         # no size meets the SLO when prefill alone (no waiting) misses it too often
         self.prefill_late_share = float(self.w[self.prefill_full_s > settings.slo_s].sum())
-
-    def _service(self, batch: float | NDArray) -> NDArray:
-        """Service times (rows: requests) at decode batch ``batch`` (scalar) in physical mode."""
-        p = self.profile
-        return p.prefill_s(self.lin, batch, self.ctx) + self.lout * p.decode_s(batch, self.ctx)
 
     @property
     def feasible_at_any_size(self) -> bool:
@@ -230,7 +217,7 @@ class PoolModel:
         else:
             ttft = ttft_quantile_s(np.atleast_1d(q["pw"]), np.atleast_1d(q["theta"]),
                                    self.prefill_full_s, self.w, st.quantile)
-            batch = self.operating_batch(N, np.minimum(rho, 1.0) * s)
+            batch = self.operating_batch(N)
         slo_ok = self._slo_ok(N, q)
         w99 = q["w99"]
         power = self._power(N, batch)
@@ -255,74 +242,25 @@ class PoolModel:
         N = np.atleast_1d(np.asarray(instances, dtype=float))
         if self.empty:
             return N * self.profile.instance_power_w(0.0, self.settings.accounting)
-        rho = np.minimum(self.rate_rps * self.mean_service_s / (N * self.slots), 1.0)
-        if self.settings.accounting == "paper":
-            batch = np.floor(rho * self.slots)
-        else:
-            batch = self.operating_batch(N, rho * self.slots)
-        return self._power(N, batch)
+        if self._batch is None:  # paper
+            rho = np.minimum(self.rate_rps * self.mean_service_s / (N * self.slots), 1.0)
+            return self._power(N, np.floor(rho * self.slots))
+        return self._batch.power_w(np.zeros(len(N), dtype=int), N)
 
     def mean_service_at(self, batch: ArrayLike) -> NDArray[np.float64]:
-        """``E[S(n)]`` over the pool's mix at decode batch ``n`` (vectorised over ``n``).
-
-        With ``prefill_s = k max(M, C + g) + k overhead`` and ``decode_s = max(M, C) + overhead``
-        (``Profile.iter_terms``), ``E[k max(M, C + g)] = C E[k] + E[k g] + E[k (u - g)^+]``,
-        ``u = M - C``; the last term comes from cumulative sums over prompts sorted by ``g``.
-        """
+        """``E[S(n)]`` over the pool's mix at decode batch ``n`` (physical accounting)."""
         n = np.atleast_1d(np.asarray(batch, dtype=float))
-        if not self._terms:
-            p = self.profile
-            return (self.w @ p.prefill_s(self.lin[:, None], n[None, :], self.ctx)
-                    + self.mean_output * p.decode_s(n, self.ctx))
-        M, C = self.profile.iter_terms(n, self.ctx)
-        M = np.broadcast_to(M, n.shape)
-        C = np.broadcast_to(C, n.shape)
-        u = M - C
-        idx = np.searchsorted(self._g_sorted, u, side="left")  # prompts with g < u
-        hinge = u * self._wk_cum[idx] - self._wkg_cum[idx]
-        oh = self.profile.overhead_s
-        prefill = C * self._wk_total + self._wkg_total + hinge + oh * self._wk_total
-        return prefill + self.mean_output * (np.maximum(M, C) + oh)
+        return self._require_batch().mean_service_at(np.zeros(len(n), dtype=int), n)
 
-    def operating_batch(self, N: NDArray, upper: NDArray, iterations: int = 100) -> NDArray:
-        """The operating batch: the root of ``h(n) = n - lam E[S(n)] / N`` in ``[0, upper]``.
+    def operating_batch(self, instances: ArrayLike) -> NDArray[np.float64]:
+        """Sequences in flight per instance at each count (physical accounting, Little's law)."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        return self._require_batch().operating_batch(np.zeros(len(N), dtype=int), N)
 
-        ``upper`` is the occupancy at full-batch service times, so ``h(upper) >= 0``, and
-        ``h(0) < 0``. ``E[S(n)]`` is convex piecewise linear in ``n`` for dense models, so ``h``
-        is concave and has exactly one root in the bracket; it is found by the Illinois variant
-        of regula falsi (superlinear), vectorised over instance counts.
-        """
-        N = np.asarray(N, dtype=float)
-        hi = np.asarray(upper, dtype=float).copy()
-        lam = self.rate_rps
-
-        def h(n: NDArray) -> NDArray:
-            return n - lam * self.mean_service_at(n) / N
-
-        lo = np.zeros_like(hi)
-        f_lo, f_hi = h(lo), h(hi)
-        done = f_hi <= 1e-12 * np.maximum(hi, 1.0)  # full occupancy (or no room to move)
-        side = np.zeros(hi.shape, dtype=int)
-        x = hi.copy()
-        for _ in range(iterations):
-            if done.all():
-                break
-            with np.errstate(divide="ignore", invalid="ignore"):
-                x = np.where(done, x, (lo * f_hi - hi * f_lo) / (f_hi - f_lo))
-            x = np.where(np.isfinite(x), x, 0.5 * (lo + hi))
-            fx = h(x)
-            right = fx >= 0
-            # Illinois: halve the stale end's value when the same end moves twice
-            f_lo = np.where(right & (side == 1), 0.5 * f_lo, f_lo)
-            f_hi = np.where(~right & (side == -1), 0.5 * f_hi, f_hi)
-            hi = np.where(right, x, hi)
-            f_hi = np.where(right, fx, f_hi)
-            lo = np.where(right, lo, x)
-            f_lo = np.where(right, f_lo, fx)
-            side = np.where(right, 1, -1)
-            tol = 1e-10 * np.maximum(hi, 1.0)
-            done |= (np.abs(fx) <= tol) | ((hi - lo) <= tol)
-        return x
+    def _require_batch(self) -> PoolBatch:
+        if self._batch is None:
+            raise ValueError("available in physical accounting only")
+        return self._batch
 
     def min_instances(self, limit: int = 1_000_000) -> int | None:
         """Smallest instance count meeting the SLO and the utilisation cap; None if none can."""
@@ -330,6 +268,9 @@ class PoolModel:
             return 0
         if not self.feasible_at_any_size:
             return None
+        if self._batch is not None:
+            n = int(self._batch.min_instances(limit)[0])
+            return None if n < 0 else n
         lo = self.min_instances_util()
         block = 32
         start = lo
@@ -358,9 +299,9 @@ class PoolModel:
             rho = np.where(c > 0, lam * self.mean_service_s / np.maximum(c, 1e-300), np.inf)
         out = {"c": c, "rho": rho, "rho_mean": rho / st.peak_factor,
                "w99": kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)}
-        if st.accounting == "physical":
-            out["pw"] = erlang_c(c, lam * self.mean_service_s)
-            out["theta"] = wait_tail_rate(c, mu, lam, self.cv2)
+        if self._batch is not None:
+            out.update(self._batch.queue(np.zeros(len(np.atleast_1d(Nf)), dtype=int),
+                                         np.atleast_1d(Nf)))
         return out
 
     def _slo_ok(self, N: NDArray, q: dict[str, NDArray] | None = None) -> NDArray:
@@ -371,8 +312,8 @@ class PoolModel:
         if st.accounting == "paper":
             return (q["w99"] <= st.slo_s + 1e-12) & cap_ok & (
                 np.asarray(N, dtype=float) >= self._paper_floor())
-        late = ttft_exceed_prob(q["pw"], q["theta"], self.prefill_full_s, self.w, st.slo_s)
-        return (late <= 1.0 - st.quantile + 1e-12) & cap_ok
+        Nf = np.atleast_1d(np.asarray(N, dtype=float))
+        return self._require_batch().slo_ok(np.zeros(len(Nf), dtype=int), Nf, q)
 
 
 def _weighted_quantile(values: NDArray, weights: NDArray, q: float) -> float:
@@ -428,11 +369,23 @@ class PoolBatch:
         self.ctx = m["ctx"]
         self.slots = profile.slots(self.window)
         s = max(self.slots, 1)
-        M, C = profile.iter_terms(np.full(len(self.lows), float(s)), self.ctx)
-        k, g = profile.prefill_terms(lin)
-        oh = profile.overhead_s
-        self.prefill_full_s = k[:, None] * (np.maximum(M[None, :], C[None, :] + g[:, None]) + oh)
-        S = self.prefill_full_s + lout[:, None] * (np.maximum(M, C) + oh)[None, :]
+        self._lin = lin
+        try:
+            k, g = profile.prefill_terms(lin)
+            self._terms = True
+        except NotImplementedError:  # a custom profile: average prefill directly
+            k, g = np.ones(len(lin)), np.zeros(len(lin))
+            self._terms = False
+        if self._terms:
+            M, C = profile.iter_terms(np.full(len(self.lows), float(s)), self.ctx)
+            oh = profile.overhead_s
+            self.prefill_full_s = k[:, None] * (np.maximum(M[None, :], C[None, :] + g[:, None]) + oh)
+            dec = np.maximum(M, C) + oh
+        else:
+            self.prefill_full_s = np.asarray(profile.prefill_s(lin[:, None], float(s),
+                                                               self.ctx[None, :]), dtype=float)
+            dec = np.asarray(profile.decode_s(float(s), self.ctx), dtype=float)
+        S = self.prefill_full_s + lout[:, None] * np.broadcast_to(dec, self.ctx.shape)[None, :]
         self.mean_service_s = (Wn * S).sum(axis=0)
         var = (Wn * (S - self.mean_service_s[None, :]) ** 2).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -449,21 +402,26 @@ class PoolBatch:
         self._wkg_cum = np.vstack([zeros, np.cumsum(wk * self._g_sorted[:, None], axis=0)])
 
     # --- sizing ---------------------------------------------------------------------------
-    def _slo_ok(self, cols: NDArray, N: NDArray) -> NDArray:
-        st = self.settings
-        lam = self.rate_rps[cols] * st.peak_factor
+    def queue(self, cols: NDArray, N: NDArray) -> dict[str, NDArray]:
+        """M/G/c quantities at the design rate ``peak_factor * lam`` for (pool, count) pairs."""
+        lam = self.rate_rps[cols] * self.settings.peak_factor
         es = self.mean_service_s[cols]
-        c = N * self.slots
-        rho = lam * es / c
-        pw = np.atleast_1d(erlang_c(c, lam * es))
-        theta = np.atleast_1d(wait_tail_rate(c, 1.0 / es, lam, self.cv2[cols]))
-        pf = self.prefill_full_s[:, cols]
-        wn = self.Wn[:, cols]
-        d = st.slo_s - pf
-        late_pf = (wn * (d < 0)).sum(axis=0)
-        th = np.where(theta > 0, theta, 1.0)
-        wait_late = pw * (wn * np.where(d >= 0, np.exp(-th[None, :] * np.maximum(d, 0.0)), 0.0)).sum(axis=0)
-        late = np.where(theta > 0, np.minimum(1.0, late_pf + wait_late), 1.0)
+        c = np.asarray(N, dtype=float) * self.slots
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(c > 0, lam * es / np.maximum(c, 1e-300), np.inf)
+        return {"c": c, "rho": rho, "pw": np.atleast_1d(erlang_c(c, lam * es)),
+                "theta": np.atleast_1d(wait_tail_rate(c, 1.0 / es, lam, self.cv2[cols]))}
+
+    def slo_ok(self, cols: NDArray, N: NDArray, q: dict[str, NDArray] | None = None) -> NDArray:
+        """The sizing test: ``P(wait + prefill > target) <= 1 - q`` and ``rho <= cap``.
+
+        (``fleetopt.models.queueing.ttft_exceed_prob``, one prompt mix per pool column).
+        """
+        st = self.settings
+        q = q if q is not None else self.queue(cols, N)
+        late = ttft_exceed_prob(q["pw"], q["theta"], self.prefill_full_s[:, cols],
+                                self.Wn[:, cols], st.slo_s)
+        rho = q["rho"]
         return (late <= 1.0 - st.quantile + 1e-12) & (rho <= st.utilization_cap + 1e-12) & (rho < 1)
 
     def min_instances(self, limit: int = 1_000_000) -> NDArray:
@@ -480,14 +438,14 @@ class PoolBatch:
         lo_fail = N - 1  # largest count known to fail (or below the util floor)
         while pending.any():
             idx = np.flatnonzero(pending)
-            ok = self._slo_ok(cols[idx], N[idx].astype(float))
+            ok = self.slo_ok(cols[idx], N[idx].astype(float))
             # a pass after a jump: bisect back between the last failure and this pass
             for j, o in zip(idx, ok, strict=True):
                 if o:
                     lo, hi = int(lo_fail[j]), int(N[j])
                     while hi - lo > 1:
                         mid = (lo + hi) // 2
-                        if self._slo_ok(cols[[j]], np.array([float(mid)]))[0]:
+                        if self.slo_ok(cols[[j]], np.array([float(mid)]))[0]:
                             hi = mid
                         else:
                             lo = mid
@@ -502,9 +460,19 @@ class PoolBatch:
         return out
 
     # --- power ----------------------------------------------------------------------------
-    def _mean_service_at(self, cols: NDArray, n: NDArray) -> NDArray:
+    def mean_service_at(self, cols: NDArray, n: NDArray) -> NDArray:
+        """``E[S(n)]`` for (pool, batch) pairs.
+
+        With ``prefill_s = k (max(M, C + g) + overhead)`` and ``decode_s = max(M, C) + overhead``
+        (``Profile.iter_terms``), ``E[k max(M, C + g)] = C E[k] + E[k g] + E[k (u - g)^+]``,
+        ``u = M - C``; the last term comes from cumulative sums over prompts sorted by ``g``, so
+        each pair costs O(log P).
+        """
         p = self.profile
         ctx = self.ctx[cols]
+        if not self._terms:
+            pf = np.asarray(p.prefill_s(self._lin[:, None], n[None, :], ctx[None, :]))
+            return (self.Wn[:, cols] * pf).sum(axis=0) + self.mean_output[cols] * p.decode_s(n, ctx)
         M, C = p.iter_terms(n, ctx)
         u = M - C
         idx = np.searchsorted(self._g_sorted, u, side="left")
@@ -516,19 +484,25 @@ class PoolBatch:
         prefill = C * wk_t + wkg_t + (u * A - B) + oh * wk_t
         return prefill + self.mean_output[cols] * (np.maximum(M, C) + oh)
 
-    def power_w(self, cols: NDArray, N: NDArray, iterations: int = 100) -> NDArray:
-        """Pool watts for (pool column, instance count) pairs: operating batch, then power."""
+    def operating_batch(self, cols: NDArray, N: NDArray, iterations: int = 100) -> NDArray:
+        """Sequences in flight per instance: the root of ``h(n) = n - lam E[S(n)] / N``.
+
+        The bracket is ``[0, rho s]`` (``rho`` at full-batch service times), where ``h(0) < 0 <=
+        h(rho s)``. ``E[S(n)]`` is convex piecewise linear in ``n`` for dense models, so ``h`` is
+        concave with one root in the bracket; the Illinois variant of regula falsi finds it
+        superlinearly, vectorised over all pairs.
+        """
         N = np.asarray(N, dtype=float)
         lam = self.rate_rps[cols]
         rho = np.minimum(lam * self.mean_service_s[cols] / (N * self.slots), 1.0)
         hi = rho * self.slots
 
         def h(n: NDArray) -> NDArray:
-            return n - lam * self._mean_service_at(cols, n) / N
+            return n - lam * self.mean_service_at(cols, n) / N
 
         lo = np.zeros_like(hi)
         f_lo, f_hi = h(lo), h(hi)
-        done = f_hi <= 1e-12 * np.maximum(hi, 1.0)
+        done = f_hi <= 1e-12 * np.maximum(hi, 1.0)  # full occupancy
         side = np.zeros(hi.shape, dtype=int)
         x = hi.copy()
         for _ in range(iterations):
@@ -539,6 +513,7 @@ class PoolBatch:
             x = np.where(np.isfinite(x), x, 0.5 * (lo + hi))
             fx = h(x)
             right = fx >= 0
+            # Illinois: halve the stale end's value when the same end moves twice
             f_lo = np.where(right & (side == 1), 0.5 * f_lo, f_lo)
             f_hi = np.where(~right & (side == -1), 0.5 * f_hi, f_hi)
             hi = np.where(right, x, hi)
@@ -548,4 +523,9 @@ class PoolBatch:
             side = np.where(right, 1, -1)
             tol = 1e-10 * np.maximum(hi, 1.0)
             done |= (np.abs(fx) <= tol) | ((hi - lo) <= tol)
-        return N * self.profile.instance_power_w(np.maximum(x, 0.0), "physical")
+        return np.maximum(x, 0.0)
+
+    def power_w(self, cols: NDArray, N: NDArray) -> NDArray:
+        """Pool watts for (pool, instance count) pairs: ``N * GPUs * P(operating batch)``."""
+        N = np.asarray(N, dtype=float)
+        return N * self.profile.instance_power_w(self.operating_batch(cols, N), "physical")

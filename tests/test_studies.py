@@ -116,7 +116,9 @@ def test_watts_never_rise_with_budget(study) -> None:
     assert np.all(np.diff(watts) <= 1e-4 * watts[:-1]), watts
     assert np.all(ok["cost_per_hr"] <= ok["budget_per_hr"] + 1e-6)
     assert watts[-1] < watts[0]  # more budget buys fewer watts here
-    assert ok["warm_started"].iloc[1:].all()
+    binding = ok[~ok["message"].str.contains("does not bind")]
+    assert 0 < len(binding) < len(ok)  # both paths: re-solved points and the unbudgeted plan
+    assert binding["warm_started"].iloc[1:].all()
     assert (df["point_s"] >= 0).all()
     assert study.timing["mean_point_s"] < study.timing["build_s"] + 1.0
 

@@ -113,20 +113,22 @@ def ttft_exceed_prob(
 ) -> NDArray[np.float64]:
     """``P(W + P > t)`` for W ~ (1-C) delta_0 + C Exp(theta): the SLO test without a quantile search.
 
-    ``q``-quantile of TTFT <= t  iff  ``P(TTFT > t) <= 1 - q`` (the distribution is continuous
-    where it matters), so sizing needs one pass over the prompt mix per candidate size.
+    ``P(W + P > t) = sum_i w_i [1{p_i > t} + 1{p_i <= t} C exp(-theta (t - p_i))]``. The
+    ``q``-quantile of TTFT is <= t iff this is <= 1 - q, so sizing needs one pass over the prompt
+    mix per candidate size. ``prefill_s`` and ``weights`` are one prompt mix (shape ``(P,)``,
+    shared by every entry of ``prob_wait``/``theta``) or one mix per entry (shape ``(P, n)``).
     """
     pw = np.atleast_1d(np.asarray(prob_wait, dtype=float))
     th = np.atleast_1d(np.asarray(theta, dtype=float))
     p = np.asarray(prefill_s, dtype=float)
     w = np.asarray(weights, dtype=float)
-    w = w / w.sum()
+    if p.ndim == 1:
+        p, w = p[:, None], w[:, None]
+    tot = w.sum(axis=0)
+    w = np.divide(w, tot, out=np.zeros_like(w), where=tot > 0)
     d = t_s - p  # slack left for waiting, per prompt
-    late = float(w[d < 0].sum())  # prefill alone is too slow
-    ok = d >= 0
-    dd, ww = d[ok], w[ok]
+    late = (w * (d < 0)).sum(axis=0)  # prefill alone is too slow: late whether or not it waits
     th_safe = np.where(th > 0, th, 1.0)
-    wait_late = pw * (np.exp(-th_safe[:, None] * dd[None, :]) @ ww)
-    # prompts whose prefill alone exceeds t are late whether or not they wait
-    out = np.where(th > 0, np.minimum(1.0, late + wait_late), 1.0)
-    return out
+    wait_late = pw * (w * np.where(d >= 0, np.exp(-th_safe[None, :] * np.maximum(d, 0.0)),
+                                   0.0)).sum(axis=0)
+    return np.where(th > 0, np.minimum(1.0, late + wait_late), 1.0)

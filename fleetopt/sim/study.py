@@ -8,6 +8,10 @@ whose upper pool receives at least ``min_tail_share`` of the requests, each pool
 deployment of least predicted power at ``PoolModel.min_instances()``; the boundary of least
 total power wins. The same is done for the Azure 2023 conversation workload at the example's
 rate and hardware, which is then also replayed from the trace's own timestamps.
+
+Then the burst correction (:func:`correction_study`): every solver (MIP and the three
+baselines) plans each example at ``peak_factor`` 1 and ``fleetopt.burst.auto_peak_factor``,
+and each plan is simulated with Poisson arrivals and by trace replay (``sim_correction.png``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ SLO. The expensive parts are done once: the candidate pools are built with a bud
 (so dominance pruning is limit-aware and keeps cheaper-but-hungrier pools), the MIP arrays are
 assembled once and loaded once into HiGHS; each budget then only changes the ``budget`` row's
 upper bound and re-runs HiGHS, warm-started from the previous (cheaper) budget's plan, which is
-feasible for every larger budget. Each run is turned into a :class:`Solution` with
+feasible for every larger budget. Budgets at or above the cost of the least-watt plan with no
+budget at all (solved once) take that plan without a re-solve: the budget does not bind there. Each run is turned into a :class:`Solution` with
 :func:`fleetopt.solvers.mip.plan_solution` (exact re-evaluation of the plan), exactly as
 :func:`fleetopt.solvers.mip.solve` does, so every point equals a fresh
 ``solve(problem.with_(budget_per_hr=b))`` up to the MIP gap.
@@ -18,7 +19,7 @@ import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -268,10 +269,34 @@ def procurement_study(
             "no plan meets the SLO under the inventory, GPU and pool limits at any budget")
         min_cost = Solution(cr.status, approach, "cost_per_hr", message=msg, details=details)
     timing["min_cost_s"] = time.perf_counter() - t2
+    # the least-watt plan with no budget: every budget at or above its cost has it as optimum
+    free: Solution | None = None
+    free_cost = math.inf
+    if cr.x is not None and max(values) > min_cost_value + 1e-6:
+        t3 = time.perf_counter()
+        pmodel.set_row_upper(brow, math.inf)
+        fr = pmodel.run(time_limit, warm_x if warm_start else None)
+        if fr.status == "optimal" and fr.x is not None:
+            free_cost = float(data.cost_coef @ fr.x)
+            free = plan_solution(problem, data, fr, approach, "power_w",
+                                 {"build_s": 0.0, "translate_s": 0.0, "solve_s": fr.solve_s},
+                                 {**details, "budget_per_hr": None})
+        timing["unbudgeted_s"] = time.perf_counter() - t3
 
     point_times: list[float] = []
     for b in values:
         tp = time.perf_counter()
+        if free is not None and b >= free_cost - 1e-9:
+            # the budget does not bind: the unbudgeted optimum is this budget's optimum
+            sol = replace(free, timing=dict(free.timing), details={**free.details, "budget_per_hr": b},
+                          message=f"the budget does not bind: the least-watt plan with no budget "
+                          f"costs ${free_cost:,.2f}/hr")
+            point_s = time.perf_counter() - tp
+            sol.timing["total_s"] = point_s
+            solutions[b] = sol
+            point_times.append(point_s)
+            rows.append(row(b, sol, False, point_s))
+            continue
         warm = None
         if (warm_start and warm_x is not None
                 and float(data.cost_coef @ warm_x) <= b + 1e-9):
