@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 
 from fleetopt.poolmodel import Settings
 from fleetopt.problem import Problem, load_config
-from fleetopt.solvers.candidates import _candidates_for, breakpoints, build_candidates, under_segments
+from fleetopt.solvers.candidates import (
+    _candidates_for,
+    breakpoints,
+    build_candidates,
+    under_segments,
+)
 from fleetopt.solvers.enumerate import count_plans, enumerate_optimum
 from fleetopt.workload import builtin
 
