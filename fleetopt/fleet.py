@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -110,11 +109,6 @@ class Fleet:
 
     @classmethod
     def from_json_file(cls, path: str | Path, field_name: str = "--fleet") -> Fleet:
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise FleetoptError(field_name, f"file not found: {p}") from None
-        except json.JSONDecodeError as e:
-            raise FleetoptError(field_name, f"{p} is not valid JSON: {e}") from None
-        return cls.from_list(data, field_name)
+        from fleetopt.io import read_json
+
+        return cls.from_list(read_json(path, field_name), field_name)

@@ -42,6 +42,17 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(clean(obj), indent=indent, default=_json_default)
 
 
+def read_json(path: str | Path, field_name: str) -> Any:
+    """Parse a JSON file; a missing file or bad JSON is a :class:`FleetoptError` on ``field_name``."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise FleetoptError(field_name, f"file not found: {p}") from None
+    except json.JSONDecodeError as e:
+        raise FleetoptError(field_name, f"{p} is not valid JSON: {e}") from None
+
+
 def atomic_write(path: str | Path, data: str | bytes, field_name: str = "--out") -> None:
     """Write ``data`` to ``path`` via a temporary file and rename: all or nothing."""
     p = Path(path)

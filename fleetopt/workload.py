@@ -180,13 +180,10 @@ def builtin(name: str, rate_rps: float = 1000.0, field_name: str = "workload.nam
 def from_cdf_file(path: str | Path, rate_rps: float, input_fraction: float = DEFAULT_INPUT_FRACTION,
                   field_name: str = "workload.cdf") -> Workload:
     """A workload from a JSON file of total-length CDF knots ``[[tokens, F], ...]``."""
+    from fleetopt.io import read_json
+
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise FleetoptError(field_name, f"file not found: {p}") from None
-    except json.JSONDecodeError as e:
-        raise FleetoptError(field_name, f"{p} is not valid JSON: {e}") from None
+    data = read_json(p, field_name)
     if isinstance(data, dict):
         input_fraction = data.get("input_fraction", input_fraction)
         data = data.get("knots", data.get("cdf"))

@@ -113,6 +113,11 @@ def plot_frontier(frame: pd.DataFrame, path: str | Path | None = None, *, ax: An
         ax.axvspan(bmin, min(hi, bmax), color="0.9", zorder=0)
         handles.append(Patch(color="0.9", label="no plan meets the SLO within budget"))
     ax.set_xlim(bmin - 0.02 * (bmax - bmin or 1), bmax + 0.02 * (bmax - bmin or 1))
+    if plans:
+        lo = min(p["kw"] for p in plans)
+        hi = max(p["kw"] for p in plans)
+        pad = 0.1 * (hi - lo) if hi > lo else 0.05 * hi
+        ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("budget and plan cost ($/hr)")
     ax.set_ylabel("least fleet power meeting the SLO (kW)")
     ax.grid(True, alpha=0.3)
