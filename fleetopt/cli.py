@@ -56,6 +56,19 @@ _POOL_COLS = ["ctx_lo", "ctx_hi", "window_tokens", "gpu", "tp", "dtype", "instan
               "tok_per_w", "cost_per_hr", "min_instances"]
 
 
+def _sim_note(res: Any) -> str:
+    """A warning when the measured window is short against the slowest pool's service time."""
+    info = res.to_dict()["totals"]
+    w = info.get("window_s") or [0.0, 0.0]
+    svc = info.get("slowest_mean_service_s") or 0.0
+    span = w[1] - w[0]
+    if svc > 0 and span < 5 * svc:
+        return (f"\nnote: the measured window ({span:,.1f} s) is shorter than 5 mean service times "
+                f"of the slowest pool ({svc:,.1f} s each): its throughput and tail are not settled; "
+                "raise --requests")
+    return ""
+
+
 def _pools_table(df: pd.DataFrame) -> str:
     cols = [c for c in _POOL_COLS if c in df.columns]
     return format_table(df[cols])
@@ -160,7 +173,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
             cols = [c for c in ("ctx_lo", "ctx_hi", "p99_ttft_ms", "predicted_p99_ttft_ms",
                                 "power_w", "predicted_power_w", "output_tok_per_s",
                                 "predicted_output_tok_per_s") if c in v.columns]
-            text += "\n\nsimulated vs predicted:\n" + format_table(v[cols])
+            text += "\n\nsimulated vs predicted:\n" + format_table(v[cols]) + _sim_note(validation)
         if args.out:
             atomic_write(args.out, to_json(payload) + "\n")
         sys.stdout.write(text + "\n")
@@ -201,7 +214,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _emit(args, to_json(res.to_dict()))
     else:
         _emit(args, format_table(res.to_frame()) + "\n\nfleet: " + ", ".join(
-            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in res.to_dict()["totals"].items()))
+            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in res.to_dict()["totals"].items()) + _sim_note(res))
     return 0
 
 

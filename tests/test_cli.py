@@ -151,3 +151,32 @@ def test_relative_paths_resolve_against_config_folder(capsys, tmp_path):
     p = _cfg(sub, '[workload]\ncdf = "lengths.json"\nrate = 50\n[fleet]\nmax_ctx = 4096\n')
     code, out, _ = run(capsys, "evaluate", p, "--format", "json")
     assert code == 0 and json.loads(out)["totals"]["instances"] >= 1
+
+
+def test_solve_validate_reports_simulated_and_predicted(capsys):
+    code, out, _ = run(capsys, "solve", "paper-azure", "--validate", "--requests", "3000",
+                       "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["status"] == "optimal"
+    v = d["validation"]
+    assert set(v) == {"pools", "totals"}
+    for pool in v["pools"]:
+        for k in ("p50_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "power_w", "output_tok_per_s",
+                  "predicted_p99_ttft_ms", "predicted_power_w", "predicted_output_tok_per_s"):
+            assert k in pool
+    assert [(p["ctx_lo"], p["ctx_hi"]) for p in v["pools"]] == \
+        [(p["ctx_lo"], p["ctx_hi"]) for p in d["pools"]]
+
+
+def test_simulate_cli(capsys, tmp_path):
+    plan = tmp_path / "plan.json"
+    assert run(capsys, "solve", "paper-azure", "--out", str(plan), "--format", "json")[0] == 0
+    code, out, _ = run(capsys, "simulate", "paper-azure", "--fleet", str(plan), "--requests", "2000",
+                       "--seed", "3", "--format", "json")
+    a = json.loads(out)
+    code2, out2, _ = run(capsys, "simulate", "paper-azure", "--fleet", str(plan), "--requests",
+                         "2000", "--seed", "3", "--format", "json")
+    assert code == code2 == 0
+    assert a["totals"]["p99_ttft_ms"] == json.loads(out2)["totals"]["p99_ttft_ms"]  # seeded
+    code, _, err = run(capsys, "simulate", "paper-azure", "--replay")
+    assert code == 2 and "--replay" in err

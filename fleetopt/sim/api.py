@@ -65,7 +65,9 @@ def simulate(
 
     Predictions come from :func:`fleetopt.evaluate.evaluate` on the workload at the simulated
     rate. ``profiles`` (one per pool) overrides the catalog resolution (tests, custom profiles).
-    The first ``warmup_fraction`` of requests (by arrival) are simulated but not measured.
+    The first ``warmup_fraction`` of requests (by arrival) are simulated but not measured, and at
+    least two mean full-batch service times of the slowest pool (the time the fleet takes to
+    fill up), but never more than half the run.
     """
     t_wall = time.perf_counter()
     fleet = _as_fleet(plan)
@@ -132,6 +134,7 @@ def simulate(
     run_info = {"seed": int(seed), "arrivals": stream.source, "simulated_requests": len(stream),
                 "rate_rps": stream.rate_rps, "dispatch": dispatch,
                 "warmup_fraction": warmup_fraction, "window_s": res["window_s"],
+                "slowest_mean_service_s": res["settle_s"] / 2.0,
                 "accounting": settings.accounting}
     return SimResult(tuple(pools_out), res["fleet"], pred_tot, run_info, res["requests"],
                      wall_s=time.perf_counter() - t_wall)
@@ -196,6 +199,17 @@ def _run(fleet: Fleet, profiles: list[Profile], stream: Arrivals, settings: Sett
     warm = min(int(warmup_fraction * n), n - 1)
     t_arr = stream.arrival_s
     t0, t1 = float(t_arr[warm]), float(t_arr[-1])
+    # the fleet fills up over about one service time: also skip two mean full-batch service
+    # times of the slowest pool (but never more than half the run)
+    settle = 0.0
+    for k, (spec, prof) in enumerate(zip(fleet.pools, profiles, strict=True)):
+        m = pool == k
+        if m.any():
+            s_k = max(int(prof.slots(spec.window)), 1)
+            ctx = lin[m] + lout[m] / 2.0
+            svc = prof.prefill_s(lin[m], s_k, ctx) + lout[m] * prof.decode_s(s_k, ctx)
+            settle = max(settle, 2.0 * float(np.mean(svc)))
+    t0 = max(t0, min(float(t_arr[0]) + settle, float(t_arr[n // 2])))
     if t1 <= t0:
         t1 = t0 + 1e-9
     out = run(t_arr, lin, lout, pool, eps, (t0, t1), dispatch)
@@ -245,7 +259,7 @@ def _run(fleet: Fleet, profiles: list[Profile], stream: Arrivals, settings: Sett
         "tpot_s": tpot, "e2e_s": e2e, "measured": meas,
     })
     return {"pools": pools_out, "fleet": fleet_stats, "requests": reqs,
-            "window_s": [t0, t1], "events": out.events}
+            "window_s": [t0, t1], "events": out.events, "settle_s": settle}
 
 
 def _with_util(s: SimStats, total_slots: int, instances: int) -> SimStats:
