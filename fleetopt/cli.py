@@ -76,7 +76,7 @@ def _pools_table(df: pd.DataFrame) -> str:
 
 def cmd_catalog(args: argparse.Namespace) -> int:
     from fleetopt.catalog import default_catalog
-    from fleetopt.problem import example_names
+    from fleetopt.problem import example_names, sweep_example_names
     from fleetopt.workload import builtin_info
 
     cat = default_catalog()
@@ -93,7 +93,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                 for p in cat.profiles.values()]
     workloads = builtin_info()
     data = {"gpus": gpus, "models": models, "profiles": profiles, "workloads": workloads,
-            "examples": example_names()}
+            "examples": example_names(), "sweep_examples": sweep_example_names()}
     if args.format == "json":
         _emit(args, to_json(data))
         return 0
@@ -107,6 +107,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
             df = df.drop(columns=["source"])
         parts.append(f"{title}\n{format_table(df)}")
     parts.append("Example configs (use the name as CONFIG)\n  " + ", ".join(data["examples"]))
+    parts.append("Example sweeps (fleetopt study sweep NAME)\n  " + ", ".join(data["sweep_examples"]))
     _emit(args, "\n\n".join(parts))
     return 0
 

@@ -64,6 +64,9 @@ def atomic_write(path: str | Path, data: str | bytes, field_name: str = "--out")
     try:
         with os.fdopen(fd, mode) as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, p)
     except OSError as e:
         if os.path.exists(tmp):

@@ -242,9 +242,19 @@ def _peak_factor(slo: dict[str, Any], workload: Workload) -> float:
     return float(v)
 
 
-def example_names() -> list[str]:
+def _shipped_tomls() -> list[str]:
     d = resources.files("fleetopt.examples")
     return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".toml"))
+
+
+def example_names() -> list[str]:
+    """Shipped planning configs (the sweep examples, which name a base config, are not among them)."""
+    return [n for n in _shipped_tomls() if not n.startswith("sweep")]
+
+
+def sweep_example_names() -> list[str]:
+    """Shipped SWEEP.toml examples for ``fleetopt study sweep``."""
+    return [n for n in _shipped_tomls() if n.startswith("sweep")]
 
 
 def resolve_config_path(arg: str | Path) -> Path:
@@ -252,7 +262,7 @@ def resolve_config_path(arg: str | Path) -> Path:
     p = Path(arg)
     if p.is_file():
         return p
-    names = example_names()
+    names = _shipped_tomls()
     key = {n.lower(): n for n in names}.get(str(arg).lower().removesuffix(".toml"))
     if key is not None:
         with resources.as_file(resources.files("fleetopt.examples").joinpath(f"{key}.toml")) as q:

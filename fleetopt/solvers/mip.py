@@ -31,7 +31,7 @@ BACKENDS = ("auto", "highspy", "pyomo")
 
 
 @dataclass
-class _Run:
+class SolverRun:
     status: str  # optimal | feasible | infeasible | time_limit | error
     x: np.ndarray | None
     objective: float | None
@@ -98,7 +98,7 @@ class HighsModel:
         lo = self.h.getLp().row_lower_[row]
         self.h.changeRowBounds(row, lo, highspy.kHighsInf if not np.isfinite(upper) else upper)
 
-    def run(self, time_limit: float | None = None, warm: np.ndarray | None = None) -> _Run:
+    def run(self, time_limit: float | None = None, warm: np.ndarray | None = None) -> SolverRun:
         import highspy
 
         h = self.h
@@ -129,13 +129,13 @@ class HighsModel:
         gap = None
         if obj is not None and bound is not None:
             gap = abs(obj - bound) / max(abs(obj), 1e-10)
-        return _Run(status, x, obj, bound, gap, self.translate_s, t2 - t1, h.modelStatusToString(ms))
+        return SolverRun(status, x, obj, bound, gap, self.translate_s, t2 - t1, h.modelStatusToString(ms))
 
 
 def _solve_highspy(
     data: MipData, c: np.ndarray, extra: list[tuple[np.ndarray, float, float]],
     time_limit: float | None, mip_gap: float, threads: int | None, warm: np.ndarray | None,
-) -> _Run:
+) -> SolverRun:
     return HighsModel(data, c, extra, mip_gap, threads).run(time_limit, warm)
 
 
@@ -215,7 +215,7 @@ def build_pyomo_model(problem: Problem, cset: CandidateSet, objective: str = "po
 def _solve_pyomo(
     problem: Problem, data: MipData, objective: str, power_cap_w: float | None,
     time_limit: float | None, mip_gap: float, threads: int | None, solver: str,
-) -> _Run:
+) -> SolverRun:
     import pyomo.environ as pe
 
     cset = data.cset
@@ -290,7 +290,7 @@ def _solve_pyomo(
     gap = None
     if obj is not None and bound is not None:
         gap = abs(obj - bound) / max(abs(obj), 1e-10)
-    return _Run(status, x, obj, bound, gap, translate_s, solve_s, msg)
+    return SolverRun(status, x, obj, bound, gap, translate_s, solve_s, msg)
 
 
 # ------------------------------------------------------------------------------------------
@@ -419,14 +419,14 @@ def solve(
         warm, name = _baseline_warm_start(problem, data)
         details["warm_start"] = name
 
-    def run(objective: str, cap: float | None, limit: float | None, warm_x: np.ndarray | None) -> _Run:
+    def run(objective: str, cap: float | None, limit: float | None, warm_x: np.ndarray | None) -> SolverRun:
         if use_pyomo:
             return _solve_pyomo(problem, data, objective, cap, limit, mip_gap, threads, solver)
         extra = [] if cap is None else [(data.power_coef, -np.inf, cap)]
         return _solve_highspy(data, data.objective(objective), extra, limit, mip_gap, threads, warm_x)
 
     if not cset.candidates:
-        r = _Run("infeasible", None, None, None, None, 0.0, 0.0, "no candidate pool can meet the SLO")
+        r = SolverRun("infeasible", None, None, None, None, 0.0, 0.0, "no candidate pool can meet the SLO")
     else:
         phase1 = "power_w" if problem.objective in ("power", "power_then_cost") else "cost_per_hr"
         r = run(phase1, None, time_limit, warm)
@@ -438,7 +438,7 @@ def solve(
                 r2.translate_s += r.translate_s
                 r2.solve_s += r.solve_s
                 details["power_phase"] = {"objective": r.objective, "bound": r.bound}
-                obj_name, r = "power_w", _Run(r2.status, r2.x, r.objective, r.bound, r.gap,
+                obj_name, r = "power_w", SolverRun(r2.status, r2.x, r.objective, r.bound, r.gap,
                                               r2.translate_s, r2.solve_s, r2.message)
     timing = {"build_s": build_s, "translate_s": r.translate_s, "solve_s": r.solve_s}
     if r.x is None and r.status == "time_limit":
@@ -452,7 +452,7 @@ def solve(
     return sol
 
 
-def plan_solution(problem: Problem, data: MipData, r: _Run, approach: str, obj_name: str,
+def plan_solution(problem: Problem, data: MipData, r: SolverRun, approach: str, obj_name: str,
                   timing: dict[str, float], details: dict[str, Any]) -> Solution:
     """Turn a solver run into a :class:`Solution`: extract the plan and evaluate it exactly."""
     if r.x is None:

@@ -126,7 +126,7 @@ def plan_summary(sol: Solution | None) -> dict[str, Any]:
               "gpus": p.gpus, "power_w": p.power_w, "cost_per_hr": p.cost_per_hr,
               "p99_ttft_ms": p.p99_ttft_ms} for p in res.pools]
     worst = t.get("worst_p99_ttft_ms")
-    return {"power_w": float(res.power_w), "cost_per_hr": float(res.cost_per_hr),
+    return {"power_w": float(res.power_w), "cost_per_hr": round(float(res.cost_per_hr), 9),
             "gpus": int(t["gpus"]), "instances": int(t["instances"]),
             "n_pools": sum(1 for p in res.pools if p.instances > 0),
             "mix": " + ".join(sorted(by_type)), "gpus_by_type": by_type, "pools": pools,
@@ -199,7 +199,7 @@ def procurement_study(
     overrides GPU caps. ``time_limit`` applies per point.
     """
     from fleetopt.solvers.candidates import build_candidates
-    from fleetopt.solvers.mip import HighsModel, _Run, plan_solution
+    from fleetopt.solvers.mip import HighsModel, SolverRun, plan_solution
     from fleetopt.solvers.mipdata import build_mip_data
 
     values = parse_budgets(budgets, "budgets")
@@ -302,11 +302,11 @@ def procurement_study(
                 and float(data.cost_coef @ warm_x) <= b + 1e-9):
             warm = warm_x
         if min_cost_value is not None and proven_min and b < min_cost_value - 1e-6:
-            r = _Run("infeasible", None, None, None, None, pmodel.translate_s, 0.0,
+            r = SolverRun("infeasible", None, None, None, None, pmodel.translate_s, 0.0,
                      f"infeasible: budget ${b:,.2f}/hr is below the cheapest plan that meets the "
                      f"SLO (${min_cost_value:,.2f}/hr)")
         elif cr.x is None and cr.status == "infeasible":
-            r = _Run("infeasible", None, None, None, None, pmodel.translate_s, 0.0,
+            r = SolverRun("infeasible", None, None, None, None, pmodel.translate_s, 0.0,
                      min_cost.message if min_cost is not None else "infeasible")
         else:
             pmodel.set_row_upper(brow, b)
