@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from fleetopt.evaluate import evaluate
@@ -18,7 +18,7 @@ from fleetopt.workload import builtin
 GAP = 1e-9  # explicit: HiGHS's default relative gap is 1e-4
 
 WORKLOADS = ["azure-conv-2023", "azure-code-2023", "azure", "lmsys"]
-GPU_SETS = [("H100-SXM",), ("H100-SXM", "A100-SXM"), ("L40S", "A100-SXM", "H200-SXM"),
+GPU_SETS = [("H100-SXM",), ("H100-SXM", "A100-SXM"), ("L40S", "A100-SXM"), ("L40S",),
             ("MI300X", "B200")]
 BOUNDS = [512, 1024, 1536, 2048, 3072, 4096, 6144, 8192]
 
@@ -26,9 +26,9 @@ BOUNDS = [512, 1024, 1536, 2048, 3072, 4096, 6144, 8192]
 @st.composite
 def small_problems(draw):
     wl = draw(st.sampled_from(WORKLOADS))
-    rate = draw(st.floats(2, 60))
+    rate = draw(st.floats(20, 400))
     gpus = draw(st.sampled_from(GPU_SETS))
-    tp = tuple(sorted(draw(st.sets(st.sampled_from([1, 2, 4]), min_size=1, max_size=2))))
+    tp = tuple(sorted(draw(st.sets(st.sampled_from([1, 2]), min_size=1, max_size=2))))
     bounds = tuple(sorted(draw(st.sets(st.sampled_from(BOUNDS), min_size=1, max_size=3))))
     slo = draw(st.sampled_from([300.0, 600.0, 2000.0]))
     max_pools = draw(st.integers(1, 3))
@@ -69,6 +69,7 @@ def test_mip_equals_enumeration(case):
     e_exact = enumerate_optimum(p, mode="exact", candidates=cset)
     m = solve(p, mip_gap=GAP, warm_start=False, explain=False)
     assert (m.result is None) == (e_lin.result is None)
+    event(f"limit={limit}, {'infeasible' if m.result is None else f'{len(m.result.pools)} pools'}")
     if m.result is None:
         assert m.status == "infeasible"
         return
