@@ -11,7 +11,6 @@ Two families are compared separately:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,27 +39,34 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-def _mip(problem: Problem, time_limit: float | None, compress: bool, approach: str) -> Solution:
-    t0 = time.perf_counter()
-    try:
-        from fleetopt.solvers.mip import solve
-    except ImportError as e:  # the MIP module is optional until it is installed
-        return Solution(status="error", approach=approach,
-                        objective_name="cost_per_hr" if problem.objective == "cost" else "power_w",
-                        timing={"total_s": time.perf_counter() - t0},
-                        message=f"MIP unavailable: {e}")
+def _mip(problem: Problem, time_limit: float | None, compress: bool, approach: str,
+         extra_boundaries: tuple[int, ...] = ()) -> Solution:
+    from fleetopt.solvers.mip import solve
+
+    if extra_boundaries:
+        problem = problem.with_(boundaries=tuple(sorted(
+            set(problem.candidate_boundaries()) | set(extra_boundaries))))
     sol = solve(problem, time_limit=time_limit, compress=compress)
     return replace(sol, approach=approach)
 
 
 def compare_solutions(problem: Problem, time_limit: float | None = None) -> list[Solution]:
-    """Solutions of every approach, in :data:`APPROACHES` order (MIP rows need the MIP module)."""
+    """Solutions of every approach, in :data:`APPROACHES` order (MIP rows need the MIP module).
+
+    The MIP with compress bands gets the two-pool plan's edges as extra candidate boundaries,
+    so that plan is always representable in it: within each family the MIP can only win.
+    """
+    two = baselines.two_pool(problem)
+    extra: tuple[int, ...] = ()
+    if two.result is not None:
+        extra = tuple(e for p in two.result.pools for e in (p.ctx_hi, p.window_tokens)
+                      if 0 < e < problem.max_ctx)
     return [
         baselines.homogeneous(problem),
         baselines.pool_routing(problem),
-        baselines.two_pool(problem),
+        two,
         _mip(problem, time_limit, False, "mip"),
-        _mip(problem, time_limit, True, "mip-compress"),
+        _mip(problem, time_limit, True, "mip-compress", extra),
     ]
 
 

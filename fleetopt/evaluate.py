@@ -138,7 +138,7 @@ def evaluate_pool(
             f"context {profile.max_context}; lower it or use a compress band"
         )
     pm = pool_model(spec, profile, workload, settings)
-    if not pm.empty and pm.slots < 1:
+    if pm.slots < 1:
         raise FleetoptError(
             f"{field_name}.gpu", f"{profile.label()} has no KV slot for a {spec.window}-token "
             "window; use more TP, fp8 KV cache or a smaller window"
@@ -152,8 +152,7 @@ def evaluate_pool(
         gpus=spec.instances * profile.gpus_counted(settings.accounting),
         arrival_rate=pm.rate_rps, utilization=float(m["utilization"][0]),
         mean_batch=float(m["mean_batch"][0]), slots=pm.slots, window_tokens=spec.window,
-        p99_ttft_ms=float(m["p99_ttft_ms"][0]), slo_met=bool(m["slo_met"][0]) and (
-            spec.instances > 0 or pm.empty),
+        p99_ttft_ms=float(m["p99_ttft_ms"][0]), slo_met=bool(m["slo_met"][0]),
         power_w=power, output_tok_per_s=tok, tok_per_w=tok / power if power > 0 else 0.0,
         cost_per_hr=float(m["cost_per_hr"][0]), min_instances=pm.min_instances(),
         compressed_share=pm.compressed_share, kv_dtype=profile.kv_dtype,

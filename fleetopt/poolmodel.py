@@ -181,7 +181,7 @@ class PoolModel:
     def feasible_at_any_size(self) -> bool:
         """False when no instance count can meet the SLO (no slots, or prefill alone too slow)."""
         if self.empty:
-            return True
+            return self.slots >= 1
         if self.settings.accounting == "paper":
             return self.slots >= 1
         return self.slots >= 1 and self.prefill_late_share <= 1.0 - self.settings.quantile + 1e-12
@@ -189,7 +189,7 @@ class PoolModel:
     def min_instances_util(self) -> int:
         """Fewest instances that keep utilisation at or below the cap."""
         if self.empty:
-            return 0
+            return 1  # coverage: a range with no sampled traffic still needs one instance
         a = self.rate_rps * self.settings.peak_factor * self.mean_service_s
         return max(1, math.ceil(a / (self.slots * self.settings.utilization_cap) - 1e-9))
 
@@ -202,7 +202,7 @@ class PoolModel:
             z = np.zeros_like(N)
             return {
                 "instances": N, "utilization": z, "mean_batch": z, "p99_ttft_ms": z,
-                "p99_wait_ms": z, "slo_met": np.ones(N.shape, bool),
+                "p99_wait_ms": z, "slo_met": (N >= 1) & (self.slots >= 1),  # coverage
                 "power_w": N * self.profile.instance_power_w(0.0, acct),
                 "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
                 "output_tok_per_s": z,
@@ -264,10 +264,10 @@ class PoolModel:
 
     def min_instances(self, limit: int = 1_000_000) -> int | None:
         """Smallest instance count meeting the SLO and the utilisation cap; None if none can."""
-        if self.empty:
-            return 0
         if not self.feasible_at_any_size:
             return None
+        if self.empty:
+            return 1  # coverage: one instance serves the range's (unsampled) requests
         if self._batch is not None:
             n = int(self._batch.min_instances(limit)[0])
             return None if n < 0 else n

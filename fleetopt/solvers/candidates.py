@@ -218,11 +218,14 @@ def _candidates_for(
                     if win <= b[i]:
                         continue  # the window must exceed the range's lower end
                     stats["considered"] += 1
-                    if not np.any((tot > b[i]) & (tot <= b[k]) & (wl.weights > 0)):
-                        stats["empty"] += 1
-                        continue
                     if slots < 1:
                         stats["no_slot"] += 1
+                        continue
+                    if not np.any((tot > b[i]) & (tot <= b[k]) & (wl.weights > 0)):
+                        # no sampled traffic: a coverage pool of one idle instance
+                        stats["empty"] += 1
+                        if win == b[k]:
+                            cands.append(_coverage(problem, b, i, k, d, prof))
                         continue
                     lows.append(i)
                 if not lows:
@@ -336,3 +339,15 @@ def _batch_family(problem: Problem, b: list[int], lows: list[int], k: int, win: 
             segs=under_segments(pts, exact),
         ))
     return out
+
+
+def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any) -> Candidate:
+    """A pool over a range with no sampled requests: one instance, so the range is served."""
+    acct = problem.settings.accounting
+    w1 = float(prof.instance_power_w(0.0, acct))
+    return Candidate(
+        i=i, k=k, lo=b[i], hi=b[k], window=b[k], deployment=d, inventory_key=d.gpu,
+        gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=prof.instance_cost_per_hr(acct),
+        rate_rps=0.0, compressed_share=0.0, n_points=(1,), power_exact_w=(w1,),
+        segs=((1, 1, w1, 0.0),),
+    )
