@@ -207,3 +207,37 @@ def test_time_limit_with_and_without_incumbent():
     without = solve(p, time_limit=1e-9, warm_start=False, candidates=cset)
     assert without.status == "time_limit" and without.result is None
     assert "time limit" in without.message
+
+
+def test_segments_engage_on_a_non_monotone_power_curve(tmp_path):
+    """A steep power curve with a low idle makes pool watts FALL with more instances in places:
+    the candidates keep their segments, and the MIP still equals enumeration, exactly at the
+    linearisation and within its reported error of the exact optimum."""
+    from fleetopt.catalog import Catalog
+
+    f = tmp_path / "cat.toml"
+    f.write_text("""
+[gpu.steep]
+hbm_gb = 80.0
+hbm_bw_tb_s = 3.35
+fp16_tflops = 989.0
+fp8_tflops = 1979.0
+tdp_w = 700.0
+price_per_gpu_hr = 2.0
+power_idle_w = 20.0
+power_plateau_w = 700.0
+power_slope = 6.0
+power_midpoint_log2 = 5.0
+""")
+    cat = Catalog.default().extend_from_file(f)
+    p = Problem(workload=builtin("azure-conv-2023", 150), model="llama-3.1-8b", gpus=("steep",),
+                tp=(1,), boundaries=(1024, 2048, 4096), max_pools=2, max_ctx=16384,
+                settings=Settings(2000), catalog=cat)
+    cset = build_candidates(p, prune=False, headroom=1.0)
+    assert any(len(c.n_points) > 1 for c in cset.candidates)  # segments in play
+    e_lin = enumerate_optimum(p, candidates=cset)
+    e_exact = enumerate_optimum(p, mode="exact", candidates=cset)
+    m = solve(p, mip_gap=GAP, warm_start=False, headroom=1.0)
+    assert m.objective == pytest.approx(e_lin.objective, rel=1e-7)
+    assert m.linearization_error >= -1e-6
+    assert e_exact.objective - 1e-6 <= m.result.power_w <= e_exact.objective + m.linearization_error + 1e-6

@@ -118,6 +118,20 @@ def breakpoints(n_min: int, segments: int, headroom: float, max_extra: int = 32)
     return sorted({n_min + round(span * q / segments) for q in range(segments + 1)})
 
 
+def _curve(pts: list[int], exact: np.ndarray) -> dict[str, Any]:
+    """Breakpoints, exact watts and model segments of a candidate.
+
+    When the exact watts never fall as instances are added, every count above ``n_min`` costs
+    more watts, dollars and GPUs than ``n_min`` itself: the candidate collapses to that single,
+    exact point (no linearisation at all). Otherwise the under-estimating segments are used.
+    """
+    ex = [float(x) for x in exact]
+    if all(b >= a for a, b in zip(ex, ex[1:], strict=False)):
+        return {"n_points": (pts[0],), "power_exact_w": (ex[0],),
+                "segs": ((pts[0], pts[0], ex[0], 0.0),)}
+    return {"n_points": tuple(pts), "power_exact_w": tuple(ex), "segs": under_segments(pts, ex)}
+
+
 def under_segments(
     pts: list[int], exact: np.ndarray | list[float]
 ) -> tuple[tuple[int, int, float, float], ...]:
@@ -248,8 +262,7 @@ def _candidates_for(
                         inventory_key=d.gpu, gpus_per_instance=prof.gpus_per_instance,
                         cost_per_instance_hr=prof.instance_cost_per_hr(st.accounting),
                         rate_rps=pm.rate_rps, compressed_share=pm.compressed_share,
-                        n_points=tuple(pts), power_exact_w=tuple(float(x) for x in exact),
-                        segs=under_segments(pts, exact),
+                        **_curve(pts, exact),
                     ))
     return cands, stats
 
@@ -335,8 +348,7 @@ def _batch_family(problem: Problem, b: list[int], lows: list[int], k: int, win: 
             i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d, inventory_key=d.gpu,
             gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=cost,
             rate_rps=float(pb.rate_rps[col]), compressed_share=float(pb.compressed_share[col]),
-            n_points=tuple(pts), power_exact_w=tuple(float(x) for x in exact),
-            segs=under_segments(pts, exact),
+            **_curve(pts, exact),
         ))
     return out
 
