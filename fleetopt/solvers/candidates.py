@@ -218,6 +218,9 @@ def _candidates_for(
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0}
     cands: list[Candidate] = []
     mixes: dict[tuple, dict] = {}
+    # requests with total length <= b[t], for O(1) "does (b_i, b_k] carry traffic?"
+    live = wl.weights > 0
+    traffic = [int(np.count_nonzero(live & (tot <= x))) for x in b]
     profiles = [(d, problem.profile(d)) for d in deployments]
     for k in range(1, K + 1):
         windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
@@ -235,7 +238,7 @@ def _candidates_for(
                     if slots < 1:
                         stats["no_slot"] += 1
                         continue
-                    if not np.any((tot > b[i]) & (tot <= b[k]) & (wl.weights > 0)):
+                    if traffic[k] - traffic[i] <= 0:
                         # no sampled traffic: a coverage pool of one idle instance
                         stats["empty"] += 1
                         if win == b[k]:
