@@ -55,6 +55,12 @@ class Settings:
     accounting: str = "physical"  # physical | paper
     quantile: float = 0.99
     peak_factor: float = 1.0  # size pools for peak_factor x the mean rate (bursty arrivals)
+    prefill_tail_share: float = 0.5  # of the 1-q tail, the most that prefill-alone-late prompts take
+
+    @property
+    def prefill_late_budget(self) -> float:
+        """Largest share of requests that may miss the target by prefill alone (no waiting)."""
+        return (1.0 - self.quantile) * self.prefill_tail_share + 1e-12
 
     def __post_init__(self) -> None:
         from fleetopt.errors import FleetoptError
@@ -67,6 +73,9 @@ class Settings:
             raise FleetoptError("accounting.mode", f"must be 'physical' or 'paper', got {self.accounting!r}")
         if not (math.isfinite(self.peak_factor) and 1.0 <= self.peak_factor <= 10.0):
             raise FleetoptError("slo.peak_factor", f"must be in [1, 10], got {self.peak_factor}")
+        if not 0.0 <= self.prefill_tail_share <= 1.0:
+            raise FleetoptError("slo.prefill_tail_share",
+                                f"must be in [0, 1], got {self.prefill_tail_share}")
         if not 0.5 <= self.quantile < 1:
             raise FleetoptError("slo.quantile", f"must be in [0.5, 1), got {self.quantile}")
 
@@ -184,7 +193,7 @@ class PoolModel:
             return self.slots >= 1
         if self.settings.accounting == "paper":
             return self.slots >= 1
-        return self.slots >= 1 and self.prefill_late_share <= 1.0 - self.settings.quantile + 1e-12
+        return self.slots >= 1 and self.prefill_late_share <= self.settings.prefill_late_budget
 
     def min_instances_util(self) -> int:
         """Fewest instances that keep utilisation at or below the cap."""
@@ -392,7 +401,7 @@ class PoolBatch:
             self.cv2 = np.where(self.mean_service_s > 0, var / self.mean_service_s**2, 0.0)
         self.Wn = Wn
         late = (Wn * (self.prefill_full_s > settings.slo_s)).sum(axis=0)
-        self.feasible = self.nonempty & (self.slots >= 1) & (late <= 1.0 - settings.quantile + 1e-12)
+        self.feasible = self.nonempty & (self.slots >= 1) & (late <= settings.prefill_late_budget)
         # sorted-by-g cumulative sums per pool for the O(log P) prefill average
         order = np.argsort(g, kind="stable")
         self._g_sorted = g[order]

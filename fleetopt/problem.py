@@ -337,6 +337,8 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         accounting=str(acct.get("mode", "physical")),
         quantile=_num(slo, "quantile", "slo.quantile") if "quantile" in slo else 0.99,
         peak_factor=_peak_factor(slo, workload),
+        prefill_tail_share=_num(slo, "prefill_tail_share", "slo.prefill_tail_share")
+        if "prefill_tail_share" in slo else 0.5,
     )
     physics = PhysicsParams()
     if "physics" in data:
