@@ -241,3 +241,16 @@ power_midpoint_log2 = 5.0
     assert m.objective == pytest.approx(e_lin.objective, rel=1e-7)
     assert m.linearization_error >= -1e-6
     assert e_exact.objective - 1e-6 <= m.result.power_w <= e_exact.objective + m.linearization_error + 1e-6
+
+
+def test_any_pyomo_solver_path_and_unknown_solver():
+    """A solver other than the built-in HiGHS goes through Pyomo's SolverFactory."""
+    from fleetopt.errors import FleetoptError
+
+    p = _base()
+    ref = solve(p, mip_gap=GAP, warm_start=False)
+    other = solve(p, solver="appsi_highs")  # Pyomo's legacy factory path
+    assert other.status == "optimal" and other.details["backend"] == "pyomo"
+    assert other.objective == pytest.approx(ref.objective, rel=1e-4)
+    with pytest.raises(FleetoptError, match="not available"):
+        solve(p, solver="no-such-solver")

@@ -223,7 +223,7 @@ def _solve_pyomo(
     t_model = time.perf_counter()
     m = build_pyomo_model(problem, cset, objective, power_cap_w)
     model_s = time.perf_counter() - t_model
-    if solver.lower() in ("highs", "appsi_highs"):
+    if solver.lower() == "highs":
         from pyomo.contrib.solver.common.results import TerminationCondition as TC
         from pyomo.contrib.solver.solvers.highs import Highs
 
@@ -263,7 +263,7 @@ def _solve_pyomo(
         opts: dict[str, Any] = {}
         if time_limit is not None:
             key = {"gurobi": "TimeLimit", "cbc": "seconds", "glpk": "tmlim", "cplex": "timelimit",
-                   "scip": "limits/time"}.get(solver.lower())
+                   "scip": "limits/time", "appsi_highs": "time_limit"}.get(solver.lower())
             if key:
                 opts[key] = time_limit
         t0 = time.perf_counter()
