@@ -212,3 +212,19 @@ def test_simulate_problem_uses_problem_settings() -> None:
     with pytest.raises(FleetoptError):
         simulate_problem(prob, None, requests=10)
     assert Settings().accounting == "physical"
+
+
+def test_power_over_time_series_averages_to_the_pool_power():
+    from fleetopt.problem import load_config
+    from fleetopt.sim import simulate_problem
+    from fleetopt.solvers.mip import solve
+
+    p = load_config("paper-azure")
+    res = simulate_problem(p, solve(p).fleet, requests=4000, seed=2)
+    ps = res.power_series
+    assert set(ps.columns) == {"t_s", "ctx_lo", "ctx_hi", "power_w"}
+    for pool in res.pools:
+        series = ps[ps.ctx_lo == pool.ctx_lo]
+        assert len(series) == 100 and series.t_s.is_monotonic_increasing
+        assert series.power_w.mean() == pytest.approx(pool.stats.power_w, rel=1e-9)
+        assert (series.power_w > 0).all()

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from fleetopt.problem import Problem
 
 
+POWER_SAMPLES = 100  # intervals of the power-over-time series in the measured window
+
+
 def _as_fleet(plan: Any) -> Fleet:
     if isinstance(plan, Fleet):
         return plan
@@ -137,7 +140,7 @@ def simulate(
                 "slowest_mean_service_s": res["settle_s"] / 2.0,
                 "accounting": settings.accounting}
     return SimResult(tuple(pools_out), res["fleet"], pred_tot, run_info, res["requests"],
-                     wall_s=time.perf_counter() - t_wall)
+                     wall_s=time.perf_counter() - t_wall, power_series=res["power_series"])
 
 
 def simulate_problem(problem: Problem, plan: Any = None, **kw: Any) -> SimResult:
@@ -212,7 +215,7 @@ def _run(fleet: Fleet, profiles: list[Profile], stream: Arrivals, settings: Sett
     t0 = max(t0, min(float(t_arr[0]) + settle, float(t_arr[n // 2])))
     if t1 <= t0:
         t1 = t0 + 1e-9
-    out = run(t_arr, lin, lout, pool, eps, (t0, t1), dispatch)
+    out = run(t_arr, lin, lout, pool, eps, (t0, t1), dispatch, snapshots=POWER_SAMPLES + 1)
     span = t1 - t0
     ttft = out.first_token_s - t_arr
     wait = out.admit_s - t_arr
@@ -258,8 +261,21 @@ def _run(fleet: Fleet, profiles: list[Profile], stream: Arrivals, settings: Sett
         "output_tokens": lout, "compressed": comp, "wait_s": wait, "ttft_s": ttft,
         "tpot_s": tpot, "e2e_s": e2e, "measured": meas,
     })
+    # power over time: mean watts of each pool between consecutive snapshots
+    ts, ej = out.snap_s, out.snap_energy_j
+    rows = []
+    if ts is not None and len(ts) > 1 and ej is not None and ej.ndim == 2:
+        dt = np.diff(ts)
+        de = np.diff(ej, axis=0)  # (intervals, instances)
+        for k, spec in enumerate(fleet.pools):
+            cols = np.asarray(inst_pool) == k
+            pw_k = de[:, cols].sum(axis=1) / np.where(dt > 0, dt, np.nan)
+            rows += [{"t_s": float(a), "ctx_lo": spec.ctx_lo, "ctx_hi": spec.ctx_hi,
+                      "power_w": float(v)} for a, v in zip(ts[:-1], pw_k, strict=True)]
+    power_series = pd.DataFrame(rows, columns=["t_s", "ctx_lo", "ctx_hi", "power_w"])
     return {"pools": pools_out, "fleet": fleet_stats, "requests": reqs,
-            "window_s": [t0, t1], "events": out.events, "settle_s": settle}
+            "window_s": [t0, t1], "events": out.events, "settle_s": settle,
+            "power_series": power_series}
 
 
 def _with_util(s: SimStats, total_slots: int, instances: int) -> SimStats:

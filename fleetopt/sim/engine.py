@@ -60,6 +60,8 @@ class EngineOutput:
     tokens: NDArray[np.float64]  # output tokens generated per instance within [t0, t1]
     batch_s: NDArray[np.float64]  # integral of sequences in flight per instance within [t0, t1]
     events: int
+    snap_s: NDArray[np.float64] | None = None  # times of evenly spaced snapshots over [t0, t1]
+    snap_energy_j: NDArray[np.float64] | None = None  # cumulative energy per (snapshot, instance)
 
 
 def run(
@@ -70,6 +72,7 @@ def run(
     pools: Sequence[EnginePool],
     window_s: tuple[float, float],
     dispatch: str = "least_loaded",
+    snapshots: int = 2,
 ) -> EngineOutput:
     """Simulate requests (sorted by arrival) through ``pools`` until every one has finished."""
     if dispatch not in DISPATCH_POLICIES:
@@ -131,8 +134,10 @@ def run(
 
     heap: list[tuple[float, int, int, int]] = []
     t0, t1 = window_s
-    heappush(heap, (t0, _SNAP, 0, 0))
-    heappush(heap, (t1, _SNAP, 0, 1))
+    n_snap = max(2, int(snapshots))
+    snap_t = [t0 + (t1 - t0) * j / (n_snap - 1) for j in range(n_snap)]
+    for j, ts in enumerate(snap_t):
+        heappush(heap, (ts, _SNAP, 0, j))
     snaps: list[tuple[list[float], list[float], list[float]]] = []
     inf = float("inf")
     events = 0
@@ -279,15 +284,15 @@ def run(
 
     # fix minlvl for pools whose lowest bucket emptied through admissions from the queue is
     # not needed: queue admissions keep NF unchanged on the freeing instance.
-    while len(snaps) < 2:  # window beyond the last event: close it here
-        tend = max(TL) if n_inst else 0.0
+    while len(snaps) < n_snap:  # window beyond the last event: close it at its own time
         for j in range(n_inst):
-            advance(j, tend)
+            advance(j, max(snap_t[len(snaps)], TL[j]))
         snaps.append((EN[:], TK[:], BS[:]))
-    (e0, k0, b0), (e1, k1, b1) = snaps[0], snaps[1]
+    (e0, k0, b0), (e1, k1, b1) = snaps[0], snaps[-1]
     return EngineOutput(
         admit_s=np.asarray(admit), first_token_s=np.asarray(ftok), done_s=np.asarray(done),
         instance=np.asarray(where, dtype=np.int64),
         energy_j=np.asarray(e1) - np.asarray(e0), tokens=np.asarray(k1) - np.asarray(k0),
         batch_s=np.asarray(b1) - np.asarray(b0), events=events,
+        snap_s=np.asarray(snap_t), snap_energy_j=np.asarray([sn[0] for sn in snaps]),
     )

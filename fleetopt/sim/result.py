@@ -97,6 +97,7 @@ class SimResult:
     run: dict[str, Any]
     requests: pd.DataFrame = field(repr=False)
     wall_s: float = 0.0
+    power_series: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # t_s, pool, power_w
 
     @property
     def totals(self) -> dict[str, Any]:
