@@ -54,7 +54,7 @@ def problem(n_bounds: int, n_gpus: int, tps: tuple[int, ...], max_pools: int,
 
 def run(p: Problem, backend: str = "highspy") -> dict[str, float]:
     t0 = time.perf_counter()
-    s = solve(p, backend=backend, warm_start=False)
+    s = solve(p, backend=backend)
     wall = time.perf_counter() - t0
     return {"status": s.status, "gap": s.gap, "candidates": s.details["candidates"],
             "columns": s.details["columns"], "candidates_s": s.details["candidate_build_s"],

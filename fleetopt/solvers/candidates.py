@@ -25,6 +25,7 @@ are candidates dominated by another of the same GPU type and range (``prune_domi
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,14 +167,14 @@ def build_candidates(
 
     ``compress`` allows compress bands (windows ``b_m < b_k`` with ``b_k <= gamma b_m``, gamma =
     ``problem.compress_gamma`` or 2). ``segments``, ``headroom`` and ``max_extra`` set the power
-    breakpoints. ``workers > 1`` processes share the deployments (default 1: the batched
-    sizing is fast, and studies parallelise over scenarios instead); the result does not
-    depend on it.
+    breakpoints. ``workers`` processes share the deployments (default: several for large
+    candidate sets in a top-level process, else 1); the result does not depend on it.
     """
     t0 = time.perf_counter()
     b = [0, *problem.candidate_boundaries(), problem.max_ctx]
     deployments = problem.deployments()
-    workers = 1 if workers is None else workers
+    if workers is None:
+        workers = _default_workers(len(b), len(deployments), compress)
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
              "dominated": 0}
     cands: list[Candidate] = []
@@ -203,6 +204,21 @@ def build_candidates(
         stats["dominated"] = stats["kept"] - len(cands)
         stats["kept"] = len(cands)
     return CandidateSet(b, cands, time.perf_counter() - t0, stats)
+
+
+def _default_workers(n_bounds: int, n_deployments: int, compress: bool) -> int:
+    """Two or more processes for large candidate sets, in a top-level process only.
+
+    Inside a worker of a sweep's process pool or a Dask worker (``parent_process()`` is set) it
+    stays at 1, so pools never nest.
+    """
+    import multiprocessing as mp
+
+    families = n_bounds * n_deployments * (3 if compress else 1)
+    cpus = os.cpu_count() or 1
+    if families < 400 or cpus < 2 or mp.parent_process() is not None:
+        return 1
+    return min(cpus, 4, n_deployments)
 
 
 def _candidates_for(
@@ -282,35 +298,39 @@ def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]
     """
     limited = (problem.budget_per_hr is not None or problem.inventory or
                problem.max_gpus is not None)
-    groups: dict[tuple, list[Candidate]] = {}
-    for c in cands:
+    groups: dict[tuple, list[int]] = {}
+    for idx, c in enumerate(cands):
         key = (c.i, c.k, c.window) if not limited else (c.i, c.k, c.window, c.inventory_key)
-        groups.setdefault(key, []).append(c)
-    out: list[Candidate] = []
+        groups.setdefault(key, []).append(idx)
+    # per candidate, once: model watts at n_min, least model watts, $/hr and GPUs at n_min
+    p0 = [c.linearized_power_w(c.n_min) for c in cands]
+    pmin = [c.model_min_w for c in cands]
+    cost0 = [c.cost_per_hr(c.n_min) for c in cands]
+    gpus0 = [c.gpus(c.n_min) for c in cands]
+    keep: list[int] = []
     for group in groups.values():
         if not limited and problem.objective in ("power", "cost"):
             if problem.objective == "power":
-                best = min(group, key=lambda c: (c.model_min_w, c.cost_per_hr(c.n_min)))
+                keep.append(min(group, key=lambda j: (pmin[j], cost0[j], j)))
             else:
-                best = min(group, key=lambda c: (c.cost_per_hr(c.n_min), c.model_min_w))
-            out.append(best)
+                keep.append(min(group, key=lambda j: (cost0[j], pmin[j], j)))
             continue
-        for c in group:
+        for j in group:
             dominated = False
             for o in group:
-                if o is c:
+                if o == j:
                     continue
-                better_eq = (o.linearized_power_w(o.n_min) <= c.model_min_w + 1e-9 and
-                             o.cost_per_hr(o.n_min) <= c.cost_per_hr(c.n_min) + 1e-9 and
-                             o.gpus(o.n_min) <= c.gpus(c.n_min))
-                strictly = (o.linearized_power_w(o.n_min) < c.model_min_w - 1e-9 or
-                            o.cost_per_hr(o.n_min) < c.cost_per_hr(c.n_min) - 1e-9 or
-                            o.gpus(o.n_min) < c.gpus(c.n_min) or id(o) < id(c))
+                better_eq = (p0[o] <= pmin[j] + 1e-9 and cost0[o] <= cost0[j] + 1e-9
+                             and gpus0[o] <= gpus0[j])
+                # strictly better somewhere, or identical and earlier in the list (a fixed order)
+                strictly = (p0[o] < pmin[j] - 1e-9 or cost0[o] < cost0[j] - 1e-9
+                            or gpus0[o] < gpus0[j] or o < j)
                 if better_eq and strictly:
                     dominated = True
                     break
             if not dominated:
-                out.append(c)
+                keep.append(j)
+    out = [cands[j] for j in sorted(keep)]
     return out
 
 
