@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from fleetopt.models.power import logistic_power_w
 from fleetopt.models.queueing import (
     erlang_c,
     kimura_p99_wait_s,
@@ -43,6 +44,7 @@ from fleetopt.models.queueing import (
     ttft_quantile_s,
     wait_tail_rate,
 )
+from fleetopt.models.roofline import roofline_terms
 from fleetopt.profiles import Profile
 
 
@@ -333,12 +335,16 @@ def _weighted_quantile(values: NDArray, weights: NDArray, q: float) -> float:
 
 
 class PoolBatch:
-    """Many pools at once: one deployment and window, one upper edge, several lower edges.
+    """Many pools at once: one window and upper edge, several lower edges and deployments.
 
-    The MIP's candidates come in families ``(lo_l, hi]`` that share a profile, a window and the
-    points below ``hi``; this evaluates the same formulas as :class:`PoolModel` (physical
-    accounting) for the whole family with matrix operations (points x pools) instead of one
-    Python object per pool. ``tests/test_candidates.py`` checks it against :class:`PoolModel`.
+    The MIP's candidates come in families ``(lo_l, hi]`` that share a window and the points below
+    ``hi``; this evaluates the same formulas as :class:`PoolModel` (physical accounting) for a
+    whole family with matrix operations (points x pools) instead of one Python object per pool.
+    Pools are columns ``c = d * L + l`` over deployments ``d`` (``profiles``) and lower edges
+    ``l``. Several computed profiles of one model are stacked: their per-chunk prefill compute is
+    one function of the prompt length scaled by a per-deployment constant, so all share one
+    ordering of the prompts and one set of cumulative sums. ``tests/test_candidates.py`` checks
+    the batches against one pool at a time.
     """
 
     @staticmethod
@@ -361,61 +367,103 @@ class PoolBatch:
                 "rate_rps": total_rate_rps * share, "compressed_share": (Wn * over[:, None]).sum(axis=0),
                 "mean_output": mean_output, "ctx": ctx, "window": int(window)}
 
-    def __init__(self, profile: Profile, input_tokens: NDArray, output_tokens: NDArray,
-                 weights: NDArray, total_rate_rps: float, lows: list[int], hi: int,
-                 window: int, settings: Settings, mix: dict[str, Any] | None = None) -> None:
+    def __init__(self, profile: Profile | list[Profile], input_tokens: NDArray,
+                 output_tokens: NDArray, weights: NDArray, total_rate_rps: float,
+                 lows: list[int], hi: int, window: int, settings: Settings,
+                 mix: dict[str, Any] | None = None) -> None:
         if settings.accounting != "physical":
             raise ValueError("PoolBatch implements physical accounting only")
-        self.profile, self.settings, self.window = profile, settings, int(window)
+        profiles = list(profile) if isinstance(profile, list | tuple) else [profile]
+        self.profiles, self.settings, self.window = profiles, settings, int(window)
+        self.profile = profiles[0]
         m = mix if mix is not None else self.mix(input_tokens, output_tokens, weights,
                                                  total_rate_rps, lows, hi, window)
-        lin, lout, Wn = m["lin"], m["lout"], m["Wn"]
+        lin, lout = m["lin"], m["lout"]
+        L, D = len(m["lows"]), len(profiles)
         self.lows = m["lows"]
-        self.nonempty = m["share"] > 0
-        self.rate_rps = m["rate_rps"]
-        self.compressed_share = m["compressed_share"]
-        self.mean_output = m["mean_output"]
-        self.ctx = m["ctx"]
-        self.slots = profile.slots(self.window)
-        s = max(self.slots, 1)
+        self.dep = np.repeat(np.arange(D), L)  # column -> deployment
+        self.lc = np.tile(np.arange(L), D)  # column -> lower edge
+        lc = self.lc
+        self.nonempty = (m["share"] > 0)[lc]
+        self.rate_rps = m["rate_rps"][lc]
+        self.compressed_share = m["compressed_share"][lc]
+        self.mean_output = m["mean_output"][lc]
+        self.ctx = m["ctx"][lc]
+        self.Wn = m["Wn"][:, lc]
+        self.slots_d = np.array([p.slots(self.window) for p in profiles])
+        self.slots = self.slots_d[self.dep]
+        s = np.maximum(self.slots, 1).astype(float)
         self._lin = lin
+        self._stack = _stack_params(profiles)
         try:
-            k, g = profile.prefill_terms(lin)
+            k, g = self.profile.prefill_terms(lin)
             self._terms = True
         except NotImplementedError:  # a custom profile: average prefill directly
             k, g = np.ones(len(lin)), np.zeros(len(lin))
             self._terms = False
+        if D > 1:  # stacked: g of deployment d is scale[d] * g of deployment 0
+            if self._stack is None:
+                raise ValueError("only computed profiles of one model and physics stack")
+            gs = [p.prefill_terms(lin)[1] for p in profiles]
+            ref = int(np.argmax(g)) if len(g) else 0
+            self._scale = np.array([gd[ref] / g[ref] if g[ref] > 0 else 1.0 for gd in gs])
+            if not all(np.allclose(gd, sc * g, rtol=1e-9, atol=0.0)
+                       for gd, sc in zip(gs, self._scale, strict=True)):
+                raise ValueError("prefill terms are not proportional across deployments")
+        else:
+            self._scale = np.ones(1)
         if self._terms:
-            M, C = profile.iter_terms(np.full(len(self.lows), float(s)), self.ctx)
-            oh = profile.overhead_s
-            self.prefill_full_s = k[:, None] * (np.maximum(M[None, :], C[None, :] + g[:, None]) + oh)
+            M, C = self._iter_terms(s, self.ctx, self.dep)
+            oh = self._overhead
+            gc = g[:, None] * self._scale[self.dep][None, :]
+            self.prefill_full_s = k[:, None] * (np.maximum(M[None, :], C[None, :] + gc) + oh)
             dec = np.maximum(M, C) + oh
         else:
-            self.prefill_full_s = np.asarray(profile.prefill_s(lin[:, None], float(s),
-                                                               self.ctx[None, :]), dtype=float)
-            dec = np.asarray(profile.decode_s(float(s), self.ctx), dtype=float)
-        S = self.prefill_full_s + lout[:, None] * np.broadcast_to(dec, self.ctx.shape)[None, :]
+            p0 = self.profile
+            self.prefill_full_s = np.asarray(p0.prefill_s(lin[:, None], s[None, :],
+                                                          self.ctx[None, :]), dtype=float)
+            dec = np.asarray(p0.decode_s(s, self.ctx), dtype=float)
+        S = self.prefill_full_s + lout[:, None] * dec[None, :]
+        Wn = self.Wn
         self.mean_service_s = (Wn * S).sum(axis=0)
         var = (Wn * (S - self.mean_service_s[None, :]) ** 2).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.cv2 = np.where(self.mean_service_s > 0, var / self.mean_service_s**2, 0.0)
-        self.Wn = Wn
         late = (Wn * (self.prefill_full_s > settings.slo_s)).sum(axis=0)
         self.feasible = self.nonempty & (self.slots >= 1) & (late <= settings.prefill_late_budget)
-        # sorted-by-g cumulative sums per pool for the O(log P) prefill average
+        # cumulative sums over prompts sorted by g, per lower edge (shared by deployments)
         order = np.argsort(g, kind="stable")
         self._g_sorted = g[order]
-        wk = Wn[order] * k[order][:, None]
+        wk = m["Wn"][order] * k[order][:, None]
         zeros = np.zeros((1, wk.shape[1]))
         self._wk_cum = np.vstack([zeros, np.cumsum(wk, axis=0)])
         self._wkg_cum = np.vstack([zeros, np.cumsum(wk * self._g_sorted[:, None], axis=0)])
+
+    @property
+    def _overhead(self) -> float:
+        return self.profile.overhead_s
+
+    def _iter_terms(self, n: NDArray, ctx: NDArray, dep: NDArray) -> tuple[NDArray, NDArray]:
+        if self._stack is None or len(self.profiles) == 1:
+            M, C = self.profile.iter_terms(n, ctx)
+            return np.broadcast_to(M, np.shape(n)), np.broadcast_to(C, np.shape(n))
+        hw = {k: (v[dep] if isinstance(v, np.ndarray) else v) for k, v in self._stack.items()
+              if k not in _POWER_KEYS}
+        return roofline_terms(n, ctx, **hw)
+
+    def _instance_power_w(self, batch: NDArray, dep: NDArray) -> NDArray:
+        if self._stack is None or len(self.profiles) == 1:
+            return np.asarray(self.profile.instance_power_w(batch, "physical"), dtype=float)
+        st = self._stack
+        return st["gpus"][dep] * logistic_power_w(batch, st["idle_w"][dep], st["plateau_w"][dep],
+                                                  st["slope"][dep], st["midpoint_log2"][dep])
 
     # --- sizing ---------------------------------------------------------------------------
     def queue(self, cols: NDArray, N: NDArray) -> dict[str, NDArray]:
         """M/G/c quantities at the design rate ``peak_factor * lam`` for (pool, count) pairs."""
         lam = self.rate_rps[cols] * self.settings.peak_factor
         es = self.mean_service_s[cols]
-        c = np.asarray(N, dtype=float) * self.slots
+        c = np.asarray(N, dtype=float) * self.slots[cols]
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(c > 0, lam * es / np.maximum(c, 1e-300), np.inf)
         return {"c": c, "rho": rho, "pw": np.atleast_1d(erlang_c(c, lam * es)),
@@ -436,12 +484,12 @@ class PoolBatch:
     def min_instances(self, limit: int = 1_000_000) -> NDArray:
         """Per pool, the smallest SLO-meeting count (-1 where none or the pool is empty)."""
         st = self.settings
-        out = np.full(len(self.lows), -1, dtype=np.int64)
+        out = np.full(len(self.dep), -1, dtype=np.int64)
         cols = np.flatnonzero(self.feasible)
         if not len(cols):
             return out
         a = self.rate_rps[cols] * st.peak_factor * self.mean_service_s[cols]
-        N = np.maximum(1, np.ceil(a / (self.slots * st.utilization_cap) - 1e-9)).astype(np.int64)
+        N = np.maximum(1, np.ceil(a / (self.slots[cols] * st.utilization_cap) - 1e-9)).astype(np.int64)
         pending = np.ones(len(cols), dtype=bool)
         step = 1
         lo_fail = N - 1  # largest count known to fail (or below the util floor)
@@ -479,17 +527,22 @@ class PoolBatch:
         """
         p = self.profile
         ctx = self.ctx[cols]
+        n = np.asarray(n, dtype=float)
         if not self._terms:
             pf = np.asarray(p.prefill_s(self._lin[:, None], n[None, :], ctx[None, :]))
             return (self.Wn[:, cols] * pf).sum(axis=0) + self.mean_output[cols] * p.decode_s(n, ctx)
-        M, C = p.iter_terms(n, ctx)
+        dep = self.dep[cols]
+        lc = self.lc[cols]
+        M, C = self._iter_terms(n, ctx, dep)
         u = M - C
-        idx = np.searchsorted(self._g_sorted, u, side="left")
-        A = self._wk_cum[idx, cols]
-        B = self._wkg_cum[idx, cols]
-        wk_t = self._wk_cum[-1, cols]
-        wkg_t = self._wkg_cum[-1, cols]
-        oh = p.overhead_s
+        sc = self._scale[dep]
+        # prompts with scale * g < u, i.e. g < u / scale (one ordering for all deployments)
+        idx = np.searchsorted(self._g_sorted, u / sc, side="left")
+        A = self._wk_cum[idx, lc]
+        B = sc * self._wkg_cum[idx, lc]
+        wk_t = self._wk_cum[-1, lc]
+        wkg_t = sc * self._wkg_cum[-1, lc]
+        oh = self._overhead
         prefill = C * wk_t + wkg_t + (u * A - B) + oh * wk_t
         return prefill + self.mean_output[cols] * (np.maximum(M, C) + oh)
 
@@ -503,8 +556,9 @@ class PoolBatch:
         """
         N = np.asarray(N, dtype=float)
         lam = self.rate_rps[cols]
-        rho = np.minimum(lam * self.mean_service_s[cols] / (N * self.slots), 1.0)
-        hi = rho * self.slots
+        slots = self.slots[cols]
+        rho = np.minimum(lam * self.mean_service_s[cols] / (N * slots), 1.0)
+        hi = rho * slots
 
         def h(n: NDArray) -> NDArray:
             return n - lam * self.mean_service_at(cols, n) / N
@@ -537,4 +591,31 @@ class PoolBatch:
     def power_w(self, cols: NDArray, N: NDArray) -> NDArray:
         """Pool watts for (pool, instance count) pairs: ``N * GPUs * P(operating batch)``."""
         N = np.asarray(N, dtype=float)
-        return N * self.profile.instance_power_w(self.operating_batch(cols, N), "physical")
+        return N * self._instance_power_w(self.operating_batch(cols, N), self.dep[cols])
+
+
+_POWER_KEYS = ("gpus", "idle_w", "plateau_w", "slope", "midpoint_log2")
+
+
+def _stack_params(profiles: list[Profile]) -> dict[str, Any] | None:
+    """Roofline and power parameters of computed profiles of one model, as arrays over them.
+
+    None when the profiles cannot be stacked (another kind, other models or physics).
+    """
+    from fleetopt.profiles import ComputedProfile
+
+    if not all(isinstance(p, ComputedProfile) for p in profiles):
+        return None
+    first = profiles[0]
+    if any(p.model.name != first.model.name or p.params != first.params for p in profiles):
+        return None
+    kws = [p.roofline_kwargs() for p in profiles]
+    out: dict[str, Any] = {}
+    for key, val in kws[0].items():
+        vals = [kw[key] for kw in kws]
+        out[key] = val if key in ("experts", "top_k", "mem_efficiency", "compute_efficiency") \
+            else np.asarray(vals, dtype=float)
+    out["gpus"] = np.array([p.gpus_counted("physical") for p in profiles], dtype=float)
+    for key in ("idle_w", "plateau_w", "slope", "midpoint_log2"):
+        out[key] = np.array([getattr(p.power, key) for p in profiles], dtype=float)
+    return out

@@ -24,7 +24,7 @@ from fleetopt.errors import FleetoptError
 from fleetopt.models import kv as kvm
 from fleetopt.models.power import PowerCurve, gpu_power_w
 from fleetopt.models.prefill import n_chunks, prefill_flops
-from fleetopt.models.roofline import decode_iteration_s, streamed_weight_bytes
+from fleetopt.models.roofline import decode_iteration_s, roofline_terms
 
 ACCOUNTING_MODES = ("physical", "paper")
 
@@ -196,17 +196,8 @@ class ComputedProfile(Profile):
         )
 
     def _iter(self, batch: ArrayLike, ctx: ArrayLike, extra_flops: ArrayLike = 0.0) -> NDArray:
-        m, p = self.model, self.params
-        return decode_iteration_s(
-            batch, ctx, dense_bytes=self.dense_bytes, expert_bytes=self.expert_bytes,
-            experts=m.experts, top_k=m.experts_per_token,
-            kv_bytes_per_token=self.kv_bytes_per_token,
-            flops_per_token_base=self.flops_per_token_base,
-            attn_flops_per_ctx_token=self.attn_flops_per_ctx_token,
-            bandwidth_bytes_s=self.bandwidth, peak_flops=self.peak_flops,
-            mem_efficiency=p.mem_efficiency, compute_efficiency=p.compute_efficiency,
-            overhead_s=p.overhead_s, extra_flops=extra_flops,
-        )
+        return decode_iteration_s(batch, ctx, overhead_s=self.params.overhead_s,
+                                  extra_flops=extra_flops, **self.roofline_kwargs())
 
     def decode_s(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> NDArray[np.float64]:
         return self._iter(batch, ctx_tokens)
@@ -215,17 +206,19 @@ class ComputedProfile(Profile):
     def overhead_s(self) -> float:  # type: ignore[override]
         return self.params.overhead_s
 
-    def iter_terms(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+    def roofline_kwargs(self) -> dict[str, Any]:
+        """The hardware arguments of :func:`fleetopt.models.roofline.roofline_terms`."""
         m, p = self.model, self.params
-        n = np.asarray(batch, dtype=float)
-        ctx = np.asarray(ctx_tokens, dtype=float)
-        w = streamed_weight_bytes(np.maximum(n, 1.0), dense_bytes=self.dense_bytes,
-                                  expert_bytes=self.expert_bytes, experts=m.experts,
-                                  top_k=m.experts_per_token)
-        t_mem = (w + n * ctx * self.kv_bytes_per_token) / (self.bandwidth * p.mem_efficiency)
-        t_cmp = n * (self.flops_per_token_base + self.attn_flops_per_ctx_token * ctx) / (
-            self.peak_flops * p.compute_efficiency)
-        return t_mem, t_cmp
+        return dict(dense_bytes=self.dense_bytes, expert_bytes=self.expert_bytes,
+                    experts=m.experts, top_k=m.experts_per_token,
+                    kv_bytes_per_token=self.kv_bytes_per_token,
+                    flops_per_token_base=self.flops_per_token_base,
+                    attn_flops_per_ctx_token=self.attn_flops_per_ctx_token,
+                    bandwidth_bytes_s=self.bandwidth, peak_flops=self.peak_flops,
+                    mem_efficiency=p.mem_efficiency, compute_efficiency=p.compute_efficiency)
+
+    def iter_terms(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
+        return roofline_terms(batch, ctx_tokens, **self.roofline_kwargs())
 
     def prefill_terms(self, prompt_tokens: ArrayLike) -> tuple[NDArray, NDArray]:
         p = self.params

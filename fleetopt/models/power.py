@@ -37,9 +37,15 @@ class PowerCurve:
             raise ValueError(f"power curve slope must be >= 0, got {self.slope}")
 
 
+def logistic_power_w(batch: ArrayLike, idle_w: ArrayLike, plateau_w: ArrayLike,
+                     slope: ArrayLike, midpoint_log2: ArrayLike) -> NDArray[np.float64]:
+    """The logistic curve with (possibly array) parameters, broadcast against ``batch``."""
+    n = np.maximum(np.asarray(batch, dtype=float), 1.0)
+    x = -np.asarray(slope) * (np.log2(n) - np.asarray(midpoint_log2))
+    return np.asarray(idle_w) + (np.asarray(plateau_w) - np.asarray(idle_w)) / (1.0 + np.exp(x))
+
+
 def gpu_power_w(curve: PowerCurve, batch: ArrayLike) -> NDArray[np.float64] | float:
     """Watts drawn by ONE GPU at ``batch`` sequences in flight (scalar or array)."""
-    n = np.maximum(np.asarray(batch, dtype=float), 1.0)
-    x = -curve.slope * (np.log2(n) - curve.midpoint_log2)
-    out = curve.idle_w + (curve.plateau_w - curve.idle_w) / (1.0 + np.exp(x))
+    out = logistic_power_w(batch, curve.idle_w, curve.plateau_w, curve.slope, curve.midpoint_log2)
     return float(out) if np.ndim(out) == 0 else out

@@ -17,6 +17,8 @@ One decode iteration advances every sequence in flight by one token. Its time is
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -36,35 +38,49 @@ def streamed_weight_bytes(
     return dense_bytes + expert_bytes * expected_expert_fraction(batch, experts, top_k)
 
 
-def decode_iteration_s(
+def roofline_terms(
     batch: ArrayLike,
     mean_ctx_tokens: ArrayLike,
     *,
-    dense_bytes: float,
-    expert_bytes: float,
+    dense_bytes: ArrayLike,
+    expert_bytes: ArrayLike,
     experts: int,
     top_k: int,
-    kv_bytes_per_token: float,
-    flops_per_token_base: float,
-    attn_flops_per_ctx_token: float,
-    bandwidth_bytes_s: float,
-    peak_flops: float,
+    kv_bytes_per_token: ArrayLike,
+    flops_per_token_base: ArrayLike,
+    attn_flops_per_ctx_token: ArrayLike,
+    bandwidth_bytes_s: ArrayLike,
+    peak_flops: ArrayLike,
     mem_efficiency: float,
     compute_efficiency: float,
-    overhead_s: float = 0.0,
     extra_flops: ArrayLike = 0.0,
-) -> NDArray[np.float64]:
-    """Seconds for one iteration over ``batch`` sequences of mean context ``mean_ctx_tokens``.
-
-    ``extra_flops`` adds work (per GPU) done in the same iteration, e.g. a prefill chunk.
-    """
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(t_mem, t_compute)`` of one iteration; hardware parameters may be arrays (broadcast)."""
     n = np.asarray(batch, dtype=float)
     ctx = np.asarray(mean_ctx_tokens, dtype=float)
     w = streamed_weight_bytes(
         np.maximum(n, 1.0), dense_bytes=dense_bytes, expert_bytes=expert_bytes,
         experts=experts, top_k=top_k,
     )
-    t_mem = (w + n * ctx * kv_bytes_per_token) / (bandwidth_bytes_s * mem_efficiency)
-    flops = n * (flops_per_token_base + attn_flops_per_ctx_token * ctx) + np.asarray(extra_flops)
-    t_cmp = flops / (peak_flops * compute_efficiency)
+    t_mem = (w + n * ctx * np.asarray(kv_bytes_per_token)) / (
+        np.asarray(bandwidth_bytes_s) * mem_efficiency)
+    flops = n * (np.asarray(flops_per_token_base) + np.asarray(attn_flops_per_ctx_token) * ctx) \
+        + np.asarray(extra_flops)
+    t_cmp = flops / (np.asarray(peak_flops) * compute_efficiency)
+    return t_mem, t_cmp
+
+
+def decode_iteration_s(
+    batch: ArrayLike,
+    mean_ctx_tokens: ArrayLike,
+    *,
+    overhead_s: float = 0.0,
+    **hardware: Any,
+) -> NDArray[np.float64]:
+    """Seconds for one iteration over ``batch`` sequences of mean context ``mean_ctx_tokens``.
+
+    ``hardware`` are the keyword arguments of :func:`roofline_terms` (``extra_flops`` adds work
+    done in the same iteration, e.g. a prefill chunk).
+    """
+    t_mem, t_cmp = roofline_terms(batch, mean_ctx_tokens, **hardware)
     return np.maximum(t_mem, t_cmp) + overhead_s

@@ -241,32 +241,34 @@ def _candidates_for(
     for k in range(1, K + 1):
         windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
                             if gamma > 1 else [])
-        for d, prof in profiles:
-            for win in windows:
+        for win in windows:
+            family: list[tuple[Deployment, Any]] = []  # deployments that hold this window
+            lows: list[int] = []
+            for d, prof in profiles:
                 if win > prof.max_context:
                     continue
                 slots = prof.slots(win)
-                lows = []
                 for i in range(0, k):
                     if win <= b[i]:
                         continue  # the window must exceed the range's lower end
                     stats["considered"] += 1
                     if slots < 1:
                         stats["no_slot"] += 1
-                        continue
-                    if traffic[k] - traffic[i] <= 0:
+                    elif traffic[k] - traffic[i] <= 0:
                         # no sampled traffic: a coverage pool of one idle instance
                         stats["empty"] += 1
                         if win == b[k]:
                             cands.append(_coverage(problem, b, i, k, d, prof))
-                        continue
-                    lows.append(i)
-                if not lows:
-                    continue
-                if st.accounting == "physical" and batched:
-                    cands.extend(_batch_family(problem, b, lows, k, win, d, prof, segments,
-                                               headroom, max_extra, stats, mixes))
-                    continue
+                if slots >= 1:
+                    family.append((d, prof))
+            lows = [i for i in range(0, k) if win > b[i] and traffic[k] - traffic[i] > 0]
+            if not lows or not family:
+                continue
+            if st.accounting == "physical" and batched:
+                cands.extend(_batch_family(problem, b, lows, k, win, family, segments,
+                                           headroom, max_extra, stats, mixes))
+                continue
+            for d, prof in family:
                 for i in lows:
                     pm = pool_model((b[i], b[k], win), prof, wl, st)
                     n_min = pm.min_instances()
@@ -335,9 +337,10 @@ def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]
 
 
 def _batch_family(problem: Problem, b: list[int], lows: list[int], k: int, win: int,
-                  d: Deployment, prof: Any, segments: int, headroom: float, max_extra: int,
-                  stats: dict[str, int], mixes: dict[tuple, dict]) -> list[Candidate]:
-    """Size the candidates ``(b_i, b_k]`` for all ``i`` in ``lows`` at once (:class:`PoolBatch`)."""
+                  family: list[tuple[Deployment, Any]], segments: int, headroom: float,
+                  max_extra: int, stats: dict[str, int], mixes: dict[tuple, dict]) -> list[Candidate]:
+    """Size the candidates ``(b_i, b_k]``, ``i`` in ``lows``, of every deployment in ``family``
+    at once (:class:`PoolBatch`; deployments that do not stack are batched one by one)."""
     st = problem.settings
     wl = problem.workload
     key = (k, win, tuple(lows))
@@ -346,35 +349,42 @@ def _batch_family(problem: Problem, b: list[int], lows: list[int], k: int, win: 
             mixes.clear()  # families are visited k by k: keep only the current k's
         mixes[key] = PoolBatch.mix(wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
                                    [b[i] for i in lows], b[k], win)
-    pb = PoolBatch(prof, wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
-                   [b[i] for i in lows], b[k], win, st, mix=mixes[key])
-    n_min = pb.min_instances()
-    cols, ns, spans = [], [], []
-    for col, n0 in enumerate(n_min):
-        if n0 < 0:
-            stats["slo_infeasible"] += 1
-            continue
-        pts = breakpoints(int(n0), segments, headroom, max_extra)
-        rng = np.arange(pts[0], pts[-1] + 1)
-        spans.append((col, pts, len(ns), len(ns) + len(rng)))
-        cols.extend([col] * len(rng))
-        ns.extend(rng.tolist())
-    if not spans:
-        return []
-    power = pb.power_w(np.asarray(cols), np.asarray(ns, dtype=float))
+    profs = [prof for _, prof in family]
+    try:
+        batches = [(family, PoolBatch(profs, wl.input_tokens, wl.output_tokens, wl.weights,
+                                      wl.rate_rps, [b[i] for i in lows], b[k], win, st,
+                                      mix=mixes[key]))]
+    except ValueError:  # not stackable: one batch per deployment
+        batches = [([(d, prof)], PoolBatch(prof, wl.input_tokens, wl.output_tokens, wl.weights,
+                                           wl.rate_rps, [b[i] for i in lows], b[k], win, st,
+                                           mix=mixes[key])) for d, prof in family]
     out = []
-    cost = prof.instance_cost_per_hr(st.accounting)
-    for col, pts, a, z in spans:
-        exact = power[a:z]
-        i = lows[col]
-        out.append(Candidate(
-            i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d, inventory_key=d.gpu,
-            gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=cost,
-            rate_rps=float(pb.rate_rps[col]), compressed_share=float(pb.compressed_share[col]),
-            **_curve(pts, exact),
-        ))
+    for members, pb in batches:
+        n_min = pb.min_instances()
+        cols, ns, spans = [], [], []
+        for col, n0 in enumerate(n_min):
+            if n0 < 0:
+                stats["slo_infeasible"] += 1
+                continue
+            pts = breakpoints(int(n0), segments, headroom, max_extra)
+            rng = np.arange(pts[0], pts[-1] + 1)
+            spans.append((col, pts, len(ns), len(ns) + len(rng)))
+            cols.extend([col] * len(rng))
+            ns.extend(rng.tolist())
+        if not spans:
+            continue
+        power = pb.power_w(np.asarray(cols), np.asarray(ns, dtype=float))
+        for col, pts, a, z in spans:
+            d, prof = members[int(pb.dep[col])]
+            i = lows[int(pb.lc[col])]
+            out.append(Candidate(
+                i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d, inventory_key=d.gpu,
+                gpus_per_instance=prof.gpus_per_instance,
+                cost_per_instance_hr=prof.instance_cost_per_hr(st.accounting),
+                rate_rps=float(pb.rate_rps[col]), compressed_share=float(pb.compressed_share[col]),
+                **_curve(pts, power[a:z]),
+            ))
     return out
-
 
 def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any) -> Candidate:
     """A pool over a range with no sampled requests: one instance, so the range is served."""
