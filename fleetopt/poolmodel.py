@@ -363,9 +363,11 @@ class PoolBatch:
         mean_output = lout @ Wn
         with np.errstate(divide="ignore", invalid="ignore"):
             ctx = np.where(mean_output > 0, (lout * (lin + lout / 2.0)) @ Wn / mean_output, 0.0)
+        cut = (np.asarray(input_tokens)[keep] - lin).astype(float) @ Wn  # prompt tokens cut
         return {"lin": lin, "lout": lout, "lows": lows_a, "Wn": Wn, "share": share,
                 "rate_rps": total_rate_rps * share, "compressed_share": (Wn * over[:, None]).sum(axis=0),
-                "mean_output": mean_output, "ctx": ctx, "window": int(window)}
+                "input_tokens_cut": cut, "mean_output": mean_output, "ctx": ctx,
+                "window": int(window)}
 
     def __init__(self, profile: Profile | list[Profile], input_tokens: NDArray,
                  output_tokens: NDArray, weights: NDArray, total_rate_rps: float,
@@ -387,6 +389,8 @@ class PoolBatch:
         self.nonempty = (m["share"] > 0)[lc]
         self.rate_rps = m["rate_rps"][lc]
         self.compressed_share = m["compressed_share"][lc]
+        self.input_tokens_cut = m["input_tokens_cut"][lc]
+        self.share = m["share"][lc]
         self.mean_output = m["mean_output"][lc]
         self.ctx = m["ctx"][lc]
         self.Wn = m["Wn"][:, lc]
@@ -405,8 +409,9 @@ class PoolBatch:
             if self._stack is None:
                 raise ValueError("only computed profiles of one model and physics stack")
             gs = [p.prefill_terms(lin)[1] for p in profiles]
-            ref = int(np.argmax(g)) if len(g) else 0
-            self._scale = np.array([gd[ref] / g[ref] if g[ref] > 0 else 1.0 for gd in gs])
+            ref = int(np.argmax(g)) if len(g) else -1
+            self._scale = np.array([gd[ref] / g[ref] if ref >= 0 and g[ref] > 0 else 1.0
+                                    for gd in gs])
             if not all(np.allclose(gd, sc * g, rtol=1e-9, atol=0.0)
                        for gd, sc in zip(gs, self._scale, strict=True)):
                 raise ValueError("prefill terms are not proportional across deployments")

@@ -27,10 +27,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fleetopt.errors import FleetoptError
 from fleetopt.evaluate import evaluate, pool_model
 from fleetopt.fleet import Fleet, PoolSpec
-from fleetopt.poolmodel import PoolModel
+from fleetopt.poolmodel import PoolBatch, PoolModel
 from fleetopt.problem import Problem
 from fleetopt.profiles import Deployment, Profile
 from fleetopt.solvers.solution import Solution
@@ -94,6 +96,47 @@ class _Sizer:
                 raise FleetoptError("deployment", err)
             self._profiles[d] = prof
         return prof
+
+    def prefetch(self, ranges: Iterable[tuple[int, int, int]], deps: Sequence[Deployment]) -> None:
+        """Size many pools at once: per (upper edge, window), every lower edge and deployment in
+        one :class:`~fleetopt.poolmodel.PoolBatch` (physical accounting; the same formulas as
+        one pool at a time). Pools it cannot size are left to :meth:`size`, which says why."""
+        p = self.problem
+        if p.settings.accounting != "physical":
+            return
+        groups: dict[tuple[int, int], set[int]] = {}
+        for lo, hi, window in ranges:
+            groups.setdefault((int(hi), int(window)), set()).add(int(lo))
+        wl = p.workload
+        for (hi, window), lows_set in groups.items():
+            lows = sorted(lows_set)
+            family = [(d, self.profile(d)) for d in deps]
+            family = [(d, prof) for d, prof in family
+                      if window <= prof.max_context and prof.slots(window) >= 1]
+            if not family:
+                continue
+            try:
+                batches = [(family, PoolBatch([f[1] for f in family], wl.input_tokens,
+                                              wl.output_tokens, wl.weights, wl.rate_rps, lows,
+                                              hi, window, p.settings))]
+            except ValueError:  # profiles that do not stack: one batch each
+                batches = [([f], PoolBatch(f[1], wl.input_tokens, wl.output_tokens, wl.weights,
+                                           wl.rate_rps, lows, hi, window, p.settings))
+                           for f in family]
+            for members, pb in batches:
+                n = pb.min_instances()
+                cols = np.flatnonzero(n >= 0)
+                power = pb.power_w(cols, n[cols].astype(float)) if len(cols) else []
+                for col, pw in zip(cols, power, strict=True):
+                    d, prof = members[int(pb.dep[col])]
+                    ni = int(n[col])
+                    key = (lows[int(pb.lc[col])], hi, window, d)
+                    self._pools[key] = SizedPool(
+                        key[0], hi, window, d, prof.gpu, ni, float(pw),
+                        ni * prof.instance_cost_per_hr(p.settings.accounting),
+                        ni * int(prof.gpus_per_instance), float(pb.share[col]),
+                        float(pb.compressed_share[col]), float(pb.input_tokens_cut[col]))
+                self.models_built += 1
 
     def size(self, lo: int, hi: int, window: int, d: Deployment) -> SizedPool:
         key = (int(lo), int(hi), int(window), d)
@@ -275,6 +318,7 @@ def homogeneous(problem: Problem, deployment: Deployment | None = None) -> Solut
 def _homogeneous(problem: Problem, deployment: Deployment | None, sizer: _Sizer) -> Solution:
     t0 = time.perf_counter()
     deps = _deployments(problem, deployment)
+    sizer.prefetch([(0, problem.max_ctx, problem.max_ctx)], deps)
     s = _Search(problem)
     for d in deps:
         s.offer((sizer.size(0, problem.max_ctx, problem.max_ctx, d),), {"boundary": None})
@@ -291,6 +335,8 @@ def _pool_routing(problem: Problem, boundary: int | None, sizer: _Sizer) -> Solu
     t0 = time.perf_counter()
     deps = _deployments(problem)
     bounds = _boundaries(problem, boundary)
+    mx = problem.max_ctx
+    sizer.prefetch([r for b in bounds for r in ((0, b, b), (b, mx, mx))], deps)
     s = _Search(problem)
     for b in bounds:
         shorts = [sizer.size(0, b, b, d) for d in deps]
@@ -327,6 +373,14 @@ def _two_pool(problem: Problem, gammas: Sequence[float] | None, sizer: _Sizer,
     deps = _deployments(problem)
     bounds = _boundaries(problem, boundary)
     mx = problem.max_ctx
+    wanted = []
+    for b in bounds:
+        for g in grid:
+            hi = min(int(g * b), mx)
+            wanted.append((0, hi, b))
+            if hi < mx:
+                wanted.append((hi, mx, mx))
+    sizer.prefetch(wanted, deps)
     s = _Search(problem)
     for b in bounds:
         for g in grid:
