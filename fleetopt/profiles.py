@@ -124,6 +124,16 @@ class ComputedProfile(Profile):
     kv_dtype: str = "fp16"
     params: PhysicsParams = field(default_factory=PhysicsParams)
     kind: str = "computed"
+    # derived in __post_init__ (per GPU of the TP group)
+    weight_bytes_per_gpu: float = field(init=False)
+    dense_bytes: float = field(init=False)
+    expert_bytes: float = field(init=False)
+    kv_bytes_per_token: float = field(init=False)
+    kv_budget_bytes: float = field(init=False)
+    flops_per_token_base: float = field(init=False)
+    attn_flops_per_ctx_token: float = field(init=False)
+    peak_flops: float = field(init=False)
+    bandwidth: float = field(init=False)
 
     def __post_init__(self) -> None:
         m, g, p = self.model, self.gpu_spec, self.params
