@@ -47,7 +47,9 @@ def _totals_line(t: dict[str, Any]) -> str:
     return (f"instances {t['instances']}, GPUs {t['gpus']}, power {t['power_w'] / 1000:,.2f} kW, "
             f"${t['cost_per_hr']:,.2f}/hr, {t['output_tok_per_s']:,.0f} output tok/s, "
             f"{t['tok_per_w']:.3f} tok/W, worst P99 TTFT "
-            f"{(t.get('worst_p99_ttft_ms') or 0):,.1f} ms, SLO met: {t['slo_met']}"
+            + (f"{t['worst_p99_ttft_ms']:,.1f} ms" if t.get("worst_p99_ttft_ms") is not None
+               else "unbounded (a pool is overloaded)")
+            + f", SLO met: {t['slo_met']}"
             + (f" [{t['accounting']} accounting]" if t.get("accounting") != "physical" else ""))
 
 

@@ -164,6 +164,8 @@ def plot_comparison(df: pd.DataFrame, path: str | Path, title: str | None = None
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
+    from fleetopt.studies.plots import save_figure
+
     path = Path(path)
     labels = [str(a) for a in df["approach"]]
     colours = [_FAMILY_COLOURS.get(str(f), "#888888") for f in df["family"]]
@@ -192,6 +194,8 @@ def plot_comparison(df: pd.DataFrame, path: str | Path, title: str | None = None
     fig.legend(handles=handles, title="family", loc="outside lower center", ncol=len(handles))
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, "--plot", dpi=120)
+    finally:
+        plt.close(fig)
     return path

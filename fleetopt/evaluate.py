@@ -204,6 +204,11 @@ def size_fleet(problem: Any, boundaries: list[int] | None = None, deployment: An
     pools = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         pm = pool_model((lo, hi, hi), prof, problem.workload, problem.settings)
+        if pm.slots < 1:
+            raise FleetoptError(
+                "fleet.max_ctx", f"{d.label()} has no KV slot for a {hi}-token window; lower "
+                "fleet.max_ctx, raise TP, or use an fp8 KV cache"
+            )
         n = pm.min_instances()
         if n is None:
             raise FleetoptError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -96,14 +97,20 @@ class Fleet:
             if missing:
                 raise FleetoptError(f, f"missing keys {sorted(missing)}")
             kw = {k: d[k] for k in _POOL_FIELDS if k in d and d[k] is not None}
-            try:
-                for k in ("ctx_lo", "ctx_hi", "tp", "instances", "window_tokens"):
-                    if k in kw:
-                        if float(kw[k]) != int(float(kw[k])):
-                            raise ValueError(f"{k} must be a whole number")
-                        kw[k] = int(kw[k])
-            except (TypeError, ValueError) as e:
-                raise FleetoptError(f, str(e)) from None
+            for k in ("ctx_lo", "ctx_hi", "tp", "instances", "window_tokens"):
+                if k in kw:
+                    v = kw[k]
+                    try:
+                        ok = not isinstance(v, bool) and math.isfinite(float(v)) \
+                            and float(v) == int(float(v))
+                    except (TypeError, ValueError, OverflowError):
+                        ok = False
+                    if not ok:
+                        raise FleetoptError(f"{f}.{k}", f"must be a whole number, got {v!r}")
+                    kw[k] = int(float(v))
+            for k in ("gpu", "dtype", "kv_dtype"):
+                if k in kw and not isinstance(kw[k], str):
+                    raise FleetoptError(f"{f}.{k}", f"must be a name (string), got {kw[k]!r}")
             specs.append(PoolSpec(**kw))
         return cls(tuple(specs))
 

@@ -60,7 +60,10 @@ def atomic_write(path: str | Path, data: str | bytes, field_name: str = "--out")
     if not parent.is_dir():
         raise FleetoptError(field_name, f"folder {parent} does not exist; create it first")
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
+    except OSError as e:
+        raise FleetoptError(field_name, f"cannot write in {parent}: {e.strerror}") from None
     try:
         with os.fdopen(fd, mode) as f:
             f.write(data)

@@ -143,7 +143,7 @@ class PoolModel:
         lin0, lout0, w = lin0[keep], lout0[keep], w[keep]
         self.share = float(w.sum())  # of the workload's requests
         self.rate_rps = float(rate_rps)
-        self.slots = profile.slots(self.window) if self.rate_rps > 0 else profile.slots(self.window)
+        self.slots = profile.slots(self.window)
         if self.rate_rps <= 0 or len(w) == 0:
             self.empty = True
             self.compressed_share = 0.0
@@ -158,7 +158,6 @@ class PoolModel:
         self.input_tokens_cut = float(w @ (lin0 - lin))  # per request, mean
         self.lin, self.lout, self.w = lin, lout, w
         self.mean_output = float(w @ lout)
-        self.mean_input = float(w @ lin)
         self.ctx = float(w @ (lout * (lin + lout / 2.0)) / max(self.mean_output, 1e-12))
         s = max(self.slots, 1)
         if settings.accounting == "paper":
@@ -182,8 +181,9 @@ class PoolModel:
             self.prefill_report_s = float(w @ self.prefill_full_s)
             self.mean_service_s = float(b.mean_service_s[0])
             self.cv2 = float(b.cv2[0])
-        # the best any size can do: the prefill quantile alone (no waiting)
-        self.ttft_floor_s = _weighted_quantile(self.prefill_full_s, self.w, settings.quantile) \
+        # the least target any size can meet: prompts slower than it must fit the margin
+        self.ttft_floor_s = _weighted_quantile(self.prefill_full_s, self.w,
+                                               1.0 - settings.prefill_late_budget) \
             if settings.accounting == "physical" else 0.0
         # no size meets the SLO when prefill alone (no waiting) misses it too often
         self.prefill_late_share = float(self.w[self.prefill_full_s > settings.slo_s].sum())
@@ -434,8 +434,10 @@ class PoolBatch:
         var = (Wn * (S - self.mean_service_s[None, :]) ** 2).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.cv2 = np.where(self.mean_service_s > 0, var / self.mean_service_s**2, 0.0)
-        late = (Wn * (self.prefill_full_s > settings.slo_s)).sum(axis=0)
-        self.feasible = self.nonempty & (self.slots >= 1) & (late <= settings.prefill_late_budget)
+        # share of requests late by prefill alone: at most the margin's part of the tail
+        self.prefill_late_share = (Wn * (self.prefill_full_s > settings.slo_s)).sum(axis=0)
+        self.prefill_ok = self.prefill_late_share <= settings.prefill_late_budget
+        self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
         # cumulative sums over prompts sorted by g, per lower edge (shared by deployments)
         order = np.argsort(g, kind="stable")
         self._g_sorted = g[order]
@@ -484,7 +486,8 @@ class PoolBatch:
         late = ttft_exceed_prob(q["pw"], q["theta"], self.prefill_full_s[:, cols],
                                 self.Wn[:, cols], st.slo_s)
         rho = q["rho"]
-        return (late <= 1.0 - st.quantile + 1e-12) & (rho <= st.utilization_cap + 1e-12) & (rho < 1)
+        return ((late <= 1.0 - st.quantile + 1e-12) & self.prefill_ok[cols]
+                & (rho <= st.utilization_cap + 1e-12) & (rho < 1))
 
     def min_instances(self, limit: int = 1_000_000) -> NDArray:
         """Per pool, the smallest SLO-meeting count (-1 where none or the pool is empty)."""
@@ -517,8 +520,7 @@ class PoolBatch:
                     lo_fail[j] = N[j]
             N = np.where(pending, N + step, N)
             step *= 2
-            if (N > limit).any():
-                break
+            pending &= N <= limit  # beyond the limit: no size found (stays -1)
         return out
 
     # --- power ----------------------------------------------------------------------------

@@ -36,7 +36,15 @@ from fleetopt.workload import Workload, builtin, from_cdf_file, from_trace_file
 
 OBJECTIVES = ("power", "cost", "power_then_cost")
 _SECTIONS = {"workload", "model", "slo", "fleet", "budget", "inventory", "objective",
-             "accounting", "physics", "catalog", "solver", "name", "description"}
+             "accounting", "physics", "catalog", "name", "description"}
+_KEYS = {
+    "workload": {"name", "trace", "cdf", "rate", "input_fraction"},
+    "model": {"name", "dtype", "kv_dtype"},
+    "slo": {"ttft_p99_ms", "quantile", "peak_factor", "prefill_tail_share"},
+    "budget": {"cost_per_hr"},
+    "objective": {"minimize"},
+    "accounting": {"mode"},
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +70,6 @@ class Problem:
     physics: PhysicsParams = field(default_factory=PhysicsParams)
     fleet: Fleet | None = None
     name: str = ""
-    solver_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         cat = self.catalog
@@ -97,7 +104,14 @@ class Problem:
             )
         object.__setattr__(self, "max_ctx", int(max_ctx))
         if self.boundaries is not None:
-            b = sorted({int(x) for x in self.boundaries})
+            try:
+                vals = [float(x) for x in self.boundaries]
+            except (TypeError, ValueError):
+                raise FleetoptError("fleet.boundaries", "must be a list of token counts, e.g. "
+                                    "[1024, 4096]") from None
+            if any(v != int(v) for v in vals):
+                raise FleetoptError("fleet.boundaries", "token counts must be whole numbers")
+            b = sorted({int(v) for v in vals})
             if any(x <= 0 or x >= max_ctx for x in b):
                 raise FleetoptError("fleet.boundaries", f"boundaries must lie in (0, max_ctx={max_ctx})")
             object.__setattr__(self, "boundaries", tuple(b))
@@ -293,9 +307,13 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
             "CONFIG", f"unknown sections {sorted(unknown)}; known: {', '.join(sorted(_SECTIONS))}"
         )
     for sec in ("workload", "model", "slo", "fleet", "budget", "inventory", "objective",
-                "accounting", "physics", "solver"):
+                "accounting", "physics"):
         if sec in data and not isinstance(data[sec], dict):
             raise FleetoptError(sec, f"[{sec}] must be a table")
+    for sec, known in _KEYS.items():
+        bad = set(data.get(sec, {})) - known
+        if bad:
+            raise FleetoptError(sec, f"unknown keys {sorted(bad)}; known: {', '.join(sorted(known))}")
 
     catalog = default_catalog()
     if "catalog" in data:
@@ -319,7 +337,8 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         if rate is None:
             raise FleetoptError("workload.rate", "a CDF workload needs rate (req/s)")
         workload = from_cdf_file(base / str(wl["cdf"]), rate,
-                                 float(wl.get("input_fraction", 0.8)))
+                                 _num(wl, "input_fraction", "workload.input_fraction")
+                                 if "input_fraction" in wl else 0.8)
 
     model = data.get("model", {})
     fleet = data.get("fleet", {})
@@ -346,6 +365,9 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         badp = set(data["physics"]) - names
         if badp:
             raise FleetoptError("physics", f"unknown keys {sorted(badp)}; known: {', '.join(sorted(names))}")
+        for k, v in data["physics"].items():
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise FleetoptError(f"physics.{k}", f"must be a number, got {v!r}")
         physics = replace(physics, **data["physics"])
     inventory = []
     for g, n in data.get("inventory", {}).items():
@@ -363,7 +385,7 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         kv_dtype=str(fleet.get("kv_dtype", model.get("kv_dtype", "fp16"))).lower(),
         max_pools=fleet.get("max_pools", 4),
         max_ctx=_num(fleet, "max_ctx", "fleet.max_ctx", int) if "max_ctx" in fleet else None,
-        boundaries=tuple(fleet["boundaries"]) if "boundaries" in fleet else None,
+        boundaries=tuple(_as_list(fleet["boundaries"])) if "boundaries" in fleet else None,
         compress_gamma=_num(fleet, "compress_gamma", "fleet.compress_gamma")
         if "compress_gamma" in fleet else None,
         budget_per_hr=_num(budget, "cost_per_hr", "budget.cost_per_hr") if "cost_per_hr" in budget else None,
@@ -374,7 +396,6 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         physics=physics,
         fleet=Fleet.from_list(fleet["pool"], "fleet") if "pool" in fleet else None,
         name=str(data.get("name", name)),
-        solver_options=tuple(data.get("solver", {}).items()),
     )
     for t in kw["tp"]:
         if isinstance(t, bool) or not isinstance(t, int):

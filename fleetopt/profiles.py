@@ -43,6 +43,21 @@ class PhysicsParams:
     chunk_tokens: int = 1024  # chunked-prefill chunk size
     overhead_s: float = 0.0  # fixed per-iteration overhead (scheduler, launch, TP sync)
 
+    def __post_init__(self) -> None:
+        for name in ("memory_utilization", "mem_efficiency", "compute_efficiency",
+                     "prefill_efficiency"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0 < v <= 1):
+                raise FleetoptError(f"physics.{name}", f"must be in (0, 1], got {v}")
+        for name in ("block_tokens", "max_batch", "chunk_tokens"):
+            v = getattr(self, name)
+            if v != int(v) or v < 1:
+                raise FleetoptError(f"physics.{name}", f"must be a whole number >= 1, got {v}")
+        for name in ("reserve_gb", "overhead_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise FleetoptError(f"physics.{name}", f"must be >= 0, got {v}")
+
 
 @dataclass(frozen=True)
 class Deployment:

@@ -99,6 +99,14 @@ BAD = [
     ("unknown section", base() + "\n[fleeet]\nx=1\n", "CONFIG", "unknown sections"),
     ("bad objective", base() + "\n[objective]\nminimize = 'speed'\n", "objective.minimize", "power"),
     ("bad tp", base(tp=3), "fleet.tp", "TP"),
+    ("bad boundaries", base() + 'boundaries = ["a"]\n', "fleet.boundaries", "token counts"),
+    ("fractional boundary", base() + "boundaries = [1.5]\n", "fleet.boundaries", "whole"),
+    ("physics type", base() + '\n[physics]\nmem_efficiency = "x"\n', "physics.mem_efficiency", "number"),
+    ("physics range", base() + "\n[physics]\nblock_tokens = 0\n", "physics.block_tokens", ">= 1"),
+    ("unknown slo key", base().replace("ttft_p99_ms", "ttft_p99"), "slo", "unknown keys"),
+    ("unknown budget key", base() + "\n[budget]\ncost = 5\n", "budget", "unknown keys"),
+    ("input fraction", base().replace('name = "azure"', 'cdf = "x.json"\ninput_fraction = "a"'),
+     "workload.input_fraction", "number"),
 ]
 
 
@@ -180,3 +188,27 @@ def test_simulate_cli(capsys, tmp_path):
     assert a["totals"]["p99_ttft_ms"] == json.loads(out2)["totals"]["p99_ttft_ms"]  # seeded
     code, _, err = run(capsys, "simulate", "paper-azure", "--replay")
     assert code == 2 and "--replay" in err
+
+
+@pytest.mark.parametrize("pool, field", [
+    ({"dtype": 5}, "dtype"), ({"instances": 1e400}, "instances"), ({"tp": "eight"}, "tp"),
+])
+def test_bad_fleet_json_fields(capsys, tmp_path, pool, field):
+    d = {"ctx_lo": 0, "ctx_hi": 65536, "gpu": "H100-SXM", "tp": 8, "instances": 10, **pool}
+    f = tmp_path / "f.json"
+    f.write_text(json.dumps([d]).replace("Infinity", "1e400"))
+    code, _, err = run(capsys, "evaluate", "azure-h100", "--fleet", str(f))
+    assert code == 2 and field in err and "Traceback" not in err
+
+
+def test_unwritable_outputs_exit_2(capsys, tmp_path):
+    code, _, err = run(capsys, "solve", "paper-azure", "--out", "/proc/fleetopt-x.json")
+    assert code == 2 and "--out" in err
+    code, _, err = run(capsys, "compare", "paper-azure", "--plot", str(tmp_path / "no" / "x.png"))
+    assert code == 2 and "--plot" in err
+
+
+def test_no_kv_slot_is_named_as_such(capsys, tmp_path):
+    body = base(model="llama-3.1-8b", tp=1, max_ctx=131072) + "\n[physics]\nmemory_utilization = 0.3\n"
+    code, out, _ = run(capsys, "solve", _cfg(tmp_path, body))
+    assert code == 1 and "no allowed deployment has a KV slot" in out

@@ -254,3 +254,19 @@ def test_any_pyomo_solver_path_and_unknown_solver():
     assert other.objective == pytest.approx(ref.objective, rel=1e-4)
     with pytest.raises(FleetoptError, match="not available"):
         solve(p, solver="no-such-solver")
+
+
+def test_shared_breakpoints_score_the_lower_segment():
+    """Regression: adjacent segments are shifted down separately; at their shared breakpoint the
+    MIP may use either, so the enumerator must score the lower line too."""
+    p = Problem(workload=builtin("azure", 158.6588854975394), model="llama-3.1-8b",
+                gpus=("L40S", "A100-SXM"), tp=(2,), boundaries=(1024, 6144), max_pools=2,
+                max_ctx=16384, settings=Settings(300.0))
+    cset = build_candidates(p, prune=False)
+    e = enumerate_optimum(p, candidates=cset)
+    m = solve(p, mip_gap=GAP, warm_start=False, explain=False)
+    assert m.objective == pytest.approx(e.objective, rel=1e-9)
+    for c in cset.candidates:
+        for lo, hi, a, b in c.segs:
+            for n in (lo, hi):
+                assert c.linearized_power_w(n) <= a + b * n + 1e-9

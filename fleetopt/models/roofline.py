@@ -7,7 +7,7 @@ One decode iteration advances every sequence in flight by one token. Its time is
 * ``t_mem = (W(n) + n * L * kv_bytes_per_token) / (bandwidth * mem_efficiency)``: the
   weight shard streamed once per iteration plus the KV cache of the batch read once;
 * ``t_compute = n * flops_per_token / (peak_flops * compute_efficiency)``, with
-  ``flops_per_token = 2 * active_params / tp + 2 * attn_dim_per_gpu * layers * L``
+  ``flops_per_token = 2 * active_params / tp + 4 * layers * heads * head_dim / tp * L``
   (the matrix multiplies plus attention over ``L`` cached tokens);
 * ``W(n)``: for a dense model the whole shard; for a mixture of experts the dense part plus
   the expected share of routed experts that a batch of ``n`` tokens touches,

@@ -65,11 +65,6 @@ class Candidate:
     def n_max(self) -> int:
         return self.n_points[-1]
 
-    @property
-    def power_points_w(self) -> tuple[float, ...]:
-        """Exact watts at the breakpoints."""
-        return tuple(self.power_exact_w[n - self.n_min] for n in self.n_points)
-
     def exact_power_w(self, n: int) -> float:
         return self.power_exact_w[n - self.n_min]
 
@@ -83,11 +78,15 @@ class Candidate:
         return min(min(a + b * lo, a + b * hi) for lo, hi, a, b in self.segs)
 
     def linearized_power_w(self, n: int) -> float:
-        """The MIP's watts at ``n`` instances (secant of the enclosing segment)."""
-        for lo, hi, a, b in self.segments():
-            if lo <= n <= hi:
-                return a + b * n
-        raise ValueError(f"{n} instances outside [{self.n_min}, {self.n_max}]")
+        """The MIP's watts at ``n`` instances: the lowest segment line that covers ``n``.
+
+        Adjacent segments share their breakpoint and are shifted down separately, so at a shared
+        breakpoint the MIP (free to pick either segment) takes the lower line; so does this.
+        """
+        vals = [a + b * n for lo, hi, a, b in self.segs if lo <= n <= hi]
+        if not vals:
+            raise ValueError(f"{n} instances outside [{self.n_min}, {self.n_max}]")
+        return min(vals)
 
     def cost_per_hr(self, n: int) -> float:
         return self.cost_per_instance_hr * n

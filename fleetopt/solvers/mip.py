@@ -167,15 +167,6 @@ def build_pyomo_model(problem: Problem, cset: CandidateSet, objective: str = "po
     m.n = pe.Var(m.JS, within=pe.NonNegativeIntegers, bounds=lambda m, j, s: (0, m.N_hi[j, s]))
     K = cset.K
 
-    def flow_rule(m: Any, t: int) -> Any:
-        out = sum(m.z[j, s] for j, s in m.JS if cands[j].i == t)
-        inn = sum(m.z[j, s] for j, s in m.JS if cands[j].k == t)
-        rhs = 1 if t == 0 else (-1 if t == K else 0)
-        expr = out - inn
-        if isinstance(expr, int | float):
-            return pe.Constraint.Feasible if expr == rhs else pe.Constraint.Infeasible
-        return expr == rhs
-
     # index the flow rows by node without quadratic scans
     by_i: dict[int, list] = {}
     by_k: dict[int, list] = {}
@@ -468,7 +459,9 @@ def plan_solution(problem: Problem, data: MipData, r: SolverRun, approach: str, 
     exact = result.cost_per_hr if obj_name == "cost_per_hr" else result.power_w
     status = r.status
     if not result.feasible:  # cannot happen by construction; never report it as a plan
-        status = "error"
+        return Solution("error", approach, obj_name, None, r.bound, None, None, None, timing,
+                        "internal error: the exact evaluator rejects the MIP's plan "
+                        f"({r.message}); please report it", details)
     details = {**details, "model_power_w": model_power, "model_cost_per_hr": model_cost}
     return Solution(status, approach, obj_name, model_obj, r.bound, r.gap, result,
                     exact - model_obj, timing, r.message, details)
@@ -485,8 +478,15 @@ def explain_infeasible(problem: Problem, *, compress: bool = False,
     K = cset.K
     top = [c for c in cset.candidates if c.k == K]
     msgs: list[str] = []
+    if not top and all(problem.profile(d).slots(problem.max_ctx) < 1
+                       for d in problem.deployments()):
+        return ("infeasible: fleet.max_ctx: no allowed deployment has a KV slot for a "
+                f"{problem.max_ctx}-token window; lower fleet.max_ctx, raise TP, or use an fp8 "
+                "KV cache (fleet.kv_dtype)")
     if not top:
         need = _min_feasible_slo_ms(problem)
+        if need is not None and need <= problem.settings.ttft_p99_ms:
+            need = None  # the floor is not what binds: no deployment can size the top pool
         longest = problem.workload.max_total_tokens
         msgs.append(
             f"slo.ttft_p99_ms: no allowed deployment serves the longest requests ({longest} tokens) "
@@ -508,17 +508,16 @@ def explain_infeasible(problem: Problem, *, compress: bool = False,
         limits.append("max_gpus")
     limits.append("pools")
     for lim in limits:
-        others = tuple(x for x in ("pools", "budget", "inventory", "max_gpus") if x != lim)
         # relax only `lim`: if the rest is feasible, find the least `lim` must allow
         d = build_mip_data(problem, cset, relax=(lim,))
         if lim == "budget":
             r = _solve_highspy(d, d.cost_coef, [], 30.0, 1e-6, None, None)
-            if r.x is not None:
+            if r.x is not None and r.status == "optimal":
                 msgs.append(f"budget.cost_per_hr: budget must be at least ${r.objective:,.2f}/hr "
                             f"(is ${problem.budget_per_hr:,.2f}/hr)")
         elif lim == "max_gpus":
             r = _solve_highspy(d, d.gpu_coef, [], 30.0, 1e-6, None, None)
-            if r.x is not None:
+            if r.x is not None and r.status == "optimal":
                 msgs.append(f"fleet.max_gpus: must be at least {int(round(r.objective))} "
                             f"(is {problem.max_gpus})")
         elif lim == "pools":
@@ -531,10 +530,9 @@ def explain_infeasible(problem: Problem, *, compress: bool = False,
                             f"(is {problem.max_pools})")
         else:
             msgs.extend(_explain_inventory(problem, cset))
-        del others
     if not msgs:
-        msgs.append("the budget, inventory, GPU and pool limits cannot all hold at once; relax any "
-                    "one of them")
+        msgs.append("no single limit relaxed alone makes the problem feasible: the budget, "
+                    "inventory, GPU and pool limits must be relaxed together")
     return "infeasible: " + "; ".join(msgs)
 
 

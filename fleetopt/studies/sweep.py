@@ -218,8 +218,8 @@ def _problem_fingerprint(problem: Problem) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(problem.summary(), sort_keys=True, default=str).encode())
     h.update(json.dumps({"settings": repr(problem.settings), "physics": repr(problem.physics),
-                         "boundaries": problem.boundaries, "kv": problem.kv_dtype,
-                         "solver": repr(problem.solver_options)}, sort_keys=True,
+                         "boundaries": problem.boundaries, "kv": problem.kv_dtype},
+                        sort_keys=True,
                         default=str).encode())
     for arr in (wl.total_tokens, wl.weights):
         h.update(np.ascontiguousarray(arr).tobytes())
