@@ -183,6 +183,11 @@ def evaluate(
     for i, spec in enumerate(fleet.pools):
         f = f"fleet.pools[{i}]"
         prof = resolve(spec.deployment, model, catalog, physics, field_name=f"{f}.gpu")
+        if prof.kind == "calibrated" and (spec.tp, spec.dtype) != (prof.tp, prof.dtype):
+            raise FleetoptError(
+                f"{f}.tp", f"calibrated profile {prof.gpu!r} is TP{prof.tp} {prof.dtype}; set "
+                f"tp = {prof.tp} and dtype = {prof.dtype!r} (or pick a GPU type)"
+            )
         err = prof.fit_error()
         if err:
             raise FleetoptError(f"{f}.gpu", err)

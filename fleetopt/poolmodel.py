@@ -218,6 +218,16 @@ class PoolModel:
                 "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
                 "output_tok_per_s": z,
             }
+        if np.any(N < 1):  # no instance for real traffic: nothing is served
+            out = self.metrics(np.maximum(N, 1.0))
+            zero = N < 1
+            for key, val in (("utilization", np.inf), ("mean_batch", 0.0), ("p99_ttft_ms", np.inf),
+                             ("p99_wait_ms", np.inf), ("power_w", 0.0), ("cost_per_hr", 0.0),
+                             ("output_tok_per_s", 0.0)):
+                out[key] = np.where(zero, val, out[key])
+            out["slo_met"] = np.where(zero, False, out["slo_met"])
+            out["instances"] = N
+            return out
         s = self.slots
         lam = self.rate_rps
         q = self._queue(N)

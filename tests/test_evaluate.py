@@ -146,3 +146,21 @@ def test_prefill_margin_is_part_of_the_evaluators_slo_test():
     r2 = evaluate(Fleet((PoolSpec(0, 32768, "H100-SXM", 8, 40),)), wl, with_margin_off,
                   model=p.model)
     assert r2.pools[0].slo_met  # 0.7 % < 1 % without the margin
+
+
+def test_zero_instances_with_traffic_serve_nothing():
+    import warnings
+
+    wl = builtin("azure", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no divide-by-zero warnings either
+        r = evaluate(_two_pool(n1=0), wl, Settings(500))
+    p = r.pools[0]
+    assert not p.slo_met and p.power_w == 0 and p.output_tok_per_s == 0 and p.p99_ttft_ms == np.inf
+    assert not r.feasible
+
+
+def test_calibrated_profile_rejects_other_tp_or_dtype():
+    wl = builtin("azure", 100)
+    with pytest.raises(FleetoptError, match="TP8 fp16"):
+        evaluate(Fleet((PoolSpec(0, 65536, "1w-law-h100", 2, 100, "fp8"),)), wl, Settings(500))
