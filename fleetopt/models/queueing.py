@@ -96,12 +96,7 @@ def ttft_quantile_s(
     hi = p.max() + np.log(np.maximum(pw, tail) / tail) / th_safe + 1e-9
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        d = mid[:, None] - p[None, :]
-        exceed = np.where(
-            d < 0, 1.0, pw[:, None] * np.exp(-th_safe[:, None] * np.maximum(d, 0.0))
-        )
-        prob = exceed @ w
-        too_low = prob > tail
+        too_low = ttft_exceed_prob(pw, th_safe, p, w, mid) > tail
         lo = np.where(too_low, mid, lo)
         hi = np.where(too_low, hi, mid)
     out = np.where(stable, hi, np.inf)
@@ -109,14 +104,16 @@ def ttft_quantile_s(
 
 
 def ttft_exceed_prob(
-    prob_wait: ArrayLike, theta: ArrayLike, prefill_s: ArrayLike, weights: ArrayLike, t_s: float
+    prob_wait: ArrayLike, theta: ArrayLike, prefill_s: ArrayLike, weights: ArrayLike,
+    t_s: ArrayLike,
 ) -> NDArray[np.float64]:
     """``P(W + P > t)`` for W ~ (1-C) delta_0 + C Exp(theta): the SLO test without a quantile search.
 
     ``P(W + P > t) = sum_i w_i [1{p_i > t} + 1{p_i <= t} C exp(-theta (t - p_i))]``. The
     ``q``-quantile of TTFT is <= t iff this is <= 1 - q, so sizing needs one pass over the prompt
     mix per candidate size. ``prefill_s`` and ``weights`` are one prompt mix (shape ``(P,)``,
-    shared by every entry of ``prob_wait``/``theta``) or one mix per entry (shape ``(P, n)``).
+    shared by every entry of ``prob_wait``/``theta``) or one mix per entry (shape ``(P, n)``);
+    ``t_s`` is one target or one per entry.
     """
     pw = np.atleast_1d(np.asarray(prob_wait, dtype=float))
     th = np.atleast_1d(np.asarray(theta, dtype=float))
@@ -126,7 +123,7 @@ def ttft_exceed_prob(
         p, w = p[:, None], w[:, None]
     tot = w.sum(axis=0)
     w = np.divide(w, tot, out=np.zeros_like(w), where=tot > 0)
-    d = t_s - p  # slack left for waiting, per prompt
+    d = np.asarray(t_s, dtype=float) - p  # slack left for waiting, per prompt
     late = (w * (d < 0)).sum(axis=0)  # prefill alone is too slow: late whether or not it waits
     th_safe = np.where(th > 0, th, 1.0)
     wait_late = pw * (w * np.where(d >= 0, np.exp(-th_safe[None, :] * np.maximum(d, 0.0)),
