@@ -242,13 +242,9 @@ def write_output(path: str | Path, data: str | bytes, flag: str = "--out", *,
 atomic_write = write_output
 
 
-def format_table(df: pd.DataFrame, floatfmt: str = "{:,.2f}") -> str:
-    """A plain-text table of every column with readable numbers (see :mod:`fleetopt.report`
-    for the CLI's width-limited tables)."""
-    if df.empty:
-        return "(no rows)"
-    out = df.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].map(lambda v: "" if pd.isna(v) else floatfmt.format(v))
-    return out.to_string(index=False)
+def format_table(df: pd.DataFrame) -> str:
+    """Every column of ``df`` as a plain-text table (the former helper; the CLI's tables are
+    :func:`fleetopt.report.render`, which this calls)."""
+    from fleetopt.report import render
+
+    return render(df, (), wide=True)

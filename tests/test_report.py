@@ -76,6 +76,12 @@ def test_wide_shows_every_column(capsys, plans):
     code, wide, _ = run(capsys, "simulate", "paper-azure", "--fleet", plans["paper-azure"],
                         "--requests", "1500", "--wide")
     assert code == 0 and "p50_ttft_ms" in wide and "energy_j" in wide and "all totals:" in wide
+    for argv, col in ((["compare", "paper-azure"], "instances"),
+                      (["study", "procurement", "paper-azure", "--budgets", "300"], "warm_started"),
+                      (["catalog"], "source")):
+        code, narrow, _ = run(capsys, *argv)
+        code2, wide, _ = run(capsys, *argv, "--wide")
+        assert code == code2 == 0 and col in wide and col not in narrow.split("Workloads")[0]
 
 
 def test_units_in_headers_and_compressed_share(capsys):
