@@ -1,7 +1,11 @@
 """The ``fleetopt`` command line.
 
 Every command reads a TOML config (a path, or the name of a shipped example: ``fleetopt
-catalog`` lists them). Bad input prints one line naming the field and the fix, and exits 2.
+catalog`` lists them; ``fleetopt example NAME`` prints one). Bad input prints one line naming
+the field and the fix, and exits 2. Exit codes: 0 ok, 1 no plan (or an internal error), 2 bad
+input, 3 ``--check`` found a simulated P99 TTFT above its target. Output files are checked
+before any work and written atomically (``fleetopt.io``); tables are formatted by
+``fleetopt.report``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ from typing import Any
 
 import pandas as pd
 
+from fleetopt import report
 from fleetopt.errors import FleetoptError
-from fleetopt.io import atomic_write, format_table, to_json
+from fleetopt.io import STDOUT, check_outputs, to_json, versioned, write_output
 
 FORMATS = ("table", "json")
+#: exit code of ``simulate --check`` / ``solve --validate --check`` when a pool misses its SLO
+EXIT_CHECK_FAILED = 3
+OUT_HELP = "also write the output to this file (- for stdout only)"
+WIDE_HELP = "show every column (default: tables fit 120 characters)"
 
 
 def _problem(args: argparse.Namespace) -> Any:
@@ -36,47 +45,96 @@ def _fleet_for(problem: Any, fleet_path: str | None) -> Any:
     return size_fleet(problem)
 
 
+def _nl(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output path of the command is checked before any work (``fleetopt.io``)."""
+    check_outputs((getattr(args, "out", None), "--out"),
+                  (getattr(args, "plot", None), "--plot", False))
+
+
 def _emit(args: argparse.Namespace, text: str) -> None:
+    """The command's output: to stdout, and to ``--out`` when given (``--out -``: stdout only)."""
+    text = _nl(text)
     out = getattr(args, "out", None)
-    if out:
-        atomic_write(out, text if text.endswith("\n") else text + "\n")
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if out and out != STDOUT:
+        write_output(out, text)
+    sys.stdout.write(text)
 
 
-def _totals_line(t: dict[str, Any]) -> str:
-    return (f"instances {t['instances']}, GPUs {t['gpus']}, power {t['power_w'] / 1000:,.2f} kW, "
-            f"${t['cost_per_hr']:,.2f}/hr, {t['output_tok_per_s']:,.0f} output tok/s, "
-            f"{t['tok_per_w']:.3f} tok/W, worst P99 TTFT "
-            + (f"{t['worst_p99_ttft_ms']:,.1f} ms" if t.get("worst_p99_ttft_ms") is not None
-               else "unbounded (a pool is overloaded)")
-            + f", SLO met: {t['slo_met']}"
-            + (f" [{t['accounting']} accounting]" if t.get("accounting") != "physical" else ""))
+def _human(args: argparse.Namespace) -> Any:
+    """Where text that is not the ``--out`` content goes: stderr when ``--out -`` holds stdout."""
+    return sys.stderr if getattr(args, "out", None) == STDOUT else sys.stdout
 
 
-_POOL_COLS = ["ctx_lo", "ctx_hi", "window_tokens", "gpu", "tp", "dtype", "instances", "gpus",
-              "arrival_rate", "utilization", "mean_batch", "p99_ttft_ms", "slo_met", "power_w",
-              "tok_per_w", "cost_per_hr", "min_instances"]
+def _head(problem: Any) -> str:
+    return (f"{problem.name}: {problem.workload.name} at {problem.workload.rate_rps:g} req/s, "
+            f"{problem.model}, P99 TTFT target {problem.settings.ttft_p99_ms:g} ms")
+
+
+def _totals_line(t: dict[str, Any], prefix: str = "fleet: ") -> str:
+    parts = [f"instances {t['instances']}", f"GPUs {t['gpus']}",
+             f"power {t['power_w'] / 1000:,.2f} kW", f"${t['cost_per_hr']:,.2f}/hr",
+             f"{t['output_tok_per_s']:,.0f} output tok/s", f"{t['tok_per_w']:.3f} tok/W",
+             "worst P99 TTFT " + (f"{t['worst_p99_ttft_ms']:,.1f} ms"
+                                  if t.get("worst_p99_ttft_ms") is not None
+                                  else "unbounded (a pool is overloaded)"),
+             f"SLO met: {t['slo_met']}"]
+    if (t.get("compressed_share") or 0) > 0:
+        parts.append(f"compressed {100 * t['compressed_share']:.1f} % of requests "
+                     "(prompts truncated to a pool's window)")
+    if t.get("accounting") != "physical":
+        parts[-1] += f" [{t['accounting']} accounting]"
+    return report.join_wrapped(prefix, parts)
 
 
 def _sim_note(res: Any) -> str:
     """A warning when the measured window is short against the slowest pool's service time."""
-    info = res.to_dict()["totals"]
+    info = res.totals
     w = info.get("window_s") or [0.0, 0.0]
     svc = info.get("slowest_mean_service_s") or 0.0
     span = w[1] - w[0]
     if svc > 0 and span < 5 * svc:
-        return (f"\nnote: the measured window ({span:,.1f} s) is shorter than 5 mean service times "
-                f"of the slowest pool ({svc:,.1f} s each): its throughput and tail are not settled; "
-                "raise --requests")
+        return report.wrap(
+            f"\nnote: the measured window ({span:,.1f} s) is shorter than 5 mean service times "
+            f"of the slowest pool ({svc:,.1f} s each): its throughput and tail are not settled; "
+            "raise --requests")
     return ""
 
 
-def _pools_table(df: pd.DataFrame) -> str:
-    cols = [c for c in _POOL_COLS if c in df.columns]
-    return format_table(df[cols])
+def _pools_table(df: pd.DataFrame, wide: bool = False) -> str:
+    return report.render(df, report.POOL_COLS, wide=wide)
 
 
-def cmd_catalog(args: argparse.Namespace) -> int:
+def _sim_text(res: Any, wide: bool = False, label: str = "simulated") -> tuple[str, bool | None]:
+    """The simulation table, its SLO verdict per pool and for the fleet, and the fleet line."""
+    t = res.totals
+    verdict, met = report.slo_verdict(res, label)
+
+    def num(k: str, f: str) -> str:
+        v = t.get(k)
+        return "-" if v is None else format(v, f)
+
+    w = t.get("window_s") or [0.0, 0.0]
+    fleet = report.join_wrapped("fleet (simulated): ", [
+        f"{t['requests']:,} measured requests at {num('arrival_rate', ',.1f')} req/s",
+        f"P99 TTFT {num('p99_ttft_ms', ',.1f')} ms over all requests",
+        f"power {t['power_w'] / 1000:,.2f} kW (predicted "
+        f"{(t.get('predicted_power_w') or 0) / 1000:,.2f})",
+        f"{num('output_tok_per_s', ',.0f')} output tok/s (predicted "
+        f"{num('predicted_output_tok_per_s', ',.0f')})", f"{num('tok_per_w', '.3f')} tok/W",
+        f"{t.get('arrivals')} arrivals", f"seed {t.get('seed')}",
+        f"measured window {w[0]:,.1f}-{w[1]:,.1f} s"])
+    parts = [report.render(res.to_frame(), report.SIM_COLS, wide=wide), "", verdict, fleet]
+    if wide:
+        parts.append(report.wrap("all totals: " + ", ".join(
+            f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in t.items())))
+    return "\n".join(parts) + _sim_note(res), met
+
+
+def _catalog_data() -> dict[str, Any]:
     from fleetopt.catalog import default_catalog
     from fleetopt.problem import example_names, sweep_example_names
     from fleetopt.workload import builtin_info
@@ -93,30 +151,82 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     profiles = [{"name": p.name, "model": p.model, "tp": p.tp, "dtype": p.dtype,
                  "price_per_gpu_hr": p.price_per_gpu_hr, "source": p.source}
                 for p in cat.profiles.values()]
-    workloads = builtin_info()
-    data = {"gpus": gpus, "models": models, "profiles": profiles, "workloads": workloads,
-            "examples": example_names(), "sweep_examples": sweep_example_names()}
+    return versioned("catalog", {
+        "gpus": gpus, "models": models, "profiles": profiles, "workloads": builtin_info(),
+        "examples": example_names(), "sweep_examples": sweep_example_names()})
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    data = _catalog_data()
     if args.format == "json":
         _emit(args, to_json(data))
         return 0
     parts = []
-    for title, rows in (("GPUs", gpus), ("Models", models), ("Calibrated profiles", profiles),
-                        ("Workloads", workloads)):
-        df = pd.DataFrame(rows)
-        if title == "Workloads":
-            df = df[["name", "kind", "source", "license"]]
-        if title == "Calibrated profiles":
-            df = df.drop(columns=["source"])
-        parts.append(f"{title}\n{format_table(df)}")
-    parts.append("Example configs (use the name as CONFIG)\n  " + ", ".join(data["examples"]))
-    parts.append("Example sweeps (fleetopt study sweep NAME)\n  " + ", ".join(data["sweep_examples"]))
+    for title, rows, cols in (("GPUs", data["gpus"], report.GPU_COLS),
+                              ("Models", data["models"], report.MODEL_COLS),
+                              ("Calibrated profiles", data["profiles"], report.PROFILE_COLS),
+                              ("Workloads", data["workloads"], report.WORKLOAD_COLS)):
+        parts.append(f"{title}\n{report.render(rows, cols, wide=args.wide)}")
+    parts.append(report.wrap("Example configs (use the name as CONFIG; fleetopt example NAME "
+                             "prints one to copy)\n  " + ", ".join(data["examples"])))
+    parts.append(report.wrap("Example sweeps (fleetopt study sweep NAME)\n  "
+                             + ", ".join(data["sweep_examples"])))
     _emit(args, "\n\n".join(parts))
+    return 0
+
+
+def _example_text(name: str) -> tuple[str, str]:
+    """The canonical name and text of a shipped example config (or sweep)."""
+    from importlib import resources
+
+    from fleetopt.errors import unknown_name
+    from fleetopt.problem import example_names, sweep_example_names
+
+    names = example_names() + sweep_example_names()
+    key = {n.lower(): n for n in names}.get(name.lower().removesuffix(".toml"))
+    if key is None:
+        raise unknown_name("NAME", name, names, "example")
+    return key, resources.files("fleetopt.examples").joinpath(f"{key}.toml").read_text()
+
+
+def _example_summary(text: str) -> str:
+    """The first sentence of a config's leading comment."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        words.append(line.lstrip("#").strip())
+    blurb = " ".join(w for w in words if w)
+    return blurb.split(". ")[0].rstrip(".")
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    if args.name is None:
+        from fleetopt.problem import example_names, sweep_example_names
+
+        lines = ["Shipped examples (fleetopt example NAME --out my.toml writes one to edit):"]
+        for n in example_names() + sweep_example_names():
+            lines.append(report.wrap(f"  {n:<14} {_example_summary(_example_text(n)[1])}",
+                                     indent=" " * 15))
+        _emit(args, "\n".join(lines))
+        return 0
+    key, text = _example_text(args.name)
+    if args.out and args.out != STDOUT:
+        write_output(args.out, _nl(text))
+        cmd = "study sweep" if key.startswith("sweep") else "solve"
+        sys.stdout.write(f"wrote the {key} example to {args.out}; edit it, then: fleetopt {cmd} "
+                         f"{args.out}\n")
+    else:
+        sys.stdout.write(_nl(text))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fleetopt.evaluate import evaluate
 
+    _check_outputs(args)
     problem = _problem(args)
     fleet = _fleet_for(problem, args.fleet)
     res = evaluate(fleet, problem.workload, problem.settings, model=problem.model,
@@ -124,19 +234,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.format == "json":
         _emit(args, to_json(res.to_dict()))
     else:
-        head = (f"{problem.name}: {problem.workload.name} at {problem.workload.rate_rps:g} req/s, "
-                f"{problem.model}, P99 TTFT target {problem.settings.ttft_p99_ms:g} ms")
-        _emit(args, f"{head}\n{_pools_table(res.to_frame())}\n\nfleet: {_totals_line(res.totals)}"
-              + "".join(f"\nnote: {n}" for n in res.notes))
+        _emit(args, f"{report.wrap(_head(problem))}\n"
+              f"{_pools_table(res.to_frame(), args.wide)}\n\n{_totals_line(res.totals)}"
+              + "".join(report.wrap(f"\nnote: {n}") for n in res.notes))
     return 0
 
 
-def _solution_text(sol: Any, problem: Any) -> str:
-    head = (f"{problem.name}: {problem.workload.name} at {problem.workload.rate_rps:g} req/s, "
-            f"{problem.model}, P99 TTFT target {problem.settings.ttft_p99_ms:g} ms")
-    lines = [head, f"status: {sol.status}"]
+def _solution_text(sol: Any, problem: Any, wide: bool = False) -> str:
+    lines = [report.wrap(_head(problem)), f"status: {sol.status}"]
     if sol.result is None:
-        lines.append(sol.message)
+        lines.append(report.wrap(sol.message))
         return "\n".join(lines)
     o = sol.to_dict()["objective"]
     if o["value"] is not None:
@@ -146,17 +253,21 @@ def _solution_text(sol: Any, problem: Any) -> str:
         lines.append(f"objective ({o['name']}): {o['value']:,.2f} {unit}{bound}{gap}")
     if sol.linearization_error is not None:
         lines.append(f"linearisation error (exact - model): {sol.linearization_error:,.3f}")
-    lines.append(_pools_table(sol.pools))
+    lines.append(_pools_table(sol.pools, wide))
     lines.append("")
-    lines.append(f"fleet: {_totals_line(sol.totals)}")
+    lines.append(_totals_line(sol.totals))
     if sol.timing:
-        lines.append("timing: " + ", ".join(f"{k} {v:.3f}" for k, v in sol.timing.items()))
+        lines.append(report.wrap("timing: " + ", ".join(f"{k} {v:.3f}"
+                                                        for k, v in sol.timing.items())))
     return "\n".join(lines)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from fleetopt.solvers.mip import solve
 
+    if args.check and not args.validate:
+        raise FleetoptError("--check", "checks the simulated SLO of the plan: add --validate")
+    _check_outputs(args)
     problem = _problem(args)
     sol = solve(problem, time_limit=args.time_limit, mip_gap=args.mip_gap, solver=args.solver,
                 backend=args.backend, compress=args.compress, threads=args.threads)
@@ -167,20 +278,23 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
         validation = simulate_problem(problem, sol.fleet, requests=args.requests, seed=args.seed)
         payload["validation"] = validation.to_dict()
+    plan = to_json(payload) + "\n"
+    if args.out:  # the plan JSON (with --out -, the only thing on stdout)
+        write_output(args.out, plan)
+    met: bool | None = None
     if args.format == "json":
-        _emit(args, to_json(payload))
+        if args.out != STDOUT:
+            sys.stdout.write(plan)
+        met = None if validation is None else validation.slo_met
     else:
-        text = _solution_text(sol, problem)
+        text = _solution_text(sol, problem, args.wide)
         if validation is not None:
-            v = validation.to_frame()
-            cols = [c for c in ("ctx_lo", "ctx_hi", "p99_ttft_ms", "predicted_p99_ttft_ms",
-                                "power_w", "predicted_power_w", "output_tok_per_s",
-                                "predicted_output_tok_per_s") if c in v.columns]
-            text += "\n\nsimulated vs predicted:\n" + format_table(v[cols]) + _sim_note(validation)
-        if args.out:
-            atomic_write(args.out, to_json(payload) + "\n")
-        sys.stdout.write(text + "\n")
-    return 0 if sol.result is not None else 1
+            sim_text, met = _sim_text(validation, args.wide, "simulated")
+            text += "\n\nsimulated vs predicted (the plan run through the simulator):\n" + sim_text
+        _human(args).write(text + "\n")
+    if sol.result is None:
+        return 1
+    return EXIT_CHECK_FAILED if args.check and met is False else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -191,6 +305,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         plot_comparison,
     )
 
+    _check_outputs(args)
     problem = _problem(args)
     sols = compare_solutions(problem, time_limit=args.time_limit)
     df = comparison_frame(sols)
@@ -202,24 +317,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         _emit(args, df.to_csv(index=False))
     else:
-        _emit(args, format_table(df))
+        _emit(args, f"{report.wrap(_head(problem))}\n"
+              + report.render(df, report.COMPARE_COLS, wide=args.wide))
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from fleetopt.sim import simulate_problem
 
+    _check_outputs(args)
     problem = _problem(args)
     fleet = _fleet_for(problem, args.fleet)
     res = simulate_problem(problem, fleet, requests=args.requests, seed=args.seed,
                            replay=args.replay or None)
+    met = res.slo_met
     if args.format == "json":
         _emit(args, to_json(res.to_dict()))
     else:
-        _emit(args, format_table(res.to_frame()) + "\n\nfleet: " + ", ".join(
-            f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in res.to_dict()["totals"].items()) + _sim_note(res))
-    return 0
+        text, met = _sim_text(res, args.wide)
+        _emit(args, f"{report.wrap(_head(problem))}\n{text}")
+    return EXIT_CHECK_FAILED if args.check and met is False else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,13 +350,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("catalog", help="list GPUs, models, calibrated profiles, workloads, examples")
     c.add_argument("--format", choices=FORMATS, default="table")
+    c.add_argument("--out", help=OUT_HELP)
+    c.add_argument("--wide", action="store_true", help=WIDE_HELP)
     c.set_defaults(func=cmd_catalog)
+
+    x = sub.add_parser("example", help="print a shipped example config to copy and edit",
+                       description="Print a shipped example config (or sweep) to standard output, "
+                       "or write it to --out FILE; without NAME, list them.")
+    x.add_argument("name", nargs="?", metavar="NAME", help="e.g. azure-h100 (omit to list)")
+    x.add_argument("--out", help="write it to this file (- for stdout)")
+    x.set_defaults(func=cmd_example)
 
     e = sub.add_parser("evaluate", help="evaluate a fleet exactly (watts, tokens, $, P99 TTFT)")
     e.add_argument("config", help="config TOML, or a shipped example's name")
     e.add_argument("--fleet", help="FLEET.json (a list of pools, or a plan with 'pools')")
     e.add_argument("--format", choices=FORMATS, default="table")
-    e.add_argument("--out", help="also write the output to this file")
+    e.add_argument("--out", help=OUT_HELP)
+    e.add_argument("--wide", action="store_true", help=WIDE_HELP)
     e.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("solve", help="find the optimal N-pool fleet (MIP, HiGHS)")
@@ -252,10 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=("auto", "highspy", "pyomo"), default="auto")
     s.add_argument("--compress", action="store_true",
                    help="allow compress bands (prompt truncation) at pool boundaries")
-    s.add_argument("--out", help="write the plan JSON here (its pools are a valid FLEET.json)")
-    s.add_argument("--validate", action="store_true", help="simulate the plan and report both")
+    s.add_argument("--out", help="write the plan JSON here (its pools are a valid FLEET.json); "
+                   "- writes it to stdout, and the table to stderr")
+    s.add_argument("--validate", action="store_true", help="simulate the plan and report both, "
+                   "with an SLO verdict per pool")
+    s.add_argument("--check", action="store_true", help="with --validate: exit 3 when a "
+                   "simulated P99 TTFT misses its target")
     s.add_argument("--requests", type=int, default=20000, help="requests for --validate")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--wide", action="store_true", help=WIDE_HELP)
     s.set_defaults(func=cmd_solve)
 
     m = sub.add_parser("compare", help="baselines vs the MIP optimum, side by side")
@@ -263,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=("table", "json", "csv"), default="table")
     m.add_argument("--plot", help="write a bar chart (PNG) here")
     m.add_argument("--time-limit", type=float, default=None)
-    m.add_argument("--out", help="also write the output to this file")
+    m.add_argument("--out", help=OUT_HELP)
+    m.add_argument("--wide", action="store_true", help=WIDE_HELP)
     m.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("simulate", help="discrete-event simulation of a fleet")
@@ -273,7 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--replay", action="store_true", help="replay the shipped trace's timestamps")
     d.add_argument("--format", choices=FORMATS, default="table")
-    d.add_argument("--out", help="also write the output to this file")
+    d.add_argument("--out", help=OUT_HELP)
+    d.add_argument("--check", action="store_true",
+                   help="exit 3 when a pool's simulated P99 TTFT misses its target")
+    d.add_argument("--wide", action="store_true", help=WIDE_HELP)
     d.set_defaults(func=cmd_simulate)
 
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from fleetopt.io import versioned
 from fleetopt.problem import Problem
 from fleetopt.solvers import baselines
 from fleetopt.solvers.solution import Solution
@@ -142,15 +143,21 @@ def compare(problem: Problem, time_limit: float | None = None) -> pd.DataFrame:
     return comparison_frame(compare_solutions(problem, time_limit), problem.objective)
 
 
-def comparison_to_dict(solutions: list[Solution]) -> dict[str, Any]:
-    """``{"rows": [{"approach", "status", "totals", "pools"}]}`` (totals and pools exactly as
-    :meth:`Solution.to_dict` gives them)."""
+def comparison_to_dict(solutions: list[Solution], objective: str | None = None) -> dict[str, Any]:
+    """The ``fleetopt.comparison/1`` JSON document: ``{"schema", "rows": [{"approach",
+    "family", "status", "message", "change_vs_homogeneous_pct",
+    "mip_saving_vs_best_heuristic_pct", "totals", "pools"}]}`` (totals and pools exactly as
+    :meth:`Solution.to_dict` gives them; the percentages as in :func:`comparison_frame`)."""
+    frame = comparison_frame(solutions, objective)
     rows = []
-    for s in solutions:
+    for s, (_, f) in zip(solutions, frame.iterrows(), strict=True):
         d = s.to_dict()
-        rows.append({"approach": d["approach"], "status": d["status"], "totals": d["totals"],
-                     "pools": d["pools"]})
-    return {"rows": rows}
+        rows.append({"approach": d["approach"], "family": f["family"], "status": d["status"],
+                     "message": d["message"],
+                     "change_vs_homogeneous_pct": f["change_vs_homogeneous_pct"],
+                     "mip_saving_vs_best_heuristic_pct": f["mip_saving_vs_best_heuristic_pct"],
+                     "totals": d["totals"], "pools": d["pools"]})
+    return versioned("comparison", {"rows": rows})
 
 
 _FAMILY_COLOURS = {"uncompressed": "#3b6ea8", "compressed": "#e08a2c"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,6 +11,7 @@ import pandas as pd
 from fleetopt.catalog import Catalog
 from fleetopt.errors import FleetoptError
 from fleetopt.fleet import Fleet, PoolSpec
+from fleetopt.io import jsonable, to_json, versioned
 from fleetopt.poolmodel import PoolModel, Settings
 from fleetopt.profiles import PhysicsParams, Profile, resolve
 from fleetopt.workload import Workload
@@ -44,11 +44,7 @@ class PoolResult:
     kv_dtype: str = "fp16"
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, float) and not np.isfinite(v):
-                d[k] = None
-        return d
+        return jsonable(asdict(self))
 
     def spec(self) -> PoolSpec:
         return PoolSpec(self.ctx_lo, self.ctx_hi, self.gpu, self.tp, self.instances, self.dtype,
@@ -103,10 +99,12 @@ class FleetResult:
         return pd.DataFrame([p.to_dict() for p in self.pools])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"totals": self.totals, "pools": [p.to_dict() for p in self.pools]}
+        """The ``fleetopt.evaluation/1`` JSON document (``docs/config.md``)."""
+        return versioned("evaluation", {"totals": self.totals,
+                                        "pools": [p.to_dict() for p in self.pools]})
 
-    def to_json(self, **kw: Any) -> str:
-        return json.dumps(self.to_dict(), **kw)
+    def to_json(self, indent: int | None = 2) -> str:
+        return to_json(self.to_dict(), indent)
 
 
 def pool_model(

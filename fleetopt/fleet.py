@@ -46,6 +46,23 @@ class PoolSpec:
 
 
 _POOL_FIELDS = {"ctx_lo", "ctx_hi", "gpu", "tp", "instances", "dtype", "kv_dtype", "window_tokens"}
+#: fleetopt JSON documents whose ``pools`` are a fleet (``docs/config.md``)
+FLEET_SCHEMAS = ("fleetopt.plan/1", "fleetopt.evaluation/1")
+
+
+def _document_pools(doc: dict[str, Any], field_name: str) -> list[Any]:
+    """The pools of a versioned fleetopt document, reduced to their spec fields (a plan's
+    pools also carry their evaluated figures)."""
+    tag = doc.get("schema")
+    if tag not in FLEET_SCHEMAS:
+        raise FleetoptError(field_name, f"a {tag!r} document holds no fleet; give a FLEET.json, "
+                            f"or a JSON document of schema {', '.join(FLEET_SCHEMAS)}")
+    pools = doc.get("pools")
+    if not isinstance(pools, list) or not pools:
+        raise FleetoptError(field_name, f"this {tag} document has no pools (was the problem "
+                            "infeasible?)")
+    return [{k: v for k, v in p.items() if k in _POOL_FIELDS} if isinstance(p, dict) else p
+            for p in pools]
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,8 @@ class Fleet:
 
     @classmethod
     def from_list(cls, pools: list[dict[str, Any]], field_name: str = "fleet") -> Fleet:
+        if isinstance(pools, dict) and "schema" in pools:
+            pools = _document_pools(pools, field_name)
         if isinstance(pools, dict) and "pools" in pools:
             pools = pools["pools"]
         if not isinstance(pools, list):

@@ -1,11 +1,19 @@
-"""Small I/O helpers: atomic writes (nothing half-written) and table formatting."""
+"""I/O: versioned JSON, output files (validated first, written atomically) and JSON input.
+
+Every file the CLI writes goes through :func:`check_output_path` (before any work) and
+:func:`write_output` (all or nothing); every JSON document goes through :func:`to_json`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import stat
+import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +21,69 @@ import pandas as pd
 
 from fleetopt.errors import FleetoptError
 
+#: ``--out -``: write to standard output
+STDOUT = "-"
 
-def _json_default(o: Any) -> Any:
+#: the version of every JSON document fleetopt writes (``"schema": "fleetopt.<kind>/1"``)
+SCHEMA_VERSION = 1
+SCHEMA_KINDS = ("catalog", "evaluation", "plan", "comparison", "simulation", "procurement",
+                "sweep", "sweep-checkpoint")
+
+
+# ------------------------------------------------------------------------------------------
+# JSON
+
+
+def schema(kind: str) -> str:
+    """The schema tag of a JSON document of ``kind``: ``fleetopt.<kind>/1``."""
+    if kind not in SCHEMA_KINDS:
+        raise ValueError(f"unknown schema kind {kind!r}")
+    return f"fleetopt.{kind}/{SCHEMA_VERSION}"
+
+
+def versioned(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` (cleaned by :func:`jsonable`) with ``"schema"`` as its first key."""
+    out: dict[str, Any] = {"schema": schema(kind)}
+    out.update(jsonable({k: v for k, v in body.items() if k != "schema"}))
+    return out
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` as plain JSON data: numpy scalars and arrays to Python, tuples to lists, and
+    non-finite floats (NaN, +-inf), ``pd.NA`` and ``NaT`` to ``None``. The one cleaner every
+    ``to_dict()`` and :func:`to_json` use."""
     import numpy as np
 
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
+    if x is None or isinstance(x, bool | str):
+        return x
+    if isinstance(x, int):
+        return x
+    if isinstance(x, float):  # also numpy float64
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return jsonable(float(x))
+    if isinstance(x, np.ndarray):
+        return [jsonable(v) for v in x.tolist()]
+    if x is pd.NA or x is pd.NaT:
+        return None
+    if isinstance(x, pd.Timestamp):
+        return x.isoformat()
+    if isinstance(x, Path):
+        return str(x)
+    return x
 
 
 def to_json(obj: Any, indent: int | None = 2) -> str:
-    """JSON with numpy scalars converted and non-finite floats as null."""
-    def clean(x: Any) -> Any:
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        return x
-
-    return json.dumps(clean(obj), indent=indent, default=_json_default)
+    """JSON text of ``obj`` after :func:`jsonable` (strict JSON: never NaN or Infinity)."""
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
 
 
 def read_json(path: str | Path, field_name: str) -> Any:
@@ -49,40 +93,158 @@ def read_json(path: str | Path, field_name: str) -> Any:
         return json.loads(p.read_text())
     except FileNotFoundError:
         raise FleetoptError(field_name, f"file not found: {p}") from None
+    except IsADirectoryError:
+        raise FleetoptError(field_name, f"{p} is a directory, not a JSON file") from None
+    except UnicodeDecodeError:
+        raise FleetoptError(field_name, f"{p} is not a text (JSON) file") from None
     except json.JSONDecodeError as e:
         raise FleetoptError(field_name, f"{p} is not valid JSON: {e}") from None
-
-
-def atomic_write(path: str | Path, data: str | bytes, field_name: str = "--out") -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename: all or nothing."""
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise FleetoptError(field_name, f"folder {parent} does not exist; create it first")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{p.name}.", suffix=".tmp")
     except OSError as e:
-        raise FleetoptError(field_name, f"cannot write in {parent}: {e.strerror}") from None
+        raise FleetoptError(field_name, f"cannot read {p}: {e.strerror}") from None
+
+
+# ------------------------------------------------------------------------------------------
+# output files
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str | None:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_output_path(path: str | Path, flag: str = "--out", *,
+                      allow_stdout: bool = True) -> Path | None:
+    """Check that ``path`` can be written, before any work is done.
+
+    Returns the real target (symlinks resolved: writing replaces the target, never the link),
+    or ``None`` for ``-`` (standard output; refused unless ``allow_stdout``). A directory, FIFO,
+    device node or socket is refused, as are a read-only file, a missing folder and a folder
+    fleetopt cannot create files in: a :class:`FleetoptError` on ``flag``.
+    """
+    given = str(path)
+    if given == STDOUT:
+        if not allow_stdout:
+            raise FleetoptError(flag, "'-' (standard output) is not possible here; give a file")
+        return None
+    if not given:
+        raise FleetoptError(flag, "empty path; give a file")
+    real = Path(os.path.realpath(given))
+    via = f" (the target of {given})" if str(real) != str(Path(given).absolute()) else ""
     try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, p)
+        st: os.stat_result | None = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        raise FleetoptError(flag, f"{given}: a folder on the path is a file") from None
     except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise FleetoptError(field_name, f"cannot write {p}: {e.strerror}") from None
+        raise FleetoptError(flag, f"cannot use {given}: {e.strerror}") from None
+    if st is not None:
+        kind = _kind(st.st_mode)
+        if kind is not None:
+            hint = ("give a file path inside it" if kind == "a directory" else
+                    "fleetopt writes regular files only; give a file path"
+                    + (" (or - for standard output)" if allow_stdout else ""))
+            raise FleetoptError(flag, f"{real}{via} is {kind}; {hint}")
+        if not os.access(real, os.W_OK):
+            raise FleetoptError(flag, f"{real}{via} is read-only; make it writable or give "
+                                "another path")
+    folder = real.parent
+    if not folder.is_dir():
+        raise FleetoptError(flag, f"folder {folder}{via} does not exist; create it first")
+    # the file is written as a temporary file in its own folder and renamed: probe that
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{real.name}.", suffix=".tmp")
+    except OSError as e:
+        raise FleetoptError(flag, f"cannot write in folder {folder}{via}: {e.strerror}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return real
 
 
-def format_table(df: pd.DataFrame, floatfmt: str = "{:,.2f}") -> str:
-    """A plain-text table with readable numbers."""
-    if df.empty:
-        return "(no rows)"
-    out = df.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].map(lambda v: "" if pd.isna(v) else floatfmt.format(v))
-    return out.to_string(index=False)
+def check_outputs(*outputs: tuple[Any, ...]) -> None:
+    """:func:`check_output_path` for several ``(path, flag)`` or ``(path, flag, allow_stdout)``
+    tuples (``None`` paths skipped); two flags naming the same file, or both ``-``, are an
+    error on the second flag."""
+    seen: dict[str, str] = {}
+    for path, flag, *rest in outputs:
+        if path is None:
+            continue
+        real = check_output_path(path, flag, allow_stdout=bool(rest[0]) if rest else True)
+        key = STDOUT if real is None else str(real)
+        if key in seen:
+            raise FleetoptError(flag, f"{seen[key]} already writes to {path}; give another path")
+        seen[key] = flag
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_output(path: str | Path, data: str | bytes, flag: str = "--out", *,
+                 allow_stdout: bool = True) -> None:
+    """Write ``data`` to ``path``: all or nothing.
+
+    ``-`` writes to standard output. Otherwise the real target (a symlink's target) is
+    written through a temporary file in the target's own folder, then renamed over it; an
+    existing file keeps its permissions (and owner, where allowed), a new one gets the usual
+    umask permissions. On any error or interrupt the temporary file is removed and the target
+    is left as it was.
+    """
+    real = check_output_path(path, flag, allow_stdout=allow_stdout)
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    if real is None:
+        sys.stdout.flush()
+        buf = getattr(sys.stdout, "buffer", None)
+        if buf is not None:
+            buf.write(raw)
+            buf.flush()
+        else:  # a text-only stream (e.g. captured in tests)
+            sys.stdout.write(raw.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
+        return
+    try:
+        old: os.stat_result | None = os.stat(real)
+    except OSError:
+        old = None
+    mode = stat.S_IMODE(old.st_mode) if old is not None else 0o666 & ~_umask()
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes 0600
+        if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+            with contextlib.suppress(OSError):
+                os.chown(tmp, old.st_uid, old.st_gid)
+        os.replace(tmp, real)
+        tmp = None
+    except OSError as e:
+        raise FleetoptError(flag, f"cannot write {real}: {e.strerror}") from None
+    finally:
+        if tmp is not None:  # an error or an interrupt: leave nothing behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+#: the former name of :func:`write_output` (same function)
+atomic_write = write_output
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """Every column of ``df`` as a plain-text table (the former helper; the CLI's tables are
+    :func:`fleetopt.report.render`, which this calls)."""
+    from fleetopt.report import render
+
+    return render(df, (), wide=True)

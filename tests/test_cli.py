@@ -167,7 +167,7 @@ def test_solve_validate_reports_simulated_and_predicted(capsys):
     d = json.loads(out)
     assert code == 0 and d["status"] == "optimal"
     v = d["validation"]
-    assert set(v) == {"pools", "totals"}
+    assert list(v) == ["schema", "pools", "totals"] and v["schema"] == "fleetopt.simulation/1"
     for pool in v["pools"]:
         for k in ("p50_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "power_w", "output_tok_per_s",
                   "predicted_p99_ttft_ms", "predicted_power_w", "predicted_output_tok_per_s"):

@@ -74,10 +74,12 @@ def test_dict_form_is_solution_to_dict(solutions: list) -> None:
     assert [r["approach"] for r in d["rows"]] == list(APPROACHES)
     for r, s in zip(d["rows"], solutions, strict=True):
         full = s.to_dict()
-        assert set(r) == {"approach", "status", "totals", "pools"}
+        assert set(r) == {"approach", "family", "status", "message", "change_vs_homogeneous_pct",
+                          "mip_saving_vs_best_heuristic_pct", "totals", "pools"}
         assert r["totals"] == full["totals"] and r["pools"] == full["pools"]
         assert r["status"] == s.status
-    json.dumps(d)  # serialisable
+    assert next(iter(d)) == "schema" and d["schema"] == "fleetopt.comparison/1"
+    json.dumps(d, allow_nan=False)  # serialisable, strict JSON
 
 
 def test_mip_rows_are_no_worse_than_the_heuristics_of_their_family(frame: pd.DataFrame) -> None:

@@ -22,7 +22,7 @@ def test_evaluate_shape_and_totals():
     wl = builtin("azure", 1000)
     r = evaluate(_two_pool(), wl, Settings(500))
     d = r.to_dict()
-    assert set(d) == {"totals", "pools"}
+    assert list(d) == ["schema", "totals", "pools"] and d["schema"] == "fleetopt.evaluation/1"
     for k in ("instances", "gpus", "power_w", "cost_per_hr", "output_tok_per_s", "tok_per_w"):
         assert k in d["totals"]
     for k in ("ctx_lo", "ctx_hi", "gpu", "tp", "dtype", "instances", "gpus", "arrival_rate",

@@ -152,7 +152,7 @@ def test_throughput_equals_arrival_rate_below_saturation(azure_run) -> None:
 def test_result_shape(azure_run) -> None:
     res, _ = azure_run
     d = res.to_dict()
-    assert set(d) == {"pools", "totals"}
+    assert list(d) == ["schema", "pools", "totals"] and d["schema"] == "fleetopt.simulation/1"
     keys = {"p50_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "mean_ttft_ms", "power_w",
             "output_tok_per_s", "tok_per_w", "energy_j", "requests", "mean_batch",
             "utilization", "p50_tpot_ms", "p99_e2e_ms", "predicted_p99_ttft_ms",

@@ -132,13 +132,14 @@ def simulate(
             window_tokens=spec.window, stats=st, compressed_share=comp,
             predicted_p99_ttft_ms=pp[0], predicted_power_w=pp[1],
             predicted_output_tok_per_s=pp[2], predicted_utilization=pp[3],
-            predicted_mean_batch=pp[4],
+            predicted_mean_batch=pp[4], ttft_target_ms=settings.ttft_p99_ms,
         ))
     run_info = {"seed": int(seed), "arrivals": stream.source, "simulated_requests": len(stream),
                 "rate_rps": stream.rate_rps, "dispatch": dispatch,
                 "warmup_fraction": warmup_fraction, "window_s": res["window_s"],
                 "slowest_mean_service_s": res["settle_s"] / 2.0,
-                "accounting": settings.accounting}
+                "accounting": settings.accounting, "ttft_target_ms": settings.ttft_p99_ms,
+                "slo_quantile": settings.quantile}
     return SimResult(tuple(pools_out), res["fleet"], pred_tot, run_info, res["requests"],
                      wall_s=time.perf_counter() - t_wall, power_series=res["power_series"])
 
@@ -245,6 +246,7 @@ def _run(fleet: Fleet, profiles: list[Profile], stream: Arrivals, settings: Sett
             output_tok_per_s=tok, power_w=pw, energy_j=float(out.energy_j[imask].sum()),
             tok_per_w=tok / pw if pw > 0 else 0.0, mean_batch=mb,
             utilization=mb / slots if slots else 0.0, instances=ni, slots=slots,
+            slo_ttft_ms=percentile_ms(ttft[m], 100.0 * settings.quantile),
         )
 
     pools_out = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -11,16 +10,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from fleetopt.io import jsonable, to_json, versioned
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float | np.floating):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+#: relative slack of the SLO verdict (a simulated tail equal to the target meets it)
+_SLO_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -48,6 +41,7 @@ class SimStats:
     utilization: float  # mean_batch / slots
     instances: int
     slots: int
+    slo_ttft_ms: float = math.nan  # TTFT at the SLO's quantile (the P99 when quantile = 0.99)
 
 
 @dataclass(frozen=True)
@@ -67,6 +61,15 @@ class PoolSim:
     predicted_output_tok_per_s: float
     predicted_utilization: float
     predicted_mean_batch: float
+    ttft_target_ms: float = math.nan  # the SLO's TTFT target
+
+    @property
+    def slo_met(self) -> bool | None:
+        """Did the simulated TTFT at the SLO quantile meet the target? ``None`` for a pool that
+        received no measured request (or when no target is known)."""
+        if self.stats.requests == 0 or not math.isfinite(self.ttft_target_ms):
+            return None
+        return bool(self.stats.slo_ttft_ms <= self.ttft_target_ms * (1 + _SLO_RTOL))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -76,9 +79,9 @@ class PoolSim:
         d.update(asdict(self.stats))
         d["compressed_share"] = self.compressed_share
         for k in ("predicted_p99_ttft_ms", "predicted_power_w", "predicted_output_tok_per_s",
-                  "predicted_utilization", "predicted_mean_batch"):
+                  "predicted_utilization", "predicted_mean_batch", "ttft_target_ms", "slo_met"):
             d[k] = getattr(self, k)
-        return {k: _clean(v) for k, v in d.items()}
+        return jsonable(d)
 
 
 @dataclass
@@ -100,23 +103,35 @@ class SimResult:
     power_series: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # t_s, pool, power_w
 
     @property
+    def slo_met(self) -> bool | None:
+        """The fleet's verdict: every pool that received requests met the target (``None``
+        when no pool has a verdict)."""
+        verdicts = [p.slo_met for p in self.pools if p.slo_met is not None]
+        return all(verdicts) if verdicts else None
+
+    @property
     def totals(self) -> dict[str, Any]:
         d = asdict(self.fleet_stats)
         active = [p for p in self.pools if p.stats.requests > 0]
         d["worst_pool_p99_ttft_ms"] = max((p.stats.p99_ttft_ms for p in active), default=0.0)
+        d["worst_pool_slo_ttft_ms"] = max((p.stats.slo_ttft_ms for p in active), default=0.0)
+        d["pools_missed"] = sum(1 for p in self.pools if p.slo_met is False)
+        d["slo_met"] = self.slo_met
         d.update(self.predicted)
         d.update(self.run)
-        return {k: _clean(v) for k, v in d.items()}
+        return jsonable(d)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per pool."""
         return pd.DataFrame([p.to_dict() for p in self.pools])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pools": [p.to_dict() for p in self.pools], "totals": self.totals}
+        """The ``fleetopt.simulation/1`` JSON document (``docs/config.md``)."""
+        return versioned("simulation", {"pools": [p.to_dict() for p in self.pools],
+                                        "totals": self.totals})
 
-    def to_json(self, **kw: Any) -> str:
-        return json.dumps(self.to_dict(), **kw)
+    def to_json(self, indent: int | None = 2) -> str:
+        return to_json(self.to_dict(), indent)
 
     def comparison(self) -> pd.DataFrame:
         """Simulated vs predicted P99 TTFT, power and throughput per pool, with ratios."""

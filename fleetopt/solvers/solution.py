@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,14 +9,9 @@ import pandas as pd
 
 from fleetopt.evaluate import FleetResult
 from fleetopt.fleet import Fleet
+from fleetopt.io import to_json, versioned
 
 STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 @dataclass
@@ -68,20 +61,22 @@ class Solution:
         return self.pools
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The ``fleetopt.plan/1`` JSON document (``docs/config.md``); its ``pools`` list is a
+        valid FLEET.json."""
+        return versioned("plan", {
             "approach": self.approach,
             "status": self.status,
-            "objective": {"name": self.objective_name, "value": _clean(self.objective),
-                          "bound": _clean(self.bound), "gap": _clean(self.gap)},
-            "linearization_error": _clean(self.linearization_error),
+            "objective": {"name": self.objective_name, "value": self.objective,
+                          "bound": self.bound, "gap": self.gap},
+            "linearization_error": self.linearization_error,
             "totals": self.totals,
             "pools": [] if self.result is None else [p.to_dict() for p in self.result.pools],
             "timing": {k: round(v, 6) for k, v in self.timing.items()},
             "message": self.message,
-        }
+        })
 
-    def to_json(self, **kw: Any) -> str:
-        return json.dumps(self.to_dict(), **kw)
+    def to_json(self, indent: int | None = 2) -> str:
+        return to_json(self.to_dict(), indent)
 
     def __repr__(self) -> str:  # compact
         t = self.totals

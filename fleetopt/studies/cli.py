@@ -11,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from fleetopt import report
 from fleetopt.errors import FleetoptError
-from fleetopt.io import atomic_write, format_table, to_json
+from fleetopt.io import STDOUT, check_output_path, check_outputs, to_json, write_output
 
 PROCUREMENT_FORMATS = ("table", "json", "csv", "parquet")
 
@@ -32,8 +33,11 @@ def add_study_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--inventory", nargs="+", metavar="GPU=N", default=None,
                    help="GPU caps to add or override, e.g. B200=64 H200-SXM=128")
     p.add_argument("--format", choices=PROCUREMENT_FORMATS, default="table")
-    p.add_argument("--out", help="also write the output here (parquet needs it)")
+    p.add_argument("--out", help="also write the output here (parquet needs it; - for stdout "
+                   "only)")
     p.add_argument("--plot", help="write the frontier figure (PNG) here")
+    p.add_argument("--wide", action="store_true",
+                   help="show every column (default: tables fit 120 characters)")
     p.add_argument("--time-limit", type=float, default=None, help="seconds per budget")
     p.add_argument("--mip-gap", type=float, default=1e-4)
     p.add_argument("--threads", type=int, default=None)
@@ -55,6 +59,8 @@ def add_study_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--simulate", action="store_true", help="also simulate each plan")
     s.add_argument("--fresh", action="store_true",
                    help="ignore and replace the checkpoint of earlier runs")
+    s.add_argument("--wide", action="store_true",
+                   help="show every column (default: tables fit 120 characters)")
     bar = s.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar")
@@ -65,9 +71,10 @@ def add_study_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _write(args: argparse.Namespace, text: str) -> None:
+    """The output: to stdout, and to ``--out`` when given (``--out -``: stdout only)."""
     text = text if text.endswith("\n") else text + "\n"
-    if getattr(args, "out", None):
-        atomic_write(args.out, text)
+    if getattr(args, "out", None) and args.out != STDOUT:
+        write_output(args.out, text)
     sys.stdout.write(text)
 
 
@@ -87,6 +94,7 @@ def cmd_procurement(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budgets)  # bad syntax fails before any work
     if args.format == "parquet" and not args.out:
         raise FleetoptError("--out", "--format parquet writes a file: give --out FILE.parquet")
+    check_outputs((args.out, "--out"), (args.plot, "--plot", False))
     if args.threads is not None and args.threads < 1:
         raise FleetoptError("--threads", f"must be >= 1, got {args.threads}")
     problem = with_inventory(load_config(args.config), args.inventory)
@@ -110,26 +118,21 @@ def cmd_procurement(args: argparse.Namespace) -> int:
     elif args.format == "parquet":
         buf = io.BytesIO()
         _flat(df).to_parquet(buf, index=False)
-        atomic_write(args.out, buf.getvalue())
-        sys.stdout.write(f"wrote {len(df)} budgets to {args.out}\n")
+        write_output(args.out, buf.getvalue())
+        where = sys.stderr if args.out == STDOUT else sys.stdout
+        where.write(f"wrote {len(df)} budgets to {'stdout' if args.out == STDOUT else args.out}\n")
     else:
-        _write(args, _procurement_text(problem, res))
+        _write(args, _procurement_text(problem, res, args.wide))
     return 0
 
 
-def _procurement_text(problem: Any, res: Any) -> str:
+def _procurement_text(problem: Any, res: Any, wide: bool = False) -> str:
     df = res.frame
-    show = pd.DataFrame({
-        "budget_per_hr": df["budget_per_hr"], "status": df["status"],
-        "power_kw": df["power_w"] / 1000.0, "cost_per_hr": df["cost_per_hr"],
-        "gpus": df["gpus"], "pools": df["n_pools"],
-        "gpus_by_type": df["gpus_by_type"].map(
-            lambda d: ", ".join(f"{g} {n}" for g, n in d.items()) if d else ""),
-        "point_ms": df["point_s"] * 1000.0,
-    })
-    head = (f"{problem.name}: {problem.workload.name} at {problem.workload.rate_rps:g} req/s, "
-            f"{problem.model}, P99 TTFT target {problem.settings.ttft_p99_ms:g} ms; minimum "
-            "watts per budget")
+    show = report.render(df, report.PROCUREMENT_COLS, wide=wide)
+    head = report.wrap(
+        f"{problem.name}: {problem.workload.name} at {problem.workload.rate_rps:g} req/s, "
+        f"{problem.model}, P99 TTFT target {problem.settings.ttft_p99_ms:g} ms; minimum "
+        "watts per budget")
     mc = res.min_cost_row()
     if mc["status"] in ("optimal", "feasible", "time_limit") and mc["gpus_by_type"]:
         cheapest = (f"cheapest plan meeting the SLO: ${mc['cost_per_hr']:,.2f}/hr, "
@@ -141,7 +144,7 @@ def _procurement_text(problem: Any, res: Any) -> str:
     timing = (f"timing: build {t.get('build_s', 0):.2f} s once ({int(t.get('candidates', 0))} "
               f"candidates), {t.get('mean_point_s', 0) * 1000:.1f} ms per budget on average "
               f"(max {t.get('max_point_s', 0) * 1000:.1f} ms), total {t.get('total_s', 0):.2f} s")
-    return "\n".join([head, format_table(show), "", cheapest, timing])
+    return "\n".join([head, show, "", report.wrap(cheapest), report.wrap(timing)])
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -151,13 +154,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise FleetoptError("--workers", f"must be >= 1, got {args.workers}")
     if args.scheduler and args.executor != "dask":
         raise FleetoptError("--scheduler", "only applies with --executor dask")
+    if args.out == STDOUT:
+        raise FleetoptError("--out", "a sweep writes a results file and a checkpoint next to it: "
+                            "give FILE.parquet, FILE.csv or FILE.json (not -)")
+    if args.out:
+        check_output_path(args.out, "--out", allow_stdout=False)
     study = load_sweep(args.sweep, simulate=True if args.simulate else None)
     out = Path(args.out) if args.out else Path(f"{study.name or 'sweep'}-results.parquet")
     if out.suffix.lower() not in (".parquet", ".csv", ".json"):
         raise FleetoptError("--out", f"unknown output type {out.suffix or '(none)'!r}: use "
                             ".parquet, .csv or .json")
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise FleetoptError("--out", f"folder {out.parent} does not exist; create it first")
+    check_output_path(out, "--out", allow_stdout=False)
+    check_output_path(checkpoint_path(out), "--out (its checkpoint)", allow_stdout=False)
     if out.suffix.lower() == ".parquet":
         try:
             import pyarrow  # noqa: F401
@@ -181,17 +189,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     counts = df["status"].value_counts().to_dict()
     resumed = int(df["resumed"].sum())
-    lines = [f"{study.name or 'sweep'}: {len(df)} scenarios ({resumed} resumed from {ck.name}, "
-             f"{len(df) - resumed} solved) in {wall:.1f} s with the {args.executor} executor; "
-             + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-             f"results: {out}"]
-    show = df[["scenario", "status", "power_w", "cost_per_hr", "gpus", "mix"]].copy()
-    show["power_w"] = show["power_w"] / 1000.0
-    show = show.rename(columns={"power_w": "power_kw"})
-    if len(show) > 30:
-        lines.append(format_table(show.head(30)))
-        lines.append(f"... {len(show) - 30} more rows in {out}")
-    else:
-        lines.append(format_table(show))
+    lines = [report.wrap(
+        f"{study.name or 'sweep'}: {len(df)} scenarios ({resumed} resumed from {ck.name}, "
+        f"{len(df) - resumed} solved) in {wall:.1f} s with the {args.executor} executor; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))), report.wrap(f"results: {out}")]
+    lines.append(report.render(df, report.SWEEP_COLS, wide=args.wide, limit=30))
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from fleetopt.io import atomic_write
+from fleetopt.io import write_output
 
 __all__ = ["gpu_colors", "plot_frontier", "plot_topology", "save_figure"]
 
@@ -35,7 +35,7 @@ def save_figure(fig: Any, path: str | Path, field_name: str = "--plot", dpi: int
     """Save ``fig`` as a PNG at ``path`` (all or nothing)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    atomic_write(path, buf.getvalue(), field_name)
+    write_output(path, buf.getvalue(), field_name, allow_stdout=False)
 
 
 def _new_ax(ax: Any, figsize: tuple[float, float]) -> tuple[Any, Any]:

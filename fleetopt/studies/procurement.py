@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fleetopt.errors import FleetoptError
+from fleetopt.io import to_json, versioned
 from fleetopt.problem import Problem
 from fleetopt.solvers.solution import Solution
 
@@ -155,28 +156,14 @@ class ProcurementResult:
         return {"status": status, **plan_summary(self.min_cost), "message": msg}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"rows": [...], "min_cost_plan": {...}, "timing": {...}}``."""
-        rows = []
-        for r in self.frame.to_dict("records"):
-            rows.append({k: _clean(v) for k, v in r.items()})
-        return {"rows": rows, "min_cost_plan": {k: _clean(v) for k, v in self.min_cost_row().items()},
-                "timing": {k: round(float(v), 6) for k, v in self.timing.items()}}
+        """The ``fleetopt.procurement/1`` JSON document: ``{"schema", "rows": [...],
+        "min_cost_plan": {...}, "timing": {...}}`` (``docs/config.md``)."""
+        return versioned("procurement", {
+            "rows": self.frame.to_dict("records"), "min_cost_plan": self.min_cost_row(),
+            "timing": {k: round(float(v), 6) for k, v in self.timing.items()}})
 
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, float | np.floating) and not math.isfinite(float(v)):
-        return None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    return v
+    def to_json(self, indent: int | None = 2) -> str:
+        return to_json(self.to_dict(), indent)
 
 
 def procurement_study(

@@ -49,7 +49,7 @@ from typing import Any
 import pandas as pd
 
 from fleetopt.errors import FleetoptError
-from fleetopt.io import atomic_write
+from fleetopt.io import jsonable, schema, to_json, versioned, write_output
 from fleetopt.problem import Problem, load_config, resolve_config_path
 
 __all__ = ["EXECUTORS", "RESULT_COLUMNS", "SCENARIO_KEYS", "Study", "load_sweep",
@@ -238,8 +238,6 @@ def _scenario_hash(base_fp: str, params: Mapping[str, Any], opts: Mapping[str, A
 
 
 def _json(v: Any) -> str:
-    from fleetopt.io import to_json
-
     return to_json(v, indent=None)
 
 
@@ -313,10 +311,7 @@ def _finish(row: dict[str, Any], prob: Problem, sol: Any) -> dict[str, Any]:
         row.update(workload=prob.workload.name, rate_rps=float(prob.workload.rate_rps),
                    model=prob.model, ttft_p99_ms=float(prob.settings.ttft_p99_ms),
                    gpus_allowed="+".join(prob.gpus), budget_per_hr=prob.budget_per_hr)
-    for k, v in list(row.items()):
-        if isinstance(v, float) and not math.isfinite(v):
-            row[k] = None
-    return row
+    return jsonable(row)
 
 
 # worker-side state for the process pool (set once per worker by the initializer)
@@ -476,8 +471,8 @@ class Study:
         def record(row: dict[str, Any]) -> None:
             results[row["scenario_id"]] = {**row, "resumed": False}
             if ck_file is not None:
-                ck_file.write(json.dumps({"id": row["scenario_id"], "row": row},
-                                         default=_json_default) + "\n")
+                ck_file.write(to_json({"schema": schema("sweep-checkpoint"),
+                                       "id": row["scenario_id"], "row": row}, indent=None) + "\n")
                 ck_file.flush()
             if on_row is not None:
                 on_row(row)
@@ -521,12 +516,6 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "none"
     return f"{v:g}" if isinstance(v, float) else str(_as_label(v))
-
-
-def _json_default(o: Any) -> Any:
-    from fleetopt.io import _json_default as jd
-
-    return jd(o)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -590,7 +579,8 @@ def _tidy(rows: list[dict[str, Any]], swept: list[str], simulate: bool) -> pd.Da
 
 
 def save_results(frame: pd.DataFrame, out: str | Path) -> None:
-    """Write results by suffix: ``.parquet`` (pyarrow), ``.csv`` or ``.json`` (all or nothing)."""
+    """Write results by suffix: ``.parquet`` (pyarrow), ``.csv`` or ``.json`` (all or nothing;
+    JSON is the ``fleetopt.sweep/1`` document, ``docs/config.md``)."""
     p = Path(out)
     suffix = p.suffix.lower()
     if suffix == ".parquet":
@@ -601,11 +591,13 @@ def save_results(frame: pd.DataFrame, out: str | Path) -> None:
                                 "or write .csv") from None
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
-        atomic_write(p, buf.getvalue(), "--out")
+        write_output(p, buf.getvalue(), "--out", allow_stdout=False)
     elif suffix == ".csv":
-        atomic_write(p, frame.to_csv(index=False), "--out")
+        write_output(p, frame.to_csv(index=False), "--out", allow_stdout=False)
     elif suffix == ".json":
-        atomic_write(p, frame.to_json(orient="records", indent=1) + "\n", "--out")
+        doc = versioned("sweep", {"columns": list(frame.columns),
+                                  "rows": frame.to_dict("records")})
+        write_output(p, to_json(doc, indent=1) + "\n", "--out", allow_stdout=False)
     else:
         raise FleetoptError("--out", f"unknown output type {suffix or '(none)'!r}: use .parquet, "
                             ".csv or .json")
@@ -617,7 +609,14 @@ def read_results(path: str | Path) -> pd.DataFrame:
     if p.suffix.lower() == ".parquet":
         return pd.read_parquet(p)
     if p.suffix.lower() == ".json":
-        return pd.read_json(p, orient="records")
+        from fleetopt.io import read_json
+
+        doc = read_json(p, "results")
+        if isinstance(doc, dict) and doc.get("schema") == schema("sweep"):
+            return pd.DataFrame(doc["rows"], columns=doc.get("columns"))
+        if isinstance(doc, list):  # written before the schema was versioned
+            return pd.DataFrame(doc)
+        raise FleetoptError("results", f"{p} is not a {schema('sweep')} document")
     return pd.read_csv(p)
 
 
