@@ -348,6 +348,7 @@ class InstanceIntegrals:
     idle_s: NDArray[np.float64]
     kv_util_s: NDArray[np.float64]  # integral of used / capacity KV
     in_system_s: NDArray[np.float64]  # integral of requests on the instance (waiting + running)
+    batch_s: NDArray[np.float64]  # integral of running sequences (the batch, prefilling included)
     output_tokens: NDArray[np.int64]  # tokens emitted by iterations ending in the window
     prefill_tokens: NDArray[np.int64]  # prefill tokens computed by those iterations
     iterations: NDArray[np.int64]  # iterations ending in the window
@@ -358,6 +359,7 @@ class InstanceIntegrals:
     preemptions_total: NDArray[np.int64]  # over the whole run
     hit_tokens_total: NDArray[np.int64]  # prefix-cache tokens hit, all admissions, whole run
     lookup_tokens_total: NDArray[np.int64]  # prefill tokens asked for, all admissions
+    abandoned_tokens_total: NDArray[np.int64]  # of those, never computed (prefill preempted)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -579,6 +581,7 @@ def simulate_pools(
     integ = InstanceIntegrals(
         pool=col("pool", np.int64), energy_j=col("w_energy_j"), busy_s=col("w_busy_s"),
         idle_s=col("w_idle_s"), kv_util_s=col("w_kv_s"), in_system_s=col("w_insys_s"),
+        batch_s=col("w_batch_s"),
         output_tokens=col("w_tokens", np.int64), prefill_tokens=col("w_prefill", np.int64),
         iterations=col("w_iters", np.int64), preemptions=col("w_preempt", np.int64),
         compute_term_s=col("w_cterm_s") * nan_unless, memory_term_s=col("w_mterm_s") * nan_unless,
@@ -586,6 +589,7 @@ def simulate_pools(
         preemptions_total=col("preemptions_total", np.int64),
         hit_tokens_total=col("hit_tokens", np.int64),
         lookup_tokens_total=col("lookup_tokens", np.int64),
+        abandoned_tokens_total=col("abandoned_tokens", np.int64),
     )
     snap_s = t0 + (t1 - t0) * np.arange(power_bins + 1) / power_bins
     bins = np.asarray([w.bins for w in windows], dtype=np.float64).T  # (bins, pools)

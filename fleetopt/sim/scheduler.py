@@ -136,10 +136,10 @@ class InstanceScheduler:
         "running", "waiting", "pf", "pf_done", "pf_len", "completing", "nd", "soff", "cnt",
         "fheap", "used", "k", "outstanding", "busy", "idle_since", "insys_n", "insys_t",
         # counters over the whole run
-        "preemptions_total", "hit_tokens", "lookup_tokens",
+        "preemptions_total", "hit_tokens", "lookup_tokens", "abandoned_tokens",
         # integrals over the window
         "w_energy_j", "w_busy_s", "w_idle_s", "w_kv_s", "w_insys_s", "w_tokens", "w_prefill",
-        "w_iters", "w_preempt", "w_cterm_s", "w_mterm_s", "w_cbound_s",
+        "w_iters", "w_preempt", "w_cterm_s", "w_mterm_s", "w_cbound_s", "w_batch_s",
     )
 
     def __init__(
@@ -186,6 +186,7 @@ class InstanceScheduler:
         self.preemptions_total = 0
         self.hit_tokens = 0
         self.lookup_tokens = 0
+        self.abandoned_tokens = 0  # prefill tokens never computed: their prefill was preempted
         self.w_energy_j = 0.0
         self.w_busy_s = 0.0
         self.w_idle_s = 0.0
@@ -198,6 +199,7 @@ class InstanceScheduler:
         self.w_cterm_s = 0.0  # integral of the compute term (if the cost exposes the split)
         self.w_mterm_s = 0.0  # integral of the memory term
         self.w_cbound_s = 0.0  # busy time of iterations whose compute term dominates
+        self.w_batch_s = 0.0  # integral of the running sequences (the batch)
 
     # ------------------------------------------------------------------ router interface
     def can_take(self, units: int) -> bool:
@@ -364,6 +366,7 @@ class InstanceScheduler:
         self.w_energy_j += e * frac
         self.w_busy_s += span
         self.w_kv_s += self.used / self.cap * span
+        self.w_batch_s += len(self.running) * span
         w.spread(a, b, e / dt if dt > 0.0 else 0.0)
         if self.split_s is not None:
             c_s, m_s = self.split_s(nd, ctx, ptok, pairs)
@@ -398,6 +401,7 @@ class InstanceScheduler:
                 total -= pf_need
                 self.pf = -1
                 self.outstanding += s  # its computed prefill must be redone
+                self.abandoned_tokens += self.pf_len - s
             else:
                 if self.debug:
                     assert self.pf < 0, "the mid-prefill sequence must be the newest"
