@@ -17,7 +17,7 @@ from fleetopt.sim.iteration import (
     poisson_stream,
     simulate_pools,
 )
-from fleetopt.sim.metrics import batch_means_ci, replicate, summarize
+from fleetopt.sim.metrics import batch_means_ci, percentile_ms, replicate, summarize
 from fleetopt.sim.prefix_cache import PrefixCache
 from fleetopt.sim.testing import ConstantStepCost, RooflineStepCost, h100_tp8_llama70b_limits
 from fleetopt.workload import builtin
@@ -182,6 +182,20 @@ def test_window_integrals_add_up() -> None:
     assert res.snap_energy_j[-1, 0] == pytest.approx(ins.energy_j.sum())
     ps = res.power_series()
     assert len(ps) == 7 and np.all((ps.fleet_w >= 3 * 150 - 1e-6) & (ps.fleet_w <= 3 * 900 + 1e-6))
+
+
+def test_batch_means_ci_of_p99_covers_the_true_quantile() -> None:
+    rng = np.random.default_rng(0)
+    true_ms = math.log(100.0) * 1000.0  # P99 of Exp(1) seconds
+    hits = 0
+    reps = 200
+    for _ in range(reps):
+        x = rng.exponential(1.0, 5000)
+        half = batch_means_ci(x, 99, 10)
+        hits += abs(percentile_ms(x, 99) - true_ms) <= half
+    assert 0.90 <= hits / reps <= 0.995
+    assert math.isnan(batch_means_ci(np.ones(5), 99, 10))  # too few values per batch
+    assert batch_means_ci(np.r_[np.ones(50), np.inf * np.ones(50)], 99, 10) == math.inf
 
 
 # ----------------------------------------------------------------------------- determinism

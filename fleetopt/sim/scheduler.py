@@ -436,7 +436,7 @@ class InstanceScheduler:
         B = self.B
         running = self.running
         if fh and fh[0][0] <= m:
-            EP, O = st.epoch, st.output
+            EP, OUT = st.epoch, st.output
             while fh and fh[0][0] <= m:
                 _, r, ep = heappop(fh)
                 if ep != EP[r]:
@@ -451,11 +451,11 @@ class InstanceScheduler:
                 self.soff -= off
                 del running[r]
                 st.done_s[r] = t
-                st.gen[r] = O[r]
+                st.gen[r] = OUT[r]
                 done_n += 1
         completing = self.completing
         if completing:
-            P, O, G, EP = st.prompt, st.output, st.gen, st.epoch
+            P, OUT, G, EP = st.prompt, st.output, st.gen, st.epoch
             for r in completing:
                 emitted += 1
                 g0 = G[r]
@@ -464,7 +464,7 @@ class InstanceScheduler:
                     st.first_s[r] = t
                 q = P[r] + g0
                 G[r] = g
-                if g == O[r]:
+                if g == OUT[r]:
                     self.used -= -(-q // B) if paged else 1
                     del running[r]
                     st.done_s[r] = t
@@ -478,7 +478,7 @@ class InstanceScheduler:
                         self.cnt[(-off) % B] += 1
                     self.nd += 1
                     self.soff += off
-                    heappush(fh, (m + O[r] - g, r, EP[r]))
+                    heappush(fh, (m + OUT[r] - g, r, EP[r]))
             completing.clear()
         self.outstanding -= emitted
         if done_n:
