@@ -198,6 +198,22 @@ def test_batch_means_ci_of_p99_covers_the_true_quantile() -> None:
     assert batch_means_ci(np.r_[np.ones(50), np.inf * np.ones(50)], 99, 10) == math.inf
 
 
+def test_until_stops_the_run_and_unfinished_requests_count_as_infinite() -> None:
+    res, lam, mu = mmc_run(2, 10, 1.5, 3000, seed=2)
+    t1 = res.window_s[1]
+    cut = simulate_pools(stream(res.requests.arrival_s, res.requests.input_tokens,
+                                res.requests.output_tokens),
+                         list(res.pools), window_s=res.window_s, until_s=t1)
+    r = cut.requests
+    assert np.isnan(r.done_s).any() and np.all(r.done_s[np.isfinite(r.done_s)] <= t1)
+    assert cut.stopped_s <= t1
+    f = summarize(cut).fleet
+    assert f.finished < f.requests and f.p99_ttft_ms == math.inf
+    # the window's integrals do not depend on what happens after it
+    assert np.allclose(cut.instances.energy_j, res.instances.energy_j)
+    assert np.array_equal(cut.instances.output_tokens, res.instances.output_tokens)
+
+
 # ----------------------------------------------------------------------------- determinism
 def test_deterministic_per_seed() -> None:
     def run(seed: int):

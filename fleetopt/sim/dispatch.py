@@ -23,10 +23,13 @@ Selection scans the pool's instances: O(instances) per arrival, O(1) per iterati
 from __future__ import annotations
 
 from collections import deque
+from operator import attrgetter
 
 from fleetopt.sim.scheduler import InstanceScheduler, RequestState, Window
 
 POLICIES = ("least_outstanding_tokens", "least_loaded", "round_robin")
+_OUTSTANDING = attrgetter("outstanding")
+_IN_FLIGHT = attrgetter("insys_n")
 
 
 class Router:
@@ -111,6 +114,12 @@ class Router:
                     self.rr_next = j + 1 if j + 1 < n else 0
                     return inst
             return None
+        key = _OUTSTANDING if self.policy == "least_outstanding_tokens" else _IN_FLIGHT
+        # fast path: the overall best (lowest index among ties) can usually start the request
+        inst = min(insts, key=key)
+        if (not inst.waiting and len(inst.running) < inst.max_seqs
+                and inst.cap - inst.used >= units):
+            return inst
         best: InstanceScheduler | None = None
         bv = 0
         if self.policy == "least_outstanding_tokens":

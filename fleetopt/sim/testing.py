@@ -18,7 +18,8 @@ chunking, batching, preemption) has a step cost that depends on the mix, as a re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fleetopt.sim.iteration import InstanceLimits
 
@@ -70,6 +71,8 @@ class RooflineStepCost:
     gpu_idle_w: float = 90.0
     gpu_max_w: float = 700.0
     mem_power_weight: float = 0.45
+    _memo: list[Any] = field(default_factory=lambda: [None, None], init=False, repr=False,
+                             compare=False, hash=False)
 
     @property
     def idle_w(self) -> float:
@@ -77,13 +80,20 @@ class RooflineStepCost:
 
     def step_split_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
                      prefill_pairs: float) -> tuple[float, float]:
-        """(compute term, memory term) in seconds."""
+        """(compute term, memory term) in seconds (the last mix's terms are memoised: the
+        engine asks for the time, the energy and the split of each step in turn)."""
+        key = (decode_seqs, decode_ctx_tokens, prefill_tokens, prefill_pairs)
+        memo = self._memo
+        if memo[0] == key:
+            hit: tuple[float, float] = memo[1]
+            return hit
         mem = (self.weight_bytes_per_gpu
                + (decode_ctx_tokens + prefill_tokens) * self.kv_bytes_per_token_per_gpu
                ) / self.mem_bytes_per_s
         cmp = ((decode_seqs + prefill_tokens) * self.flops_per_token_per_gpu
                + (decode_ctx_tokens + decode_seqs + prefill_pairs)
                * self.attn_flops_per_pair_per_gpu) / self.flops_per_s
+        memo[0], memo[1] = key, (cmp, mem)
         return cmp, mem
 
     def step_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
