@@ -495,6 +495,9 @@ def test_multiple_pools_are_independent() -> None:
     (lambda: simulate_pools(stream([0.0], [1], [1], [1]),
                             [PoolConfig(1, ConstantStepCost(), one_slot())]),
      "requests.pool_of"),
+    (lambda: simulate_pools(stream([0.0], [1], [2]),
+                            [PoolConfig(1, ConstantStepCost(0.0), one_slot())]), "pool.cost"),
+    (lambda: PoolConfig(1, ConstantStepCost(idle_w=-1.0), one_slot()), "pool.cost.idle_w"),
 ])
 def test_bad_input_names_the_field(make, field: str) -> None:
     with pytest.raises(FleetoptError) as e:

@@ -28,6 +28,11 @@ schedules at iteration boundaries). Ties at equal times: iteration ends before a
 lower instance index first. No randomness: the output is a deterministic function of the
 request stream (seeded streams give reproducible runs; :func:`poisson_stream`).
 
+Exactness and cost. Tokens, KV blocks, budgets, completions and preemptions are exact
+integers (the aggregates are identities; ``debug=True`` re-derives them from the sequences at
+every step). Per iteration the Python work is O(1) however many sequences run; per arrival
+O(instances of the pool); per admission O(the request's hash blocks).
+
 Measurement. ``window_s = (t0, t1)`` is a window over arrivals: requests arriving in it are the
 measured ones (warm-up excluded), and every instance integral (energy, busy time, KV use,
 requests in the system, tokens emitted, power-over-time bins) is restricted to it. The run
@@ -37,6 +42,7 @@ continues past ``t1`` until every request has finished (or ``until_s``).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -173,7 +179,8 @@ class PoolConfig:
                 raise FleetoptError("pool.cost", f"needs a {attr}() method (the StepCost "
                                     "protocol)")
         idle = getattr(self.cost, "idle_w", None)
-        if not isinstance(idle, int | float) or not idle >= 0:
+        if (isinstance(idle, bool) or not isinstance(idle, numbers.Real)
+                or not float(idle) >= 0.0):
             raise FleetoptError("pool.cost.idle_w", f"must be a number >= 0, got {idle!r}")
         if not isinstance(self.limits, InstanceLimits):
             raise FleetoptError("pool.limits", "must be an InstanceLimits")

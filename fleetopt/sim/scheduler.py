@@ -55,6 +55,7 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
 
+from fleetopt.errors import FleetoptError
 from fleetopt.sim.prefix_cache import PrefixCache
 
 
@@ -336,6 +337,10 @@ class InstanceScheduler:
         self.outstanding -= ptok + hits
         ctx = self.soff + nd * m
         dt = self.step_s(nd, ctx, ptok, pairs)
+        if not dt > 0.0:
+            raise FleetoptError("pool.cost", f"step_s must return a time > 0, got {dt!r} for "
+                                f"decode_seqs={nd}, decode_ctx_tokens={ctx}, "
+                                f"prefill_tokens={ptok}, prefill_pairs={pairs}")
         e = self.energy_j(nd, ctx, ptok, pairs, dt)
         te = t + dt
         if not self.busy:
@@ -362,12 +367,12 @@ class InstanceScheduler:
         span = b - a
         if span <= 0.0:
             return
-        frac = span / dt if dt > 0.0 else 0.0
+        frac = span / dt
         self.w_energy_j += e * frac
         self.w_busy_s += span
         self.w_kv_s += self.used / self.cap * span
         self.w_batch_s += len(self.running) * span
-        w.spread(a, b, e / dt if dt > 0.0 else 0.0)
+        w.spread(a, b, e / dt)
         if self.split_s is not None:
             c_s, m_s = self.split_s(nd, ctx, ptok, pairs)
             self.w_cterm_s += c_s * frac
