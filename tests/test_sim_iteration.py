@@ -503,3 +503,23 @@ def test_bad_input_names_the_field(make, field: str) -> None:
     with pytest.raises(FleetoptError) as e:
         make()
     assert e.value.field == field
+
+
+def test_engine_is_independent_of_the_analytical_model() -> None:
+    """The engine's modules import nothing pool-level from fleetopt (only errors and each
+    other); checked on their source, since importing ``fleetopt.sim`` runs its ``__init__``."""
+    import ast
+    import importlib.util
+
+    allowed = {"fleetopt.errors", "fleetopt.sim.iteration", "fleetopt.sim.scheduler",
+               "fleetopt.sim.dispatch", "fleetopt.sim.prefix_cache"}
+    for mod in ("iteration", "scheduler", "dispatch", "prefix_cache", "metrics", "testing"):
+        spec = importlib.util.find_spec(f"fleetopt.sim.{mod}")
+        assert spec is not None and spec.origin is not None
+        tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.startswith("fleetopt"):
+                    assert name in allowed, f"fleetopt.sim.{mod} imports {name}"
