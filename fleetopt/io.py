@@ -51,6 +51,10 @@ def read_json(path: str | Path, field_name: str) -> Any:
         raise FleetoptError(field_name, f"file not found: {p}") from None
     except json.JSONDecodeError as e:
         raise FleetoptError(field_name, f"{p} is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        raise FleetoptError(field_name, f"{p} is not a text (UTF-8) file") from None
+    except OSError as e:
+        raise FleetoptError(field_name, f"cannot read {p}: {e.strerror or e}") from None
 
 
 def atomic_write(path: str | Path, data: str | bytes, field_name: str = "--out") -> None:

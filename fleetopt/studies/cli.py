@@ -89,7 +89,10 @@ def cmd_procurement(args: argparse.Namespace) -> int:
         raise FleetoptError("--out", "--format parquet writes a file: give --out FILE.parquet")
     if args.threads is not None and args.threads < 1:
         raise FleetoptError("--threads", f"must be >= 1, got {args.threads}")
+    from fleetopt.cli import used, warn
+
     problem = with_inventory(load_config(args.config), args.inventory)
+    warn(problem)
     res = procurement_study(problem, budgets, time_limit=args.time_limit, mip_gap=args.mip_gap,
                             threads=args.threads, compress=args.compress)
     df = res.frame
@@ -103,8 +106,10 @@ def cmd_procurement(args: argparse.Namespace) -> int:
                       title=f"{problem.name}: {problem.workload.name} at "
                       f"{problem.workload.rate_rps:g} req/s, P99 TTFT "
                       f"{problem.settings.ttft_p99_ms:g} ms")
+    settings, line = used(problem, int(res.timing["candidates"])
+                          if res.timing.get("candidates") is not None else None)
     if args.format == "json":
-        _write(args, to_json(res.to_dict()))
+        _write(args, to_json({**res.to_dict(), "settings": settings}))
     elif args.format == "csv":
         _write(args, _flat(df).to_csv(index=False))
     elif args.format == "parquet":
@@ -113,11 +118,11 @@ def cmd_procurement(args: argparse.Namespace) -> int:
         atomic_write(args.out, buf.getvalue())
         sys.stdout.write(f"wrote {len(df)} budgets to {args.out}\n")
     else:
-        _write(args, _procurement_text(problem, res))
+        _write(args, _procurement_text(problem, res, line))
     return 0
 
 
-def _procurement_text(problem: Any, res: Any) -> str:
+def _procurement_text(problem: Any, res: Any, used_line: str = "") -> str:
     df = res.frame
     show = pd.DataFrame({
         "budget_per_hr": df["budget_per_hr"], "status": df["status"],
@@ -141,7 +146,8 @@ def _procurement_text(problem: Any, res: Any) -> str:
     timing = (f"timing: build {t.get('build_s', 0):.2f} s once ({int(t.get('candidates', 0))} "
               f"candidates), {t.get('mean_point_s', 0) * 1000:.1f} ms per budget on average "
               f"(max {t.get('max_point_s', 0) * 1000:.1f} ms), total {t.get('total_s', 0):.2f} s")
-    return "\n".join([head, format_table(show), "", cheapest, timing])
+    return "\n".join([head, *([used_line] if used_line else []), format_table(show), "",
+                      cheapest, timing])
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -151,7 +157,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise FleetoptError("--workers", f"must be >= 1, got {args.workers}")
     if args.scheduler and args.executor != "dask":
         raise FleetoptError("--scheduler", "only applies with --executor dask")
+    from fleetopt.cli import used, warn
+
     study = load_sweep(args.sweep, simulate=True if args.simulate else None)
+    warn(study.base)
     out = Path(args.out) if args.out else Path(f"{study.name or 'sweep'}-results.parquet")
     if out.suffix.lower() not in (".parquet", ".csv", ".json"):
         raise FleetoptError("--out", f"unknown output type {out.suffix or '(none)'!r}: use "
@@ -184,6 +193,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     lines = [f"{study.name or 'sweep'}: {len(df)} scenarios ({resumed} resumed from {ck.name}, "
              f"{len(df) - resumed} solved) in {wall:.1f} s with the {args.executor} executor; "
              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+             "base " + used(study.base)[1] + " (each row's own: the settings column)",
              f"results: {out}"]
     show = df[["scenario", "status", "power_w", "cost_per_hr", "gpus", "mix"]].copy()
     show["power_w"] = show["power_w"] / 1000.0
