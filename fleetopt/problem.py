@@ -206,9 +206,8 @@ class Problem:
         where = f"fleet.max_ctx = {limit}" if given else \
             f"{self.model}'s maximum context ({limit} tokens)"
         opts = []
-        if given and limit < model_max:
-            opts.append(f"raise fleet.max_ctx to {min(longest, model_max)}"
-                        + (f" ({self.model}'s maximum)" if longest > model_max else ""))
+        if given and longest <= model_max:
+            opts.append(f"raise fleet.max_ctx to {longest} or more (up to {model_max})")
         opts.append('set [workload] over_max_ctx = "drop" (plan without them) or "truncate" '
                     "(cut their prompts to fit)")
         if longest > model_max:
@@ -568,7 +567,8 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
     frac = check_input_fraction(wl["input_fraction"]) if "input_fraction" in wl else None
     if "timestamp_unit" in wl and src != "trace":
         raise FleetoptError("workload.timestamp_unit", "applies to a trace file's timestamps "
-                            f"only; remove it (this workload is a {src})")
+                            f"only; remove it (this workload is a "
+                            f"{'CDF' if src == 'cdf' else 'built-in workload'})")
     unit = _str(wl, "timestamp_unit", "workload.timestamp_unit", TIMESTAMP_UNITS) \
         if "timestamp_unit" in wl else "auto"
     over = _str(wl, "over_max_ctx", "workload.over_max_ctx", OVER_MAX_CTX) \

@@ -238,13 +238,13 @@ def from_cdf_file(path: str | Path, rate_rps: float, input_fraction: float | Non
         input_fraction = check_input_fraction(input_fraction)
         source = "config"
     if isinstance(data, dict):
+        if data.get("kind", "cdf") != "cdf":
+            raise FleetoptError(field_name, f"{p} is a {data['kind']!r} workload file, not a CDF; "
+                                "use [workload] name for shipped workloads")
         bad = sorted(set(data) - _CDF_FILE_KEYS)
         if bad:
             raise FleetoptError(field_name, f"{p}: unknown keys {bad}; a CDF file is a list of "
                                 "[tokens, F] knots or an object with knots and input_fraction")
-        if data.get("kind", "cdf") != "cdf":
-            raise FleetoptError(field_name, f"{p} is a {data['kind']!r} workload file, not a CDF; "
-                                "use [workload] name for shipped workloads")
         if "input_fraction" in data:
             f = check_input_fraction(data["input_fraction"], f"{field_name}.input_fraction")
             if input_fraction is not None:

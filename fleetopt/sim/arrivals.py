@@ -59,8 +59,9 @@ def load_trace(replay: Any, workload: Workload) -> tuple[dict[str, NDArray], str
             tr, name = own, workload.name
         else:
             raise FleetoptError(
-                "--replay", f"no trace with timestamps ships for workload {workload.name!r}; "
-                f"shipped traces: {', '.join(sorted(names.values()))} (or pass a trace file)"
+                "--replay", f"workload {workload.name!r} has no arrival times to replay; use a "
+                f"shipped trace workload ([workload] name = one of "
+                f"{', '.join(sorted(names.values()))}) or a [workload] trace file with timestamps"
             )
     elif isinstance(replay, str | Path):
         p = Path(replay)
