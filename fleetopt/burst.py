@@ -38,7 +38,8 @@ Which window (:func:`auto_peak_factor`)
 Workloads without timestamps (the CDF workloads ``azure``, ``lmsys``, ``agent-heavy``, a user's
 CDF, a trace file without an arrival-time column) get ``1.0`` here: Poisson arrivals, the
 model's own assumption; a config's ``[slo] peak_factor = "auto"`` on such a workload is an error
-(:class:`fleetopt.problem.Problem`), so that no plan assumes Poisson arrivals silently. Nothing in a length distribution says how bursty the traffic is, and any default
+(:class:`fleetopt.problem.Problem`), so that no plan assumes Poisson arrivals silently.
+Nothing in a length distribution says how bursty the traffic is, and any default
 above 1 would charge every such plan for burstiness it may not have; set ``[slo] peak_factor``
 explicitly when the traffic is known to be bursty (``docs/simulation.md`` gives values).
 """

@@ -142,7 +142,8 @@ def evaluate_pool(
     if pm.slots < 1:
         raise FleetoptError(
             f"{field_name}.gpu", f"{profile.label()} has no KV slot for a {spec.window}-token "
-            f"window; {no_slot_advice(profile, 'a smaller window (window_tokens: a compress band)')}"
+            f"window; "
+            + no_slot_advice(profile, "a smaller window (window_tokens: a compress band)")
         )
     m = pm.metrics([spec.instances])
     power = float(m["power_w"][0])
@@ -187,7 +188,8 @@ def evaluate(
         raise FleetoptError(
             f"fleet.pools[{len(fleet.pools) - 1}].ctx_hi",
             f"the last pool ends at {fleet.max_ctx} tokens, but {describe_share(share, count)} "
-            f"are longer (up to {longest}); {fix}, or set [fleet] max_ctx = {min(fleet.max_ctx, mmax)} "
+            f"are longer (up to {longest}); {fix}, or set [fleet] max_ctx = "
+            f"{min(fleet.max_ctx, mmax)} "
             'with [workload] over_max_ctx = "drop" or "truncate"'
         )
     results = []

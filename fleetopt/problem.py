@@ -339,6 +339,7 @@ class Problem:
             "accounting": st.accounting, "profiles": "+".join(kinds),
             "physics_overrides": physics,
             "candidates": candidates,
+            "warnings": list(self.warnings),
         }
         return out
 

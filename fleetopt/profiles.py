@@ -447,7 +447,8 @@ def resolve(
     kvd = deployment.kv_dtype.lower()
     tp_field = "fleet.tp" if where == "model" else f"{where}.tp"
     if deployment.tp not in (1, 2, 4, 8, 16):
-        raise FleetoptError(tp_field, f"TP degree must be one of 1, 2, 4, 8, 16, got {deployment.tp}")
+        raise FleetoptError(tp_field, f"TP degree must be one of 1, 2, 4, 8, 16, got "
+                            f"{deployment.tp}")
     if cat.is_profile(deployment.gpu):
         spec: CalibratedSpec = cat.profiles.get_spec(deployment.gpu, field_name)
         if cat.models.canonical(spec.model, f"profile.{spec.name}.model") != mspec.name:
@@ -458,7 +459,8 @@ def resolve(
         return CalibratedProfile(spec=spec)
     gspec = cat.gpu(deployment.gpu, field_name)
     if deployment.tp > gspec.max_tp:
-        raise FleetoptError(tp_field, f"{gspec.name} supports TP <= {gspec.max_tp}, got {deployment.tp}")
+        raise FleetoptError(tp_field, f"{gspec.name} supports TP <= {gspec.max_tp}, got "
+                            f"{deployment.tp}")
     prof = ComputedProfile(gpu_spec=gspec, model=mspec, tp=deployment.tp, dtype=dt,
                            kv_dtype=kvd, params=params or PhysicsParams())
     return prof

@@ -270,7 +270,7 @@ def _read_rows(p: Path, field_name: str) -> tuple[str, list[dict[str, Any]]]:
     kind = "jsonl" if (".jsonl" in p.name or ".ndjson" in p.name) else "csv"
     rows: list[dict[str, Any]] = []
     try:
-        with opener(p, "rt") as f:
+        with opener(p, "rt", encoding="utf-8-sig") as f:  # -sig: a BOM is not a column name
             if kind == "jsonl":
                 for i, line in enumerate(f):
                     if not line.strip():
