@@ -196,10 +196,14 @@ def evaluate(
     for i, spec in enumerate(fleet.pools):
         f = f"fleet.pools[{i}]"
         prof = resolve(spec.deployment, model, catalog, physics, field_name=f"{f}.gpu")
-        if prof.kind == "calibrated" and (spec.tp, spec.dtype) != (prof.tp, prof.dtype):
+        if prof.kind == "calibrated" and (spec.tp, spec.dtype, spec.kv_dtype) != (
+                prof.tp, prof.dtype, prof.kv_dtype):
+            bad = "tp" if spec.tp != prof.tp else "dtype" if spec.dtype != prof.dtype \
+                else "kv_dtype"
             raise FleetoptError(
-                f"{f}.tp", f"calibrated profile {prof.gpu!r} is TP{prof.tp} {prof.dtype}; set "
-                f"tp = {prof.tp} and dtype = {prof.dtype!r} (or pick a GPU type)"
+                f"{f}.{bad}", f"calibrated profile {prof.gpu!r} is TP{prof.tp} {prof.dtype} with "
+                f"a {prof.kv_dtype} KV cache; set tp = {prof.tp}, dtype = {prof.dtype!r} and "
+                f"kv_dtype = {prof.kv_dtype!r} (or leave them out), or pick a GPU type"
             )
         err = prof.fit_error()
         if err:

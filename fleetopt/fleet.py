@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetopt.errors import FleetoptError
-from fleetopt.profiles import Deployment
+from fleetopt.profiles import CALIBRATED_KV_DTYPE, Deployment
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class Fleet:
     def with_precisions(self, dtypes: tuple[str, ...], kv_dtype: str, catalog: Any = None,
                         field_name: str = "fleet") -> Fleet:
         """Pools without a ``dtype`` (``kv_dtype``) given take the only one allowed: a
-        calibrated profile's own, else the problem's single ``[model] dtype`` (``kv_dtype``).
-        Where several are allowed, a missing one is an error naming them."""
+        calibrated profile's own, else the problem's single ``[model] dtype`` (its
+        ``kv_dtype``). Where several dtypes are allowed, a missing one is an error naming them."""
         pools = []
         for i, p in enumerate(self.pools):
             f = f"{field_name}.pools[{i}]"
@@ -106,7 +106,7 @@ class Fleet:
                     raise FleetoptError(f"{f}.dtype", f"missing, and [model] dtype allows "
                                         f"{', '.join(dtypes)}; give the pool's dtype")
             if kvd is None:
-                kvd = kv_dtype
+                kvd = kv_dtype if prof is None else CALIBRATED_KV_DTYPE
             pools.append(replace(p, dtype=dt, kv_dtype=kvd))
         return Fleet(tuple(pools))
 

@@ -32,7 +32,7 @@ from fleetopt.catalog import Catalog, default_catalog
 from fleetopt.errors import FleetoptError
 from fleetopt.fleet import Fleet
 from fleetopt.poolmodel import Settings
-from fleetopt.profiles import Deployment, PhysicsParams, Profile, resolve
+from fleetopt.profiles import CALIBRATED_KV_DTYPE, Deployment, PhysicsParams, Profile, resolve
 from fleetopt.workload import (
     OVER_MAX_CTX,
     TIMESTAMP_UNITS,
@@ -236,6 +236,11 @@ class Problem:
             if dt not in used_dt:
                 out.append(f"model.dtype: {self.model} in {dt} fits on no allowed GPU and TP, "
                            "so it has no effect")
+        profiles = [g for g in self.gpus if self.catalog.is_profile(g)]
+        if profiles and self.kv_dtype != CALIBRATED_KV_DTYPE:
+            out.append(f"model.kv_dtype: {self.kv_dtype} does not apply to the calibrated "
+                       f"profile{'s' if len(profiles) > 1 else ''} {', '.join(profiles)}, whose "
+                       f"KV cache is fixed ({CALIBRATED_KV_DTYPE})")
         oc = self.workload.meta.get("over_max_ctx")
         if oc:
             what = describe_share(oc["share"], oc["requests"])
@@ -258,7 +263,7 @@ class Problem:
         for g in self.gpus:
             if self.catalog.is_profile(g):
                 spec = self.catalog.profiles[g]
-                out.append(Deployment(g, spec.tp, spec.dtype, self.kv_dtype))
+                out.append(Deployment(g, spec.tp, spec.dtype, CALIBRATED_KV_DTYPE))
                 continue
             gspec = self.catalog.gpus[g]
             for t in self.tp:

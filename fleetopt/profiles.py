@@ -27,6 +27,8 @@ from fleetopt.models.prefill import n_chunks, prefill_flops
 from fleetopt.models.roofline import decode_iteration_s, roofline_terms
 
 ACCOUNTING_MODES = ("physical", "paper")
+#: the KV-cache precision of every calibrated profile (its KV blocks are fixed constants)
+CALIBRATED_KV_DTYPE = "fp16"
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,7 @@ class CalibratedProfile(Profile):
 
     spec: CalibratedSpec
     kind: str = "calibrated"
-    kv_dtype: str = "fp16"
+    kv_dtype: str = CALIBRATED_KV_DTYPE  # the KV cache its kv_blocks were measured with
 
     @property
     def gpu(self) -> str:  # type: ignore[override]

@@ -378,3 +378,16 @@ def test_settings_in_study_outputs(capsys, tmp_path):
     rates = sorted(json.loads(s)["rate_rps"] for s in rows["settings"])
     assert rates == [500.0, 1000.0]
     assert all(json.loads(s)["candidates"] > 0 for s in rows["settings"])
+
+
+def test_calibrated_profile_kv_cache_is_fixed(capsys, tmp_path):
+    p = Problem(workload=builtin("azure", 100), gpus=("1w-law-h100", "H100-SXM"), kv_dtype="fp8",
+                max_ctx=65536)
+    assert any(w.startswith("model.kv_dtype: fp8 does not apply to the calibrated profile "
+                            "1w-law-h100") for w in p.warnings)
+    assert {d.kv_dtype for d in p.deployments() if d.gpu == "1w-law-h100"} == {"fp16"}
+    f = tmp_path / "f.json"
+    f.write_text(json.dumps([{"ctx_lo": 0, "ctx_hi": 65536, "gpu": "1w-law-h100", "tp": 8,
+                              "instances": 200, "kv_dtype": "fp8"}]))
+    assert main(["evaluate", "paper-azure", "--fleet", str(f)]) == 2
+    assert "fleet.pools[0].kv_dtype" in capsys.readouterr().err
