@@ -330,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 _FLAG_CHECKS: tuple[tuple[str, str, Any, str], ...] = (
     ("time_limit", "--time-limit", lambda v: math.isfinite(v) and v > 0, "seconds > 0"),
     ("mip_gap", "--mip-gap", lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
-    ("threads", "--threads", lambda v: v >= 1, "a whole number >= 1"),
-    ("requests", "--requests", lambda v: v >= 1, "a whole number >= 1"),
+    ("threads", "--threads", lambda v: 1 <= v <= 1024, "a whole number from 1 to 1024"),
+    ("requests", "--requests", lambda v: 1 <= v <= 10_000_000,
+     "a whole number from 1 to 10,000,000"),
     ("seed", "--seed", lambda v: v >= 0, "a whole number >= 0"),
     ("workers", "--workers", lambda v: v >= 1, "a whole number >= 1"),
 )
@@ -341,7 +342,8 @@ def _check_flags(args: argparse.Namespace) -> None:
     for dest, flag, ok, what in _FLAG_CHECKS:
         v = getattr(args, dest, None)
         if v is not None and not ok(v):
-            raise FleetoptError(flag, f"must be {what}, got {v:g}")
+            raise FleetoptError(flag, f"must be {what}, got "
+                                + (f"{v:g}" if isinstance(v, float) else str(v)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

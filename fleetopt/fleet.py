@@ -134,7 +134,7 @@ class Fleet:
                 hint = f" (did you mean {m[0]!r}?)" if m else ""
                 raise FleetoptError(f"{f}.{k}", f"unknown pool key{hint}; known: "
                                     f"{', '.join(POOL_KEYS)}")
-            missing = [k for k in POOL_KEYS[:5] if k not in d]
+            missing = [k for k in POOL_KEYS[:5] if d.get(k) is None]
             if missing:
                 raise FleetoptError(f, f"missing keys {missing}")
             kw = {k: d[k] for k in _POOL_FIELDS if k in d and d[k] is not None}

@@ -59,6 +59,9 @@ class PhysicsParams:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise FleetoptError(f"physics.{name}", f"must be >= 0, got {v}")
+        if self.overhead_s > 1.0:
+            raise FleetoptError("physics.overhead_s", f"must be at most 1 s per iteration, got "
+                                f"{self.overhead_s:g}")
 
 
 @dataclass(frozen=True)

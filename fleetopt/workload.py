@@ -32,6 +32,10 @@ from numpy.typing import NDArray
 from fleetopt.errors import FleetoptError, unknown_name
 
 CDF_SUBBINS = 16
+#: longest input or output length accepted in a trace (tokens)
+MAX_TOKENS = 1e9
+#: largest arrival rate accepted (a billion requests a second; beyond, the arithmetic overflows)
+MAX_RATE_RPS = 1e9
 DEFAULT_INPUT_FRACTION = 0.8
 _INPUT_COLS = ("input_tokens", "input_length", "input", "contexttokens", "prompt_tokens", "l_in")
 _OUTPUT_COLS = ("output_tokens", "output_length", "output", "generatedtokens",
@@ -75,6 +79,9 @@ class Workload:
     def __post_init__(self) -> None:
         if not np.isfinite(self.rate_rps) or self.rate_rps <= 0:
             raise FleetoptError("workload.rate", f"arrival rate must be > 0 req/s, got {self.rate_rps}")
+        if self.rate_rps > MAX_RATE_RPS:
+            raise FleetoptError("workload.rate", f"must be at most {MAX_RATE_RPS:.0e} req/s, got "
+                                f"{self.rate_rps:g}")
         n = len(self.weights)
         if n == 0 or len(self.input_tokens) != n or len(self.output_tokens) != n:
             raise FleetoptError("workload", "length distribution is empty or ragged")
@@ -411,11 +418,11 @@ def read_trace(path: str | Path, field_name: str = "workload.trace",
     out: dict[str, Any] = {}
     for key, col in (("input", ci), ("output", co)):
         vals = _column(rows, col, kind, p, field_name, f"the {key} length")
-        at, v = _first_bad(vals, rows, kind, lambda x: _is_number(x) and float(x) >= 0
-                           and float(x) == int(float(x)))
+        at, v = _first_bad(vals, rows, kind, lambda x: _is_number(x)
+                           and 0 <= float(x) <= MAX_TOKENS and float(x) == int(float(x)))
         if at:
             raise FleetoptError(field_name, f"{p} {at}: {col!r} must be a whole number of "
-                                f"tokens >= 0, got {v!r}")
+                                f"tokens from 0 to {MAX_TOKENS:.0e}, got {v!r}")
         arr = np.array([float(x) for x in vals])
         out[key] = np.maximum(1, arr).astype(np.int64)
     if ct is not None:

@@ -94,6 +94,8 @@ class Rule:
     gt: float | None = None
     ge: float | None = None
     choices: tuple[Any, ...] = ()
+    le: float = 1e9  # no catalog number is larger (beyond, the physics overflows) ...
+    tiny: float = 1e-9  # ... and no positive (``gt``) one smaller
 
     def describe(self) -> str:
         if self.kind == "choice":
@@ -105,10 +107,10 @@ class Rule:
             return "a list of strings"
         what = "a whole number" if self.kind == "int" else "a number"
         if self.gt is not None:
-            return f"{what} > {self.gt:g}"
+            return f"{what} > {self.gt:g} (from {self.gt + self.tiny:g} to {self.le:g})"
         if self.ge is not None:
-            return f"{what} >= {self.ge:g}"
-        return what
+            return f"{what} >= {self.ge:g} (at most {self.le:g})"
+        return f"{what} of magnitude at most {self.le:g}"
 
     def check(self, value: Any, field_name: str) -> Any:
         """``value`` converted to the field's type; a FleetoptError naming ``field_name``."""
@@ -138,8 +140,8 @@ class Rule:
             value = int(value)
         else:
             value = float(value)
-        if (self.gt is not None and not value > self.gt) or \
-                (self.ge is not None and not value >= self.ge):
+        if (self.gt is not None and not value >= self.gt + self.tiny) or \
+                (self.ge is not None and not value >= self.ge) or abs(value) > self.le:
             raise bad
         return value
 
