@@ -3,6 +3,8 @@
 Built from Python or from a TOML config (``docs/config.md``)::
 
     [workload]   name = "azure" | trace = "x.csv" | cdf = "x.json";  rate = 1000
+                 input_fraction (CDFs);  timestamp_unit = "auto" | "s" | "ms" (traces)
+                 over_max_ctx = "error" | "drop" | "truncate"
     [model]      name = "llama-3.1-70b";  dtype = "fp16"  (or a list of allowed weight precisions)
     [slo]        ttft_p99_ms = 500;  quantile = 0.99;  peak_factor = 1.0 | "auto"
     [fleet]      gpus = ["H100-SXM"];  tp = [8];  max_pools = 4;  max_ctx = 65536
@@ -15,7 +17,9 @@ Built from Python or from a TOML config (``docs/config.md``)::
     [physics]    any PhysicsParams field
     catalog = "my_catalog.toml"
 
-Relative paths resolve against the config file's folder.
+Relative paths resolve against the config file's folder. Nothing is defaulted silently: a
+value is given, derived by a documented rule, or the input is an error; settings without effect
+are :attr:`Problem.warnings`, and :meth:`Problem.settings_used` reports every value used.
 """
 
 from __future__ import annotations
@@ -347,7 +351,6 @@ class Problem:
             "warnings": list(self.warnings),
         }
         return out
-
 
     def summary(self) -> dict[str, Any]:
         return {
