@@ -36,8 +36,10 @@ Which window (:func:`auto_peak_factor`)
     same headroom (the price of a single knob, see the watts in ``docs/simulation.md``).
 
 Workloads without timestamps (the CDF workloads ``azure``, ``lmsys``, ``agent-heavy``, a user's
-CDF, a trace file without an arrival-time column) get ``1.0``: Poisson arrivals, the model's own
-assumption. Nothing in a length distribution says how bursty the traffic is, and any default
+CDF, a trace file without an arrival-time column) get ``1.0`` here: Poisson arrivals, the
+model's own assumption; a config's ``[slo] peak_factor = "auto"`` on such a workload is an error
+(:class:`fleetopt.problem.Problem`), so that no plan assumes Poisson arrivals silently.
+Nothing in a length distribution says how bursty the traffic is, and any default
 above 1 would charge every such plan for burstiness it may not have; set ``[slo] peak_factor``
 explicitly when the traffic is known to be bursty (``docs/simulation.md`` gives values).
 """
@@ -45,14 +47,14 @@ explicitly when the traffic is known to be bursty (``docs/simulation.md`` gives 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fleetopt.errors import FleetoptError
-from fleetopt.workload import Workload, builtin_trace, read_trace
+from fleetopt.workload import Workload, builtin_trace, source_trace
 
 #: default windows (seconds, in rescaled time) over which :func:`auto_peak_factor` takes the max
 DEFAULT_WINDOWS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
@@ -136,7 +138,7 @@ def estimate_peak_factor(
     return max(1.0, peak / mean)
 
 
-def trace_of(workload: Workload) -> dict[str, NDArray] | None:
+def trace_of(workload: Workload) -> dict[str, Any] | None:
     """The trace with timestamps ``workload`` came from, or None.
 
     A shipped trace of the same name (``azure-conv-2023``, ``azure-code-2023``,
@@ -148,10 +150,9 @@ def trace_of(workload: Workload) -> dict[str, NDArray] | None:
     if key is not None:
         tr = builtin_trace(key)
     else:
-        src = Path(workload.source) if workload.source else None
-        if src is None or not src.is_file() or src.name != workload.name:
+        tr = source_trace(workload)
+        if tr is None:
             return None
-        tr = read_trace(src)
     if "arrival_s" not in tr or len(tr["arrival_s"]) < 2 or np.ptp(tr["arrival_s"]) <= 0:
         return None
     return tr

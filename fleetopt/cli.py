@@ -2,16 +2,20 @@
 
 Every command reads a TOML config (a path, or the name of a shipped example: ``fleetopt
 catalog`` lists them; ``fleetopt example NAME`` prints one). Bad input prints one line naming
-the field and the fix, and exits 2. Exit codes: 0 ok, 1 no plan (or an internal error), 2 bad
-input, 3 ``--check`` found a simulated P99 TTFT above its target. Output files are checked
-before any work and written atomically (``fleetopt.io``); tables are formatted by
-``fleetopt.report``.
+the field and the fix, and exits 2; an internal error (a bug) prints one line saying so and exits
+1 (``--debug`` shows the traceback). Exit codes: 0 ok, 1 no plan (or an internal error), 2 bad
+input, 3 ``--check`` found a simulated P99 TTFT above its target. Settings without effect print
+``fleetopt: warning: ...`` lines on stderr, and every run prints the values it used (``used:
+...``; ``settings`` in its JSON). Output files are checked before any work and written
+atomically (``fleetopt.io``); tables are formatted by ``fleetopt.report``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,12 +30,39 @@ FORMATS = ("table", "json")
 EXIT_CHECK_FAILED = 3
 OUT_HELP = "also write the output to this file (- for stdout only)"
 WIDE_HELP = "show every column (default: tables fit 120 characters)"
+#: where internal errors (bugs) are to be reported
+BUG_REPORTS = "the fleetopt issue tracker (README, 'Reporting bugs')"
+
+
+class _UsageError(Exception):
+    """A command-line syntax error (argparse's), reported in one line with exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump, no SystemExit
+        raise _UsageError(f"{message} (see {self.prog} --help)")
+
+
+def warn(problem: Any) -> None:
+    """Print a problem's warnings, one ``fleetopt: warning: ...`` line each, on stderr."""
+    for w in getattr(problem, "warnings", ()):
+        sys.stderr.write(f"fleetopt: warning: {w}\n")
+
+
+def used(problem: Any, candidates: int | None = None) -> tuple[dict[str, Any], str]:
+    """The values a run used: the JSON ``settings`` object and its ``used: ...`` line."""
+    from fleetopt.problem import settings_line
+
+    d = problem.settings_used(candidates)
+    return d, settings_line(d)
 
 
 def _problem(args: argparse.Namespace) -> Any:
     from fleetopt.problem import load_config
 
-    return load_config(args.config)
+    problem = load_config(args.config)
+    warn(problem)
+    return problem
 
 
 def _fleet_for(problem: Any, fleet_path: str | None) -> Any:
@@ -39,7 +70,8 @@ def _fleet_for(problem: Any, fleet_path: str | None) -> Any:
     from fleetopt.fleet import Fleet
 
     if fleet_path:
-        return Fleet.from_json_file(fleet_path)
+        return Fleet.from_json_file(fleet_path).with_precisions(
+            problem.dtypes, problem.kv_dtype, problem.catalog, "--fleet")
     if problem.fleet is not None:
         return problem.fleet
     return size_fleet(problem)
@@ -231,17 +263,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fleet = _fleet_for(problem, args.fleet)
     res = evaluate(fleet, problem.workload, problem.settings, model=problem.model,
                    catalog=problem.catalog, physics=problem.physics)
+    settings, line = used(problem)
     if args.format == "json":
-        _emit(args, to_json(res.to_dict()))
+        _emit(args, to_json({**res.to_dict(), "settings": settings}))
     else:
-        _emit(args, f"{report.wrap(_head(problem))}\n"
+        _emit(args, f"{report.wrap(_head(problem))}\n{report.wrap(line)}\n"
               f"{_pools_table(res.to_frame(), args.wide)}\n\n{_totals_line(res.totals)}"
               + "".join(report.wrap(f"\nnote: {n}") for n in res.notes))
     return 0
 
 
-def _solution_text(sol: Any, problem: Any, wide: bool = False) -> str:
-    lines = [report.wrap(_head(problem)), f"status: {sol.status}"]
+def _solution_text(sol: Any, problem: Any, wide: bool = False, used_line: str = "") -> str:
+    lines = [report.wrap(_head(problem)), *([report.wrap(used_line)] if used_line else []),
+             f"status: {sol.status}"]
     if sol.result is None:
         lines.append(report.wrap(sol.message))
         return "\n".join(lines)
@@ -272,6 +306,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     sol = solve(problem, time_limit=args.time_limit, mip_gap=args.mip_gap, solver=args.solver,
                 backend=args.backend, compress=args.compress, threads=args.threads)
     payload = sol.to_dict()
+    settings, line = used(problem, sol.details.get("candidates"))
+    payload["settings"] = settings
     validation = None
     if args.validate and sol.result is not None:
         from fleetopt.sim import simulate_problem
@@ -287,7 +323,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
             sys.stdout.write(plan)
         met = None if validation is None else validation.slo_met
     else:
-        text = _solution_text(sol, problem, args.wide)
+        text = _solution_text(sol, problem, args.wide, line)
         if validation is not None:
             sim_text, met = _sim_text(validation, args.wide, "simulated")
             text += "\n\nsimulated vs predicted (the plan run through the simulator):\n" + sim_text
@@ -309,15 +345,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     problem = _problem(args)
     sols = compare_solutions(problem, time_limit=args.time_limit)
     df = comparison_frame(sols)
+    settings, line = used(problem, next((s.details.get("candidates") for s in sols
+                                         if s.approach == "mip"), None))
     if args.plot:
         plot_comparison(df, args.plot, title=f"{problem.name}: {problem.workload.name} at "
                         f"{problem.workload.rate_rps:g} req/s")
     if args.format == "json":
-        _emit(args, to_json(comparison_to_dict(sols)))
+        _emit(args, to_json({**comparison_to_dict(sols), "settings": settings}))
     elif args.format == "csv":
         _emit(args, df.to_csv(index=False))
     else:
-        _emit(args, f"{report.wrap(_head(problem))}\n"
+        _emit(args, f"{report.wrap(_head(problem))}\n{report.wrap(line)}\n"
               + report.render(df, report.COMPARE_COLS, wide=args.wide))
     return 0
 
@@ -331,21 +369,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     res = simulate_problem(problem, fleet, requests=args.requests, seed=args.seed,
                            replay=args.replay or None)
     met = res.slo_met
+    settings, line = used(problem)
     if args.format == "json":
-        _emit(args, to_json(res.to_dict()))
+        _emit(args, to_json({**res.to_dict(), "settings": settings}))
     else:
         text, met = _sim_text(res, args.wide)
-        _emit(args, f"{report.wrap(_head(problem))}\n{text}")
+        _emit(args, f"{report.wrap(_head(problem))}\n{report.wrap(line)}\n{text}")
     return EXIT_CHECK_FAILED if args.check and met is False else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="fleetopt",
         description="Plan LLM-inference GPU fleets: pools, context boundaries, GPU/TP/precision "
         "and instance counts for minimum watts under P99 TTFT targets.",
     )
     p.add_argument("--version", action="version", version="fleetopt 0.1.0")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error (anywhere on the command line)")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("catalog", help="list GPUs, models, calibrated profiles, workloads, examples")
@@ -421,19 +462,62 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: checks of numeric flags: (argparse dest, flag, test, what it must be)
+_FLAG_CHECKS: tuple[tuple[str, str, Any, str], ...] = (
+    ("time_limit", "--time-limit", lambda v: math.isfinite(v) and v > 0, "seconds > 0"),
+    ("mip_gap", "--mip-gap", lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
+    ("threads", "--threads", lambda v: 1 <= v <= 1024, "a whole number from 1 to 1024"),
+    ("requests", "--requests", lambda v: 1 <= v <= 10_000_000,
+     "a whole number from 1 to 10,000,000"),
+    ("seed", "--seed", lambda v: v >= 0, "a whole number >= 0"),
+    ("workers", "--workers", lambda v: v >= 1, "a whole number >= 1"),
+)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    for dest, flag, ok, what in _FLAG_CHECKS:
+        v = getattr(args, dest, None)
+        if v is not None and not ok(v):
+            raise FleetoptError(flag, f"must be {what}, got "
+                                + (f"{v:g}" if isinstance(v, float) else str(v)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the CLI; returns the exit code: 0 done, 1 no plan or an internal error (a bug),
+    2 bad input, 130 interrupted."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:  # --help, --version
+            return int(e.code or 0) if not isinstance(e.code, str) else 2
+        _check_flags(args)
         return int(args.func(args) or 0)
-    except FleetoptError as e:
-        sys.stderr.write(f"fleetopt: error: {e}\n")
+    except (FleetoptError, _UsageError) as e:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"fleetopt: error: {_one_line(str(e))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("fleetopt: interrupted\n")
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001  a bug: one line, the traceback only with --debug
+        if debug:
+            traceback.print_exc()
+        summary = _one_line(f"{type(e).__name__}: {e}")
+        sys.stderr.write(f"fleetopt: internal error (this is a bug in fleetopt): {summary}; "
+                         f"please report it with the command and config to {BUG_REPORTS}"
+                         + ("" if debug else "; rerun with --debug for the traceback") + "\n")
+        return 1
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    t = " ".join(text.split())
+    return t if len(t) <= limit else t[:limit - 3] + "..."
 
 
 if __name__ == "__main__":

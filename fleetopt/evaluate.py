@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fleetopt.catalog import Catalog
+from fleetopt.catalog import Catalog, ModelSpec, default_catalog
 from fleetopt.errors import FleetoptError
 from fleetopt.fleet import Fleet, PoolSpec
 from fleetopt.io import jsonable, to_json, versioned
+from fleetopt.models import kv as kvm
 from fleetopt.poolmodel import PoolModel, Settings
 from fleetopt.profiles import PhysicsParams, Profile, resolve
 from fleetopt.workload import Workload
@@ -139,7 +140,8 @@ def evaluate_pool(
     if pm.slots < 1:
         raise FleetoptError(
             f"{field_name}.gpu", f"{profile.label()} has no KV slot for a {spec.window}-token "
-            "window; use more TP, fp8 KV cache or a smaller window"
+            f"window; "
+            + no_slot_advice(profile, "a smaller window (window_tokens: a compress band)")
         )
     m = pm.metrics([spec.instances])
     power = float(m["power_w"][0])
@@ -173,18 +175,33 @@ def evaluate(
     """
     settings = settings or Settings()
     if fleet.max_ctx < workload.max_total_tokens:
+        from fleetopt.workload import describe_share, requests_over
+
+        cat = catalog or default_catalog()
+        mmax = (model if isinstance(model, ModelSpec) else cat.model(model)).max_context
+        share, count = requests_over(workload, fleet.max_ctx)
+        longest = workload.max_total_tokens
+        fix = f"raise the last pool's ctx_hi to {longest}" if longest <= mmax else \
+            f"raise the last pool's ctx_hi (up to the model's maximum {mmax})"
         raise FleetoptError(
-            "fleet.pools", f"the last pool ends at {fleet.max_ctx} tokens but the workload has "
-            f"requests of {workload.max_total_tokens} tokens; raise the last pool's ctx_hi"
+            f"fleet.pools[{len(fleet.pools) - 1}].ctx_hi",
+            f"the last pool ends at {fleet.max_ctx} tokens, but {describe_share(share, count)} "
+            f"are longer (up to {longest}); {fix}, or set [fleet] max_ctx = "
+            f"{min(fleet.max_ctx, mmax)} "
+            'with [workload] over_max_ctx = "drop" or "truncate"'
         )
     results = []
     for i, spec in enumerate(fleet.pools):
         f = f"fleet.pools[{i}]"
         prof = resolve(spec.deployment, model, catalog, physics, field_name=f"{f}.gpu")
-        if prof.kind == "calibrated" and (spec.tp, spec.dtype) != (prof.tp, prof.dtype):
+        if prof.kind == "calibrated" and (spec.tp, spec.dtype, spec.kv_dtype) != (
+                prof.tp, prof.dtype, prof.kv_dtype):
+            bad = "tp" if spec.tp != prof.tp else "dtype" if spec.dtype != prof.dtype \
+                else "kv_dtype"
             raise FleetoptError(
-                f"{f}.tp", f"calibrated profile {prof.gpu!r} is TP{prof.tp} {prof.dtype}; set "
-                f"tp = {prof.tp} and dtype = {prof.dtype!r} (or pick a GPU type)"
+                f"{f}.{bad}", f"calibrated profile {prof.gpu!r} is TP{prof.tp} {prof.dtype} with "
+                f"a {prof.kv_dtype} KV cache; set tp = {prof.tp}, dtype = {prof.dtype!r} and "
+                f"kv_dtype = {prof.kv_dtype!r} (or leave them out), or pick a GPU type"
             )
         err = prof.fit_error()
         if err:
@@ -208,18 +225,39 @@ def size_fleet(problem: Any, boundaries: list[int] | None = None, deployment: An
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         pm = pool_model((lo, hi, hi), prof, problem.workload, problem.settings)
         if pm.slots < 1:
+            lower = "lower fleet.max_ctx (the longest request has " \
+                f"{problem.workload.max_total_tokens} tokens), " \
+                if problem.workload.max_total_tokens < hi else ""
             raise FleetoptError(
-                "fleet.max_ctx", f"{d.label()} has no KV slot for a {hi}-token window; lower "
-                "fleet.max_ctx, raise TP, or use an fp8 KV cache"
+                "fleet.max_ctx", f"{d.label()} has no KV slot for a {hi}-token window; {lower}"
+                + no_slot_advice(prof)
             )
         n = pm.min_instances()
         if n is None:
             raise FleetoptError(
                 "slo.ttft_p99_ms", f"pool ({lo}, {hi}] on {d.label()} cannot meet "
-                f"{problem.settings.ttft_p99_ms:g} ms at any size (prefill alone is too slow)"
+                f"{problem.settings.ttft_p99_ms:g} ms at any size (prefill alone is too slow); "
+                "raise slo.ttft_p99_ms or slo.prefill_tail_share, or give the pools yourself "
+                "([[fleet.pool]] or --fleet) or let `fleetopt solve` split them"
             )
         pools.append(PoolSpec(lo, hi, d.gpu, d.tp, n, d.dtype, d.kv_dtype))
     return Fleet(tuple(pools))
+
+
+def no_slot_advice(profile: Profile, window: str | None = None) -> str:
+    """What can give a deployment a KV slot at a window: only the options still open."""
+    opts = []
+    gspec = getattr(profile, "gpu_spec", None)
+    if gspec is not None and profile.tp < gspec.max_tp:
+        opts.append(f"a higher TP (up to {gspec.max_tp} on {profile.gpu})")
+    if profile.kind == "computed" and kvm.dtype_bytes(profile.kv_dtype) > 1:
+        opts.append("an fp8 KV cache (kv_dtype = \"fp8\")")
+    if profile.kind == "computed" and kvm.dtype_bytes(profile.dtype) > 0.5:
+        opts.append("lower-precision weights")
+    if window:
+        opts.append(window)
+    opts.append("a GPU with more memory")
+    return "use " + ", or ".join(opts)
 
 
 def saturated_point(profile: Profile, window_tokens: int, accounting: str = "physical") -> dict[str, float]:

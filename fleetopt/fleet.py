@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from fleetopt.errors import FleetoptError
-from fleetopt.profiles import Deployment
+from fleetopt.profiles import CALIBRATED_KV_DTYPE, Deployment
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,8 @@ class PoolSpec:
     gpu: str
     tp: int
     instances: int
-    dtype: str = "fp16"
-    kv_dtype: str = "fp16"
+    dtype: str | None = "fp16"  # None: not given in a FLEET.json (see Fleet.with_precisions)
+    kv_dtype: str | None = "fp16"
     window_tokens: int | None = None
 
     @property
@@ -45,7 +46,9 @@ class PoolSpec:
         return d
 
 
-_POOL_FIELDS = {"ctx_lo", "ctx_hi", "gpu", "tp", "instances", "dtype", "kv_dtype", "window_tokens"}
+#: keys of a pool in a FLEET.json or ``[[fleet.pool]]`` (the first five are required)
+POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "instances", "dtype", "kv_dtype", "window_tokens")
+_POOL_FIELDS = set(POOL_KEYS)
 #: fleetopt JSON documents whose ``pools`` are a fleet (``docs/config.md``)
 FLEET_SCHEMAS = ("fleetopt.plan/1", "fleetopt.evaluation/1")
 
@@ -99,22 +102,60 @@ class Fleet:
     def to_list(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.pools]
 
+    def with_precisions(self, dtypes: tuple[str, ...], kv_dtype: str, catalog: Any = None,
+                        field_name: str = "fleet") -> Fleet:
+        """Pools without a ``dtype`` (``kv_dtype``) given take the only one allowed: a
+        calibrated profile's own, else the problem's single ``[model] dtype`` (its
+        ``kv_dtype``). Where several dtypes are allowed, a missing one is an error naming them."""
+        pools = []
+        for i, p in enumerate(self.pools):
+            f = f"{field_name}.pools[{i}]"
+            prof = None
+            if catalog is not None and catalog.is_profile(p.gpu):
+                prof = catalog.profiles.get_spec(p.gpu, f"{f}.gpu")
+            dt, kvd = p.dtype, p.kv_dtype
+            if dt is None:
+                if prof is not None:
+                    dt = prof.dtype
+                elif len(dtypes) == 1:
+                    dt = dtypes[0]
+                else:
+                    raise FleetoptError(f"{f}.dtype", f"missing, and [model] dtype allows "
+                                        f"{', '.join(dtypes)}; give the pool's dtype")
+            if kvd is None:
+                kvd = kv_dtype if prof is None else CALIBRATED_KV_DTYPE
+            pools.append(replace(p, dtype=dt, kv_dtype=kvd))
+        return Fleet(tuple(pools))
+
     @classmethod
     def from_list(cls, pools: list[dict[str, Any]], field_name: str = "fleet") -> Fleet:
+        """A fleet from a FLEET.json / ``[[fleet.pool]]`` list. A pool may leave out ``dtype``
+        and ``kv_dtype`` (None here: :meth:`with_precisions` fills them); any other key than
+        :data:`POOL_KEYS` (and the result columns of a plan's pools) is an error."""
+        from fleetopt.evaluate import PoolResult
+
         if isinstance(pools, dict) and "schema" in pools:
             pools = _document_pools(pools, field_name)
         if isinstance(pools, dict) and "pools" in pools:
             pools = pools["pools"]
         if not isinstance(pools, list):
             raise FleetoptError(field_name, "a FLEET.json is a list of pools (or an object with 'pools')")
+        plan_keys = {f.name for f in fields(PoolResult)}
         specs = []
         for i, d in enumerate(pools):
             f = f"{field_name}.pools[{i}]"
             if not isinstance(d, dict):
                 raise FleetoptError(f, "each pool must be an object")
-            missing = {"ctx_lo", "ctx_hi", "gpu", "tp", "instances"} - set(d)
+            unknown = [k for k in d if k not in _POOL_FIELDS and k not in plan_keys]
+            if unknown:
+                k = unknown[0]
+                m = difflib.get_close_matches(str(k), POOL_KEYS, n=1, cutoff=0.6)
+                hint = f" (did you mean {m[0]!r}?)" if m else ""
+                raise FleetoptError(f"{f}.{k}", f"unknown pool key{hint}; known: "
+                                    f"{', '.join(POOL_KEYS)}")
+            missing = [k for k in POOL_KEYS[:5] if d.get(k) is None]
             if missing:
-                raise FleetoptError(f, f"missing keys {sorted(missing)}")
+                raise FleetoptError(f, f"missing keys {missing}")
             kw = {k: d[k] for k in _POOL_FIELDS if k in d and d[k] is not None}
             for k in ("ctx_lo", "ctx_hi", "tp", "instances", "window_tokens"):
                 if k in kw:
@@ -130,6 +171,8 @@ class Fleet:
             for k in ("gpu", "dtype", "kv_dtype"):
                 if k in kw and not isinstance(kw[k], str):
                     raise FleetoptError(f"{f}.{k}", f"must be a name (string), got {kw[k]!r}")
+            kw.setdefault("dtype", None)
+            kw.setdefault("kv_dtype", None)
             specs.append(PoolSpec(**kw))
         return cls(tuple(specs))
 

@@ -100,7 +100,7 @@ def read_json(path: str | Path, field_name: str) -> Any:
     except json.JSONDecodeError as e:
         raise FleetoptError(field_name, f"{p} is not valid JSON: {e}") from None
     except OSError as e:
-        raise FleetoptError(field_name, f"cannot read {p}: {e.strerror}") from None
+        raise FleetoptError(field_name, f"cannot read {p}: {e.strerror or e}") from None
 
 
 # ------------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from fleetopt.models.prefill import n_chunks, prefill_flops
 from fleetopt.models.roofline import decode_iteration_s, roofline_terms
 
 ACCOUNTING_MODES = ("physical", "paper")
+#: the KV-cache precision of every calibrated profile (its KV blocks are fixed constants)
+CALIBRATED_KV_DTYPE = "fp16"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class PhysicsParams:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise FleetoptError(f"physics.{name}", f"must be >= 0, got {v}")
+        if self.overhead_s > 1.0:
+            raise FleetoptError("physics.overhead_s", f"must be at most 1 s per iteration, got "
+                                f"{self.overhead_s:g}")
 
 
 @dataclass(frozen=True)
@@ -201,17 +206,35 @@ class ComputedProfile(Profile):
         return self.model.max_context
 
     def fit_error(self) -> str | None:
-        """Why the model does not fit on this deployment, or None."""
+        """Why the model does not fit on this deployment, and where it would fit; or None."""
         p = self.params
         usable = self.gpu_spec.hbm_gb * p.memory_utilization - p.reserve_gb
         need = self.weight_bytes_per_gpu / 1e9
         if self.kv_budget_bytes <= 0:
             return (
                 f"{self.model.name} needs {need:.1f} GB of weights per GPU at TP={self.tp} "
-                f"{self.dtype}, has {usable:.1f} GB usable on {self.gpu}; raise tp or use "
-                "fp8/int4 weights"
+                f"{self.dtype}, has {usable:.1f} GB usable on {self.gpu}; " + self._fit_advice()
             )
         return None
+
+    def _fit_advice(self) -> str:
+        """The deployments of this GPU on which the weights would fit (advice one can follow)."""
+        p, m, g = self.params, self.model, self.gpu_spec
+        usable = g.hbm_gb * 1e9 * p.memory_utilization - p.reserve_gb * 1e9
+        here = kvm.dtype_bytes(self.dtype)
+        opts = []
+        for dt in dict.fromkeys([self.dtype, "fp8", "int4"]):
+            if kvm.dtype_bytes(dt) > here:
+                continue
+            for t in (1, 2, 4, 8, 16):
+                if t <= g.max_tp and m.params_total_b * 1e9 * kvm.dtype_bytes(dt) / t < usable:
+                    if (t, dt) != (self.tp, self.dtype):
+                        opts.append(f"TP {t} with {dt} weights")
+                    break
+        if not opts:
+            return (f"it fits at no TP up to {g.max_tp} (this GPU's maximum) in any precision; "
+                    "use a GPU with more memory")
+        return "it would fit at " + " or ".join(opts)
 
     def slots(self, window_tokens: int) -> int:
         p = self.params
@@ -294,7 +317,7 @@ class CalibratedProfile(Profile):
 
     spec: CalibratedSpec
     kind: str = "calibrated"
-    kv_dtype: str = "fp16"
+    kv_dtype: str = CALIBRATED_KV_DTYPE  # the KV cache its kv_blocks were measured with
 
     @property
     def gpu(self) -> str:  # type: ignore[override]
@@ -371,19 +394,37 @@ def builtin_calibrated() -> list[CalibratedSpec]:
     ]
 
 
-def calibrated_from_table(name: str, t: dict[str, Any], where: str) -> CalibratedSpec:
-    """A user-defined calibrated profile from a ``[profile.NAME]`` TOML table."""
-    t = dict(t)
-    try:
-        power = PowerCurve(
-            float(t.pop("power_idle_w")), float(t.pop("power_plateau_w")),
-            float(t.pop("power_slope")), float(t.pop("power_midpoint_log2")),
-            str(t.pop("power_quality", "measured")), str(t.pop("power_source", "")),
-        )
-        t["aliases"] = tuple(t.get("aliases", ()))
-        return CalibratedSpec(name=name, power=power, **t)
-    except (KeyError, TypeError, ValueError) as e:
-        raise FleetoptError(f"{where}.{name}", f"invalid calibrated profile: {e}") from None
+def _profile_rules() -> dict[str, Any]:
+    from fleetopt.catalog import _F_NONNEG, _F_POS, _I_POS, _STR, POWER_RULES, TP_DEGREES, Rule
+
+    return {
+        "model": Rule("str", True), "tp": Rule("choice", True, choices=TP_DEGREES),
+        "dtype": Rule("choice", True, choices=tuple(kvm.BYTES_PER_ELEMENT)),
+        "base_iter_s": _F_POS, "per_seq_s": _F_NONNEG, "ref_ctx_tokens": _I_POS,
+        "kv_blocks": _I_POS, "block_tokens": _I_POS, "max_slot_tokens": _I_POS,
+        "chunk_tokens": _I_POS, "price_per_gpu_hr": _F_NONNEG,
+        "max_context": Rule("int", ge=1), "source": _STR, "aliases": Rule("names"),
+        **POWER_RULES,
+    }
+
+
+def calibrated_from_table(name: str, t: Any, where: str,
+                          base: CalibratedSpec | None = None) -> CalibratedSpec:
+    """A calibrated profile from a ``[profile.NAME]`` TOML table (``base``: the entry of that
+    name already in the catalog, whose fields the table overrides one by one)."""
+    from dataclasses import fields as dc_fields
+
+    from fleetopt.catalog import _check_power, power_fields, power_from_record, validated_record
+
+    prev = None
+    if base is not None:
+        prev = {f.name: getattr(base, f.name) for f in dc_fields(CalibratedSpec)
+                if f.name not in ("name", "power")}
+        prev.update(power_fields(base.power))
+    rec = validated_record("calibrated profile", name, t, _profile_rules(), where, prev)
+    _check_power(rec, f"{where}.{name}")
+    power = power_from_record(rec, "measured")
+    return CalibratedSpec(name=base.name if base is not None else name, power=power, **rec)
 
 
 def resolve(
@@ -396,19 +437,26 @@ def resolve(
     """The :class:`Profile` of ``deployment`` serving ``model``; raises FleetoptError if invalid."""
     cat = catalog or default_catalog()
     mspec = model if isinstance(model, ModelSpec) else cat.model(model)
+    # a pool's precisions are its own fields; the problem's are [model] dtype / kv_dtype
+    where = field_name.removesuffix(".gpu") if field_name.endswith(".gpu") else "model"
+    for fname in ("dtype", "kv_dtype"):
+        val = getattr(deployment, fname)
+        if not isinstance(val, str):
+            raise FleetoptError(f"{where}.{fname}", f"missing: give the {fname} (e.g. \"fp16\")")
+        if val.lower() not in kvm.BYTES_PER_ELEMENT:
+            raise FleetoptError(
+                f"{where}.{fname}",
+                f"unknown precision {val!r}; use one of {', '.join(kvm.BYTES_PER_ELEMENT)}",
+            )
     dt = deployment.dtype.lower()
     kvd = deployment.kv_dtype.lower()
-    for fname, val in (("dtype", dt), ("kv_dtype", kvd)):
-        if val not in kvm.BYTES_PER_ELEMENT:
-            raise FleetoptError(
-                f"{field_name}.{fname}" if fname == "kv_dtype" else "model.dtype",
-                f"unknown precision {val!r}; use one of fp16, bf16, fp8, int8, int4",
-            )
+    tp_field = "fleet.tp" if where == "model" else f"{where}.tp"
     if deployment.tp not in (1, 2, 4, 8, 16):
-        raise FleetoptError("fleet.tp", f"TP degree must be one of 1, 2, 4, 8, 16, got {deployment.tp}")
+        raise FleetoptError(tp_field, f"TP degree must be one of 1, 2, 4, 8, 16, got "
+                            f"{deployment.tp}")
     if cat.is_profile(deployment.gpu):
         spec: CalibratedSpec = cat.profiles.get_spec(deployment.gpu, field_name)
-        if cat.models.canonical(spec.model, "model.name") != mspec.name:
+        if cat.models.canonical(spec.model, f"profile.{spec.name}.model") != mspec.name:
             raise FleetoptError(
                 field_name, f"calibrated profile {spec.name!r} is for model {spec.model!r}, "
                 f"not {mspec.name!r}; set [model] name = {spec.model!r} or pick a GPU type"
@@ -416,7 +464,8 @@ def resolve(
         return CalibratedProfile(spec=spec)
     gspec = cat.gpu(deployment.gpu, field_name)
     if deployment.tp > gspec.max_tp:
-        raise FleetoptError("fleet.tp", f"{gspec.name} supports TP <= {gspec.max_tp}, got {deployment.tp}")
+        raise FleetoptError(tp_field, f"{gspec.name} supports TP <= {gspec.max_tp}, got "
+                            f"{deployment.tp}")
     prof = ComputedProfile(gpu_spec=gspec, model=mspec, tp=deployment.tp, dtype=dt,
                            kv_dtype=kvd, params=params or PhysicsParams())
     return prof

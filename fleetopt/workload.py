@@ -32,11 +32,35 @@ from numpy.typing import NDArray
 from fleetopt.errors import FleetoptError, unknown_name
 
 CDF_SUBBINS = 16
+#: longest input or output length accepted in a trace (tokens)
+MAX_TOKENS = 1e9
+#: largest arrival rate accepted (a billion requests a second; beyond, the arithmetic overflows)
+MAX_RATE_RPS = 1e9
 DEFAULT_INPUT_FRACTION = 0.8
 _INPUT_COLS = ("input_tokens", "input_length", "input", "contexttokens", "prompt_tokens", "l_in")
 _OUTPUT_COLS = ("output_tokens", "output_length", "output", "generatedtokens",
                 "completion_tokens", "l_out")
-_TIME_COLS = ("arrival_s", "timestamp", "time", "arrival_time")
+_TIME_COLS = ("arrival_s", "arrival_ms", "timestamp", "timestamp_s", "timestamp_ms", "time",
+              "time_s", "time_ms", "arrival_time")
+
+#: ``[workload] timestamp_unit`` values ("auto": detected, see :func:`detect_timestamp_unit`)
+TIMESTAMP_UNITS = ("auto", "s", "ms")
+_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3}
+#: "auto" reads a relative trace as milliseconds when its median positive gap between
+#: consecutive arrivals is at least this many of its units (seconds would mean fewer than three
+#: requests a minute at the median; milliseconds, at most 50 req/s)
+MS_MEDIAN_GAP = 20.0
+#: ... or when it spans at least this many of its units (more than a year, read as seconds)
+MS_SPAN = 365.0 * 86400.0
+#: first timestamp at or above which "auto" reads milliseconds since the Unix epoch (1e11 ms is
+#: 1973; 1e11 s is the year 5138) ...
+MS_EPOCH = 1e11
+#: ... and at or above which it reads seconds since the epoch (1e8 s is 1973)
+S_EPOCH = 1e8
+#: first timestamp from which values look like micro- or nanoseconds since the epoch
+TOO_FINE_EPOCH = 1e14
+#: ``[workload] over_max_ctx``: what to do with requests longer than the context served
+OVER_MAX_CTX = ("error", "drop", "truncate")
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +79,9 @@ class Workload:
     def __post_init__(self) -> None:
         if not np.isfinite(self.rate_rps) or self.rate_rps <= 0:
             raise FleetoptError("workload.rate", f"arrival rate must be > 0 req/s, got {self.rate_rps}")
+        if self.rate_rps > MAX_RATE_RPS:
+            raise FleetoptError("workload.rate", f"must be at most {MAX_RATE_RPS:.0e} req/s, got "
+                                f"{self.rate_rps:g}")
         n = len(self.weights)
         if n == 0 or len(self.input_tokens) != n or len(self.output_tokens) != n:
             raise FleetoptError("workload", "length distribution is empty or ragged")
@@ -160,8 +187,13 @@ def builtin_info() -> list[dict[str, Any]]:
     return out
 
 
-def builtin(name: str, rate_rps: float = 1000.0, field_name: str = "workload.name") -> Workload:
-    """A built-in workload by name (case-insensitive) at ``rate_rps``."""
+def builtin(name: str, rate_rps: float = 1000.0, field_name: str = "workload.name",
+            input_fraction: float | None = None) -> Workload:
+    """A built-in workload by name (case-insensitive) at ``rate_rps``.
+
+    ``input_fraction`` replaces the published 80/20 input/output split of a CDF workload; a
+    trace-derived workload has its own split, so giving one there is an error.
+    """
     names = builtin_names()
     key = {n.lower(): n for n in names}.get(str(name).lower())
     if key is None:
@@ -170,45 +202,206 @@ def builtin(name: str, rate_rps: float = 1000.0, field_name: str = "workload.nam
     meta = {k: d[k] for k in ("source", "license", "derivation", "stats", "requests",
                               "trace_rate_rps") if k in d}
     if d["kind"] == "cdf":
-        pts = cdf_points(d["knots"], d.get("input_fraction", DEFAULT_INPUT_FRACTION), field_name)
+        src = "published"
+        frac = d.get("input_fraction", DEFAULT_INPUT_FRACTION)
+        if input_fraction is not None:
+            frac, src = check_input_fraction(input_fraction), "config"
+        pts = cdf_points(d["knots"], frac, field_name)
+        meta.update(input_fraction=frac, input_fraction_source=src)
     else:
+        if input_fraction is not None:
+            raise FleetoptError("workload.input_fraction", f"{key} is a histogram of (input, "
+                                "output) lengths from a trace, with its own split; remove "
+                                "input_fraction (it applies to CDF workloads only)")
         pts = np.asarray(d["points"], dtype=float)
     return _from_points(key, rate_rps, pts, description=d.get("description", ""),
                         source=d.get("source", ""), meta=meta)
 
 
-def from_cdf_file(path: str | Path, rate_rps: float, input_fraction: float = DEFAULT_INPUT_FRACTION,
+_CDF_FILE_KEYS = {"knots", "cdf", "input_fraction", "name", "kind", "description", "source",
+                  "license", "derivation", "input_fraction_source"}
+
+
+def check_input_fraction(v: Any, field_name: str = "workload.input_fraction") -> float:
+    """An input share of a request's total length: a number in (0, 1)."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1:
+        raise FleetoptError(field_name, f"must be a number in (0, 1) (the prompt's share of a "
+                            f"request's total length), got {v!r}")
+    return float(v)
+
+
+def from_cdf_file(path: str | Path, rate_rps: float, input_fraction: float | None = None,
                   field_name: str = "workload.cdf") -> Workload:
-    """A workload from a JSON file of total-length CDF knots ``[[tokens, F], ...]``."""
+    """A workload from a JSON file of total-length CDF knots ``[[tokens, F], ...]``, or an object
+    ``{"knots": [...], "input_fraction": 0.8}``. The prompt's share of each length is the file's
+    ``input_fraction``, else ``input_fraction``, else :data:`DEFAULT_INPUT_FRACTION`; giving
+    both is an error (``meta["input_fraction_source"]`` says which was used)."""
     from fleetopt.io import read_json
 
     p = Path(path)
     data = read_json(p, field_name)
+    source = "default"
+    if input_fraction is not None:
+        input_fraction = check_input_fraction(input_fraction)
+        source = "config"
     if isinstance(data, dict):
-        input_fraction = data.get("input_fraction", input_fraction)
+        if data.get("kind", "cdf") != "cdf":
+            raise FleetoptError(field_name, f"{p} is a {data['kind']!r} workload file, not a CDF; "
+                                "use [workload] name for shipped workloads")
+        bad = sorted(set(data) - _CDF_FILE_KEYS)
+        if bad:
+            raise FleetoptError(field_name, f"{p}: unknown keys {bad}; a CDF file is a list of "
+                                "[tokens, F] knots or an object with knots and input_fraction")
+        if "input_fraction" in data:
+            f = check_input_fraction(data["input_fraction"], f"{field_name}.input_fraction")
+            if input_fraction is not None:
+                raise FleetoptError("workload.input_fraction", f"{p} sets its own input_fraction "
+                                    f"({f:g}); remove one of the two")
+            input_fraction, source = f, "file"
+        if "knots" not in data and "cdf" not in data:
+            raise FleetoptError(field_name, f"{p} has no knots: give \"knots\": "
+                                "[[tokens, F], ...]")
         data = data.get("knots", data.get("cdf"))
-    pts = cdf_points(data, input_fraction, field_name)
-    return _from_points(p.stem, rate_rps, pts, source=str(p))
+    frac = DEFAULT_INPUT_FRACTION if input_fraction is None else input_fraction
+    pts = cdf_points(data, frac, field_name)
+    return _from_points(p.stem, rate_rps, pts, source=str(p),
+                        meta={"input_fraction": frac, "input_fraction_source": source})
 
 
-def read_trace(path: str | Path, field_name: str = "workload.trace") -> dict[str, NDArray]:
-    """Read a CSV(.gz) or JSONL trace: ``input``, ``output`` lengths and ``arrival_s`` if present."""
+def _row_label(kind: str, i: int) -> str:
+    return f"line {i + 1}" if kind == "jsonl" else f"line {i + 2}"  # CSV: line 1 is the header
+
+
+def _read_rows(p: Path, field_name: str) -> tuple[str, list[dict[str, Any]]]:
+    opener = gzip.open if p.suffix == ".gz" else open
+    kind = "jsonl" if (".jsonl" in p.name or ".ndjson" in p.name) else "csv"
+    rows: list[dict[str, Any]] = []
+    try:
+        with opener(p, "rt", encoding="utf-8-sig") as f:  # -sig: a BOM is not a column name
+            if kind == "jsonl":
+                for i, line in enumerate(f):
+                    if not line.strip():
+                        continue
+                    try:
+                        r = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise FleetoptError(field_name, f"{p} line {i + 1} is not valid JSON: "
+                                            f"{e.msg}") from None
+                    if not isinstance(r, dict):
+                        raise FleetoptError(
+                            field_name, f"{p} line {i + 1}: each line must be a JSON object "
+                            f"such as {{\"input_tokens\": 512, \"output_tokens\": 128}}, got "
+                            f"{type(r).__name__} {line.strip()[:40]!r}")
+                    r["__line__"] = i + 1
+                    rows.append(r)
+            else:
+                rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error, EOFError, OSError) as e:
+        if isinstance(e, FleetoptError):
+            raise
+        raise FleetoptError(field_name, f"cannot read {p}: {e}") from None
+    return kind, rows
+
+
+def _column(rows: list[dict[str, Any]], col: str, kind: str, p: Path, field_name: str,
+            what: str) -> list[Any]:
+    vals = []
+    for i, r in enumerate(rows):
+        v = r.get(col)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            at = f"line {r['__line__']}" if "__line__" in r else _row_label(kind, i)
+            raise FleetoptError(field_name, f"{p} {at} has no {col!r} ({what}); every request "
+                                "needs one")
+        vals.append(v)
+    return vals
+
+
+def _numbers(vals: list[Any]) -> NDArray[np.float64] | None:
+    """Floats of a column, or None when some value is not a number."""
+    out = np.empty(len(vals))
+    for i, v in enumerate(vals):
+        if isinstance(v, bool):
+            return None
+        try:
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            return None
+    return out
+
+
+def _first_bad(vals: list[Any], rows: list[dict[str, Any]], kind: str, ok: Any) -> tuple[str, Any]:
+    for i, v in enumerate(vals):
+        if not ok(v):
+            r = rows[i]
+            return (f"line {r['__line__']}" if "__line__" in r else _row_label(kind, i)), v
+    return "", None
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def detect_timestamp_unit(t: NDArray[np.float64], column: str = "") -> tuple[str, str]:
+    """``("s" | "ms", why)`` for numeric arrival times ``t`` (``[workload] timestamp_unit =
+    "auto"``), by these rules in order:
+
+    1. the column's name ends in ``_ms`` (ms) or ``_s`` (s);
+    2. values of at least :data:`TOO_FINE_EPOCH` are an error (micro/nanoseconds);
+    3. a first value of at least :data:`MS_EPOCH`: milliseconds since the Unix epoch;
+       at least :data:`S_EPOCH`: seconds since the epoch;
+    4. otherwise (times relative to the trace's start): milliseconds when the median positive
+       gap between consecutive arrivals is at least :data:`MS_MEDIAN_GAP` units or the trace
+       spans at least :data:`MS_SPAN` units; else seconds.
+    """
+    name = column.lower()
+    if name.endswith(("_ms", "_msec", "_millis")):
+        return "ms", f"column {column!r}"
+    if name.endswith(("_s", "_sec", "_secs", "_seconds")):
+        return "s", f"column {column!r}"
+    t = np.sort(np.asarray(t, dtype=float))
+    lo = float(t[0])
+    if lo >= TOO_FINE_EPOCH:
+        raise FleetoptError("workload.trace", f"timestamps from {lo:.4g} look like micro- or "
+                            "nanoseconds since the epoch; convert them to seconds or milliseconds "
+                            "(and set [workload] timestamp_unit)")
+    if lo >= MS_EPOCH:
+        return "ms", f"values from {lo:.4g}: milliseconds since the epoch"
+    if lo >= S_EPOCH:
+        return "s", f"values from {lo:.4g}: seconds since the epoch"
+    gaps = np.diff(t)
+    gaps = gaps[gaps > 0]
+    if len(gaps) == 0:
+        return "s", "no two distinct arrival times"
+    med = float(np.median(gaps))
+    span = float(t[-1] - t[0])
+    if med >= MS_MEDIAN_GAP:
+        return "ms", f"median gap {med:.4g} >= {MS_MEDIAN_GAP:g}"
+    if span >= MS_SPAN:
+        return "ms", f"span {span:.4g} >= {MS_SPAN:.4g}"
+    return "s", f"median gap {med:.4g} < {MS_MEDIAN_GAP:g}"
+
+
+def read_trace(path: str | Path, field_name: str = "workload.trace",
+               timestamp_unit: str = "auto") -> dict[str, Any]:
+    """Read a CSV(.gz) or JSONL trace: ``input``, ``output`` lengths and ``arrival_s`` (seconds
+    from the first arrival) if it has a time column, with ``timestamp_unit`` ("s", "ms" or
+    "datetime") and ``timestamp_rule`` (why). Numeric times are in ``timestamp_unit`` ("auto":
+    :func:`detect_timestamp_unit`); date-time strings are read as such."""
+    if timestamp_unit not in TIMESTAMP_UNITS:
+        raise FleetoptError("workload.timestamp_unit", f"must be one of "
+                            f"{', '.join(map(repr, TIMESTAMP_UNITS))}, got {timestamp_unit!r}")
     p = Path(path)
     if not p.is_file():
         raise FleetoptError(field_name, f"file not found: {p}")
-    opener = gzip.open if p.suffix == ".gz" else open
-    rows: list[dict[str, Any]] = []
-    try:
-        with opener(p, "rt") as f:
-            if ".jsonl" in p.name or ".ndjson" in p.name:
-                rows = [json.loads(line) for line in f if line.strip()]
-            else:
-                rows = list(csv.DictReader(f))
-    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as e:
-        raise FleetoptError(field_name, f"cannot parse {p}: {e}") from None
+    kind, rows = _read_rows(p, field_name)
     if not rows:
         raise FleetoptError(field_name, f"{p} has no requests")
-    cols = {c.lower(): c for c in rows[0]}
+    cols = {str(c).lower(): c for c in rows[0] if c is not None and c != "__line__"}
 
     def pick(cands: tuple[str, ...], required: bool) -> str | None:
         for c in cands:
@@ -216,43 +409,151 @@ def read_trace(path: str | Path, field_name: str = "workload.trace") -> dict[str
                 return cols[c]
         if required:
             raise FleetoptError(
-                field_name, f"{p} needs a column named one of {', '.join(cands)}; has {', '.join(cols)}"
+                field_name, f"{p} needs a column named one of {', '.join(cands)}; has "
+                f"{', '.join(cols) or 'none'}"
             )
         return None
 
     ci, co, ct = pick(_INPUT_COLS, True), pick(_OUTPUT_COLS, True), pick(_TIME_COLS, False)
-    try:
-        lin = np.array([float(r[ci]) for r in rows])
-        lout = np.array([float(r[co]) for r in rows])
-    except (TypeError, ValueError) as e:
-        raise FleetoptError(field_name, f"{p}: non-numeric length: {e}") from None
-    if np.any(lin < 0) or np.any(lout < 0):
-        raise FleetoptError(field_name, f"{p}: lengths must be >= 0")
-    out = {"input": np.maximum(1, lin).astype(np.int64), "output": np.maximum(1, lout).astype(np.int64)}
+    out: dict[str, Any] = {}
+    for key, col in (("input", ci), ("output", co)):
+        vals = _column(rows, col, kind, p, field_name, f"the {key} length")
+        at, v = _first_bad(vals, rows, kind, lambda x: _is_number(x)
+                           and 0 <= float(x) <= MAX_TOKENS and float(x) == int(float(x)))
+        if at:
+            raise FleetoptError(field_name, f"{p} {at}: {col!r} must be a whole number of "
+                                f"tokens from 0 to {MAX_TOKENS:.0e}, got {v!r}")
+        arr = np.array([float(x) for x in vals])
+        out[key] = np.maximum(1, arr).astype(np.int64)
     if ct is not None:
-        try:
-            t = np.array([float(r[ct]) for r in rows])
-        except (TypeError, ValueError):
-            t = np.array(np.array([r[ct] for r in rows], dtype="datetime64[us]"), dtype=float) / 1e6
+        vals = _column(rows, ct, kind, p, field_name, "the arrival time")
+        t = _numbers(vals)
+        if t is not None or any(_is_number(x) for x in vals[:1000]):
+            at, v = _first_bad(vals, rows, kind, _is_number)
+            if at or t is None:
+                raise FleetoptError(field_name, f"{p} {at}: arrival time {ct!r} must be a finite "
+                                    f"number, got {v!r}")
+            if timestamp_unit == "auto":
+                unit, why = detect_timestamp_unit(t, str(ct))
+            else:
+                unit, why = timestamp_unit, "[workload] timestamp_unit"
+            t = t * _UNIT_SECONDS[unit]
+        else:
+            try:
+                t = np.array(np.array([str(x) for x in vals], dtype="datetime64[us]"),
+                             dtype=float) / 1e6
+            except (TypeError, ValueError):
+                at, v = _first_bad(vals, rows, kind, _is_datetime)
+                raise FleetoptError(field_name, f"{p} {at or 'a row'}: arrival time {ct!r} must be "
+                                    "a number (seconds or milliseconds) or a date-time such as "
+                                    f"2024-01-31T12:00:00.5, got {v!r}") from None
+            if timestamp_unit != "auto":
+                raise FleetoptError("workload.timestamp_unit", f"applies to numeric timestamps, "
+                                    f"and {p}'s {ct} column holds date-times; remove it")
+            unit, why = "datetime", f"date-times in column {ct!r}"
         out["arrival_s"] = t - t.min()
+        out["timestamp_unit"], out["timestamp_rule"], out["timestamp_column"] = unit, why, ct
+    elif timestamp_unit != "auto":
+        raise FleetoptError("workload.timestamp_unit", f"{p} has no timestamp column (one of "
+                            f"{', '.join(_TIME_COLS)}); remove timestamp_unit")
     return out
 
 
+def _is_datetime(v: Any) -> bool:
+    try:
+        np.datetime64(str(v), "us")
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def trace_rate_rps(trace: dict[str, Any]) -> float | None:
+    """A trace's own mean rate ``requests / span`` (None without two distinct arrival times)."""
+    t = trace.get("arrival_s")
+    if t is None or len(t) < 2 or float(np.max(t)) <= 0:
+        return None
+    return len(t) / float(np.max(t))
+
+
 def from_trace_file(path: str | Path, rate_rps: float | None = None,
-                    field_name: str = "workload.trace") -> Workload:
-    """A workload from a user trace; rate defaults to the trace's own mean rate when timestamps exist."""
-    tr = read_trace(path, field_name)
+                    field_name: str = "workload.trace", timestamp_unit: str = "auto") -> Workload:
+    """A workload from a user trace; rate defaults to the trace's own mean rate when timestamps
+    exist. ``meta`` records the trace's rate, its timestamp unit and why (``read_trace``)."""
+    tr = read_trace(path, field_name, timestamp_unit)
+    native = trace_rate_rps(tr)
     if rate_rps is None:
-        if "arrival_s" not in tr or tr["arrival_s"].max() <= 0:
-            raise FleetoptError("workload.rate", "the trace has no timestamps: set workload.rate (req/s)")
-        rate_rps = len(tr["input"]) / tr["arrival_s"].max()
+        if native is None:
+            raise FleetoptError("workload.rate", "the trace has no timestamps (or all are equal): "
+                                "set workload.rate (req/s)")
+        rate_rps = native
     keys, inv = np.unique(np.column_stack([tr["input"], tr["output"]]), axis=0, return_inverse=True)
     w = np.bincount(inv.ravel()).astype(float)
+    meta: dict[str, Any] = {"requests": len(tr["input"]), "trace_rate_rps": native}
+    for k in ("timestamp_unit", "timestamp_rule", "timestamp_column"):
+        if k in tr:
+            meta[k] = tr[k]
     return Workload(Path(path).name, float(rate_rps), keys[:, 0], keys[:, 1], w / w.sum(),
-                    source=str(path))
+                    source=str(path), meta=meta)
 
 
-def builtin_trace(name: str) -> dict[str, NDArray]:
+def source_trace(workload: Workload, field_name: str = "workload.trace") -> dict[str, Any] | None:
+    """The user trace file ``workload`` was read from (:func:`from_trace_file`), read again with
+    the same timestamp unit; None for other workloads."""
+    src = Path(workload.source) if workload.source else None
+    if src is None or not src.is_file() or src.name != workload.name:
+        return None
+    unit = workload.meta.get("timestamp_unit", "auto")
+    return read_trace(src, field_name, unit if unit in _UNIT_SECONDS else "auto")
+
+
+def requests_over(workload: Workload, limit: int) -> tuple[float, int | None]:
+    """Share (and count, when the workload knows its number of requests) of requests longer
+    than ``limit`` tokens in total."""
+    over = workload.total_tokens > limit
+    share = float(workload.weights[over].sum())
+    n = workload.meta.get("requests")
+    return share, (int(round(share * n)) if isinstance(n, int) and n > 0 else None)
+
+
+def describe_share(share: float, count: int | None) -> str:
+    """``"12 requests (0.06 %)"`` or ``"0.06 % of requests"``."""
+    pct = f"{100 * share:.2g} %" if share < 0.01 else f"{100 * share:.1f} %"
+    return f"{count:,} requests ({pct})" if count is not None else f"{pct} of requests"
+
+
+def fit_context(workload: Workload, limit: int, mode: str,
+                field_name: str = "workload.over_max_ctx") -> Workload:
+    """``workload`` with its requests longer than ``limit`` tokens dropped (``mode="drop"``:
+    the rest reweighted, the rate unchanged) or their prompts truncated to fit (``"truncate"``,
+    output kept, as a compress band does). ``meta["over_max_ctx"]`` records what was done."""
+    from fleetopt.poolmodel import compress
+
+    if mode not in OVER_MAX_CTX[1:]:
+        raise FleetoptError(field_name, f"must be one of {', '.join(map(repr, OVER_MAX_CTX))}, "
+                            f"got {mode!r}")
+    share, count = requests_over(workload, limit)
+    if share <= 0:
+        return workload
+    over = workload.total_tokens > limit
+    if mode == "drop":
+        if share >= 1.0 - 1e-12:
+            raise FleetoptError(field_name, f"every request is longer than {limit} tokens; "
+                                "nothing is left to plan for")
+        lin, lout, w = (workload.input_tokens[~over], workload.output_tokens[~over],
+                        workload.weights[~over])
+    else:
+        lin, lout, _ = compress(workload.input_tokens, workload.output_tokens, limit)
+        w = workload.weights
+    keys, inv = np.unique(np.column_stack([lin, lout]), axis=0, return_inverse=True)
+    w2 = np.bincount(inv.ravel(), weights=w)
+    meta = {**workload.meta, "over_max_ctx": {
+        "mode": mode, "limit_tokens": int(limit), "share": share, "requests": count,
+        "longest_tokens": workload.max_total_tokens}}
+    return replace(workload, input_tokens=keys[:, 0].astype(np.int64),
+                   output_tokens=keys[:, 1].astype(np.int64), weights=w2 / w2.sum(), meta=meta)
+
+
+def builtin_trace(name: str) -> dict[str, Any]:
     """Arrival times and lengths of a shipped trace (for replay in the simulator)."""
     d = resources.files("fleetopt.data").joinpath("traces")
     names = sorted(p.name.split(".")[0] for p in d.iterdir() if p.name.endswith(".csv.gz"))

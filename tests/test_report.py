@@ -167,7 +167,10 @@ def test_solve_validate_check(capsys, monkeypatch, plans, tmp_path):
     bad, _ = _starved(plans["paper-azure"], tmp_path)
     real = fleetopt.sim.simulate_problem
     monkeypatch.setattr(fleetopt.sim, "simulate_problem",
-                        lambda problem, fleet, **kw: real(problem, Fleet.from_json_file(bad), **kw))
+                        lambda problem, fleet, **kw: real(problem, Fleet.from_json_file(bad)
+                                                          .with_precisions(problem.dtypes,
+                                                                           problem.kv_dtype,
+                                                                           problem.catalog), **kw))
     code, out, _ = run(capsys, "solve", "paper-azure", "--validate", "--requests", "20000",
                        "--check")
     assert code == 3 and "MISSED" in out

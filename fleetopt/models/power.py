@@ -42,7 +42,8 @@ def logistic_power_w(batch: ArrayLike, idle_w: ArrayLike, plateau_w: ArrayLike,
     """The logistic curve with (possibly array) parameters, broadcast against ``batch``."""
     n = np.maximum(np.asarray(batch, dtype=float), 1.0)
     x = -np.asarray(slope) * (np.log2(n) - np.asarray(midpoint_log2))
-    return np.asarray(idle_w) + (np.asarray(plateau_w) - np.asarray(idle_w)) / (1.0 + np.exp(x))
+    with np.errstate(over="ignore"):  # exp overflows to inf far below the midpoint: idle watts
+        return np.asarray(idle_w) + (np.asarray(plateau_w) - np.asarray(idle_w)) / (1.0 + np.exp(x))
 
 
 def gpu_power_w(curve: PowerCurve, batch: ArrayLike) -> NDArray[np.float64] | float:

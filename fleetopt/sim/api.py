@@ -79,6 +79,11 @@ def simulate(
         raise FleetoptError("dispatch", f"must be one of {', '.join(DISPATCH_POLICIES)}, got {dispatch!r}")
     if not 0.0 <= warmup_fraction < 1.0:
         raise FleetoptError("warmup_fraction", f"must be in [0, 1), got {warmup_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise FleetoptError("seed", f"must be a whole number >= 0, got {seed!r}")
+    if requests is not None and (isinstance(requests, bool) or not isinstance(
+            requests, int | np.integer) or requests < 1):
+        raise FleetoptError("requests", f"must be a whole number >= 1, got {requests!r}")
     rng = np.random.default_rng(seed)
     if replay is None or replay is False:
         if isinstance(rate_rps, str):

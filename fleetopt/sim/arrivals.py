@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fleetopt.errors import FleetoptError
-from fleetopt.workload import Workload, builtin_trace, read_trace
+from fleetopt.workload import Workload, builtin_trace, read_trace, source_trace
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,16 @@ def load_trace(replay: Any, workload: Workload) -> tuple[dict[str, NDArray], str
     elif replay is True:
         names = {n.lower(): n for n in shipped_trace_names()}
         key = names.get(workload.name.lower())
-        src = Path(workload.source) if workload.source else None
+        own = None if key is not None else source_trace(workload, "--replay")
         if key is not None:
             tr, name = builtin_trace(key), key
-        elif src is not None and src.is_file() and workload.name == src.name:
-            tr, name = read_trace(src, "--replay"), src.name
+        elif own is not None:
+            tr, name = own, workload.name
         else:
             raise FleetoptError(
-                "--replay", f"no trace with timestamps ships for workload {workload.name!r}; "
-                f"shipped traces: {', '.join(sorted(names.values()))} (or pass a trace file)"
+                "--replay", f"workload {workload.name!r} has no arrival times to replay; use a "
+                f"shipped trace workload ([workload] name = one of "
+                f"{', '.join(sorted(names.values()))}) or a [workload] trace file with timestamps"
             )
     elif isinstance(replay, str | Path):
         p = Path(replay)

@@ -97,7 +97,10 @@ def cmd_procurement(args: argparse.Namespace) -> int:
     check_outputs((args.out, "--out"), (args.plot, "--plot", False))
     if args.threads is not None and args.threads < 1:
         raise FleetoptError("--threads", f"must be >= 1, got {args.threads}")
+    from fleetopt.cli import used, warn
+
     problem = with_inventory(load_config(args.config), args.inventory)
+    warn(problem)
     res = procurement_study(problem, budgets, time_limit=args.time_limit, mip_gap=args.mip_gap,
                             threads=args.threads, compress=args.compress)
     df = res.frame
@@ -111,8 +114,10 @@ def cmd_procurement(args: argparse.Namespace) -> int:
                       title=f"{problem.name}: {problem.workload.name} at "
                       f"{problem.workload.rate_rps:g} req/s, P99 TTFT "
                       f"{problem.settings.ttft_p99_ms:g} ms")
+    settings, line = used(problem, int(res.timing["candidates"])
+                          if res.timing.get("candidates") is not None else None)
     if args.format == "json":
-        _write(args, to_json(res.to_dict()))
+        _write(args, to_json({**res.to_dict(), "settings": settings}))
     elif args.format == "csv":
         _write(args, _flat(df).to_csv(index=False))
     elif args.format == "parquet":
@@ -122,11 +127,11 @@ def cmd_procurement(args: argparse.Namespace) -> int:
         where = sys.stderr if args.out == STDOUT else sys.stdout
         where.write(f"wrote {len(df)} budgets to {'stdout' if args.out == STDOUT else args.out}\n")
     else:
-        _write(args, _procurement_text(problem, res, args.wide))
+        _write(args, _procurement_text(problem, res, args.wide, line))
     return 0
 
 
-def _procurement_text(problem: Any, res: Any, wide: bool = False) -> str:
+def _procurement_text(problem: Any, res: Any, wide: bool = False, used_line: str = "") -> str:
     df = res.frame
     show = report.render(df, report.PROCUREMENT_COLS, wide=wide)
     head = report.wrap(
@@ -144,7 +149,8 @@ def _procurement_text(problem: Any, res: Any, wide: bool = False) -> str:
     timing = (f"timing: build {t.get('build_s', 0):.2f} s once ({int(t.get('candidates', 0))} "
               f"candidates), {t.get('mean_point_s', 0) * 1000:.1f} ms per budget on average "
               f"(max {t.get('max_point_s', 0) * 1000:.1f} ms), total {t.get('total_s', 0):.2f} s")
-    return "\n".join([head, show, "", report.wrap(cheapest), report.wrap(timing)])
+    return "\n".join([head, *([report.wrap(used_line)] if used_line else []), show, "",
+                      report.wrap(cheapest), report.wrap(timing)])
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -154,12 +160,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise FleetoptError("--workers", f"must be >= 1, got {args.workers}")
     if args.scheduler and args.executor != "dask":
         raise FleetoptError("--scheduler", "only applies with --executor dask")
+    from fleetopt.cli import used, warn
+
     if args.out == STDOUT:
         raise FleetoptError("--out", "a sweep writes a results file and a checkpoint next to it: "
                             "give FILE.parquet, FILE.csv or FILE.json (not -)")
     if args.out:
         check_output_path(args.out, "--out", allow_stdout=False)
     study = load_sweep(args.sweep, simulate=True if args.simulate else None)
+    warn(study.base)
     out = Path(args.out) if args.out else Path(f"{study.name or 'sweep'}-results.parquet")
     if out.suffix.lower() not in (".parquet", ".csv", ".json"):
         raise FleetoptError("--out", f"unknown output type {out.suffix or '(none)'!r}: use "
@@ -192,7 +201,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     lines = [report.wrap(
         f"{study.name or 'sweep'}: {len(df)} scenarios ({resumed} resumed from {ck.name}, "
         f"{len(df) - resumed} solved) in {wall:.1f} s with the {args.executor} executor; "
-        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))), report.wrap(f"results: {out}")]
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))),
+        report.wrap("base " + used(study.base)[1] + " (each row's own: the settings column)"),
+        report.wrap(f"results: {out}")]
     lines.append(report.render(df, report.SWEEP_COLS, wide=args.wide, limit=30))
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

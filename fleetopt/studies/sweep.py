@@ -84,7 +84,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "scenario_id", "scenario", "workload", "rate_rps", "model", "ttft_p99_ms", "gpus_allowed",
     "budget_per_hr", "status", "power_w", "cost_per_hr", "gpus", "instances", "n_pools", "mix",
     "tok_per_w", "output_tok_per_s", "worst_p99_ttft_ms", "objective", "bound", "gap",
-    "gpus_by_type", "plan", "solve_s", "message",
+    "gpus_by_type", "plan", "solve_s", "message", "settings",
 )
 SIM_COLUMNS: tuple[str, ...] = (
     "sim_p99_ttft_ms", "sim_worst_pool_p99_ttft_ms", "sim_power_w", "sim_output_tok_per_s",
@@ -267,7 +267,8 @@ def run_scenario(base: Problem, params: Mapping[str, Any], key: str, opts: Mappi
         return _finish(row, base, None)
     row.update(workload=prob.workload.name, rate_rps=float(prob.workload.rate_rps),
                model=prob.model, ttft_p99_ms=float(prob.settings.ttft_p99_ms),
-               gpus_allowed="+".join(prob.gpus), budget_per_hr=prob.budget_per_hr)
+               gpus_allowed="+".join(prob.gpus), budget_per_hr=prob.budget_per_hr,
+               settings=_json(prob.settings_used()))
     try:
         sol = solve(prob, time_limit=opts.get("time_limit"), mip_gap=opts.get("mip_gap", 1e-4),
                     compress=bool(opts.get("compress", False)), threads=opts.get("threads"))
@@ -282,7 +283,8 @@ def run_scenario(base: Problem, params: Mapping[str, Any], key: str, opts: Mappi
                gpus_by_type=_json(summ["gpus_by_type"]),
                plan=_json([] if sol.result is None else [p.spec().to_dict()
                                                           for p in sol.result.pools]),
-               solve_s=time.perf_counter() - t0, message=sol.message)
+               solve_s=time.perf_counter() - t0, message=sol.message,
+               settings=_json(prob.settings_used(sol.details.get("candidates"))))
     sim = opts.get("simulate")
     if sim and sol.result is not None:
         from fleetopt.sim import simulate_problem
@@ -457,7 +459,11 @@ class Study:
         if ck is not None:
             if not ck.parent.is_dir():
                 raise FleetoptError("--out", f"folder {ck.parent} does not exist; create it first")
-            done = read_checkpoint(ck)
+            try:
+                done = read_checkpoint(ck)
+            except OSError as e:
+                raise FleetoptError("--out", f"cannot read the checkpoint {ck}: "
+                                    f"{e.strerror or e}") from None
         wanted = {k for _p, k, _l in self._items}
         finished = {k: r for k, r in done.items() if k in wanted}
         todo = [it for it in self._items if it[1] not in finished]
@@ -466,7 +472,13 @@ class Study:
             if k in finished:
                 results[k] = {**finished[k], "scenario": lab, "resumed": True}
         bar = _progress(len(self._items), len(finished), progress)
-        ck_file = open(ck, "a", encoding="utf-8") if ck is not None else None  # noqa: SIM115
+        try:
+            ck_file = open(ck, "a", encoding="utf-8") if ck is not None else None  # noqa: SIM115
+        except OSError as e:
+            if bar is not None:
+                bar.close()
+            raise FleetoptError("--out", f"cannot write the checkpoint {ck} next to the results: "
+                                f"{e.strerror or e}; choose a writable folder") from None
 
         def record(row: dict[str, Any]) -> None:
             results[row["scenario_id"]] = {**row, "resumed": False}
@@ -562,7 +574,7 @@ def _tidy(rows: list[dict[str, Any]], swept: list[str], simulate: bool) -> pd.Da
     for c in ("gpus", "instances", "n_pools"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
     for c in ("scenario_id", "scenario", "workload", "model", "gpus_allowed", "status", "mix",
-              "gpus_by_type", "plan", "message"):
+              "gpus_by_type", "plan", "message", "settings"):
         df[c] = df[c].astype("string")
     for c in extra:
         vals = [v for v in df[c] if v is not None and not (isinstance(v, float) and math.isnan(v))]
@@ -723,6 +735,8 @@ def load_sweep(path: str | Path, *, simulate: bool | None = None) -> Study:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise FleetoptError("SWEEP", f"{p} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise FleetoptError("SWEEP", f"{p} is not a text (UTF-8) file") from None
     except OSError as e:
         raise FleetoptError("SWEEP", f"cannot read {p}: {e.strerror}") from None
     return sweep_from_dict(data, p.parent, name=p.stem, simulate=simulate)
@@ -761,12 +775,20 @@ def sweep_from_dict(data: Mapping[str, Any], base_dir: Path | None = None, name:
     gap = solve_opts.get("mip_gap", 1e-4)
     if isinstance(gap, bool) or not isinstance(gap, int | float):
         raise FleetoptError("solve.mip_gap", f"must be a number >= 0, got {gap!r}")
-    enabled = bool(sim_opts.get("enabled", False))
+    for sec, key, d in (("solve", "compress", solve_opts), ("simulate", "enabled", sim_opts)):
+        if key in d and not isinstance(d[key], bool):
+            raise FleetoptError(f"{sec}.{key}", f"must be true or false, got {d[key]!r}")
+    seed = sim_opts.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise FleetoptError("simulate.seed", f"must be a whole number >= 0, got {seed!r}")
+    if "name" in data and not isinstance(data["name"], str):
+        raise FleetoptError("sweep.name", f"must be a string, got {data['name']!r}")
+    enabled = sim_opts.get("enabled", False)
     if simulate is not None:
         enabled = enabled or simulate
     return Study(
         base, grid=grid, scenarios=scen, time_limit=None if tl is None else float(tl),
-        mip_gap=float(gap), compress=bool(solve_opts.get("compress", False)), simulate=enabled,
-        sim_requests=sim_opts.get("requests", 5000), sim_seed=int(sim_opts.get("seed", 0)),
+        mip_gap=float(gap), compress=solve_opts.get("compress", False), simulate=enabled,
+        sim_requests=sim_opts.get("requests", 5000), sim_seed=seed,
         name=str(data.get("name", name)),
     )
