@@ -14,6 +14,7 @@ import pytest
 from fleetopt.cli import main
 from fleetopt.errors import FleetoptError
 from fleetopt.problem import Problem, load_config
+from fleetopt.solvers import highs
 from fleetopt.solvers.mip import solve
 from fleetopt.studies import procurement, procurement_study
 from fleetopt.studies import sweep as sweep_mod
@@ -118,7 +119,8 @@ def test_watts_never_rise_with_budget(study) -> None:
     assert watts[-1] < watts[0]  # more budget buys fewer watts here
     binding = ok[~ok["message"].str.contains("does not bind")]
     assert 0 < len(binding) < len(ok)  # both paths: re-solved points and the unbudgeted plan
-    assert binding["warm_started"].iloc[1:].all()
+    # warm starts where this highspy can be trusted with them, clean re-solves where it cannot
+    assert (binding["warm_started"].iloc[1:] == highs.warm_start_trusted()).all()
     assert (df["point_s"] >= 0).all()
     assert study.timing["mean_point_s"] < study.timing["build_s"] + 1.0
 

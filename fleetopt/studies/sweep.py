@@ -656,9 +656,12 @@ def _run_process(base: Problem, todo: list[Any], opts: dict[str, Any], workers: 
                  record: Callable[[dict[str, Any]], None]) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from fleetopt.solvers.highs import process_context
+
     n = workers or os.cpu_count() or 1
     n = max(1, min(n, len(todo)))
-    pool = ProcessPoolExecutor(max_workers=n, initializer=_init_worker, initargs=(base,))
+    pool = ProcessPoolExecutor(max_workers=n, initializer=_init_worker, initargs=(base,),
+                               mp_context=process_context())
     futures = set()
     try:
         for chunk in _chunks(todo, n):
@@ -692,6 +695,13 @@ def _run_dask(base: Problem, todo: list[Any], opts: dict[str, Any], workers: int
                 raise FleetoptError("--scheduler", f"cannot connect to the Dask scheduler at "
                                     f"{scheduler!r}: {e}") from None
         else:
+            import dask
+
+            # workers are never forked from this process (it may have run HiGHS): a user's
+            # "fork" setting becomes "spawn" for the cluster's life (restarts included)
+            key = "distributed.worker.multiprocessing-method"
+            method = dask.config.get(key, "spawn")
+            stack.enter_context(dask.config.set({key: "spawn" if method == "fork" else method}))
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
                 dashboard_address=None))
