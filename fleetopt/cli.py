@@ -222,6 +222,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verbose_flag(p: argparse.ArgumentParser) -> None:
+    """``--verbose``: let HiGHS (and Pyomo's solvers) log, to stderr. Without it they print
+    nothing at all, so stdout holds only fleetopt's output (valid JSON with --format json)."""
+    p.add_argument("--verbose", action="store_true",
+                   help="show the MIP solver's log (on stderr; stdout is unchanged)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fleetopt",
@@ -256,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--validate", action="store_true", help="simulate the plan and report both")
     s.add_argument("--requests", type=int, default=20000, help="requests for --validate")
     s.add_argument("--seed", type=int, default=0)
+    _verbose_flag(s)
     s.set_defaults(func=cmd_solve)
 
     m = sub.add_parser("compare", help="baselines vs the MIP optimum, side by side")
@@ -264,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--plot", help="write a bar chart (PNG) here")
     m.add_argument("--time-limit", type=float, default=None)
     m.add_argument("--out", help="also write the output to this file")
+    _verbose_flag(m)
     m.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("simulate", help="discrete-event simulation of a fleet")
@@ -286,8 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fleetopt.solvers import highs
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    highs.set_verbose(bool(getattr(args, "verbose", False)))
     try:
         return int(args.func(args) or 0)
     except FleetoptError as e:
