@@ -174,9 +174,9 @@ def build_candidates(
     if workers is None:
         # In-process by default. Workers start with forkserver or spawn, never fork (see
         # fleetopt.solvers.highs.process_context); measured on the 2-core machine, two such
-        # workers save nothing on a 64-boundary, 28-deployment build (2,145 candidates: 1.7 s
+        # workers save nothing on a 64-boundary, 21-deployment build (2,145 candidates: 1.7 s
         # in-process, 1.6 s with a warm forkserver, 2.9 s with spawn), a first pool pays about
-        # 0.6 s to start its server, and a pool re-imports the caller's __main__.
+        # 1 s to start its server, and a pool re-imports the caller's __main__.
         workers = 1
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
              "dominated": 0}

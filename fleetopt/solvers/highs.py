@@ -211,8 +211,9 @@ def process_context() -> Any:
     Never ``fork``: a child forked from a process that has run HiGHS inherits the state of
     HiGHS's thread pool but not its threads, and every solve there returns "Not Set".
     ``forkserver`` (where the platform has it) forks workers from a clean server process that
-    has imported :data:`WORKER_PRELOAD` and never run a solver, so workers start in
-    milliseconds once the server is up (about 0.6 s, once per process); elsewhere ``spawn``.
+    has imported :data:`WORKER_PRELOAD` and never run a solver: a pool of workers starts in
+    about 0.1 s once the server is up (starting it costs about 1 s, once per process; spawn
+    costs about 1.6 s per pool). Elsewhere ``spawn``.
     Scripts that start pools (a process sweep, ``build_candidates(workers=N)``) must guard their
     top level with ``if __name__ == "__main__":``, as always with these start methods: each
     worker imports the main module.
