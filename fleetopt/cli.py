@@ -378,6 +378,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_CHECK_FAILED if args.check and met is False else 0
 
 
+def _verbose_flag(p: argparse.ArgumentParser) -> None:
+    """``--verbose``: let HiGHS (and Pyomo's solvers) log, to stderr. Without it they print
+    nothing at all, so stdout holds only fleetopt's output (valid JSON with --format json)."""
+    p.add_argument("--verbose", action="store_true",
+                   help="show the MIP solver's log (on stderr; stdout is unchanged)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="fleetopt",
@@ -429,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--requests", type=int, default=20000, help="requests for --validate")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--wide", action="store_true", help=WIDE_HELP)
+    _verbose_flag(s)
     s.set_defaults(func=cmd_solve)
 
     m = sub.add_parser("compare", help="baselines vs the MIP optimum, side by side")
@@ -438,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--time-limit", type=float, default=None)
     m.add_argument("--out", help=OUT_HELP)
     m.add_argument("--wide", action="store_true", help=WIDE_HELP)
+    _verbose_flag(m)
     m.set_defaults(func=cmd_compare)
 
     d = sub.add_parser("simulate", help="discrete-event simulation of a fleet")
@@ -484,7 +493,9 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code: 0 done, 1 no plan or an internal error (a bug),
-    2 bad input, 130 interrupted."""
+    2 bad input, 3 ``--check`` missed, 130 interrupted."""
+    from fleetopt.solvers import highs
+
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -493,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as e:  # --help, --version
             return int(e.code or 0) if not isinstance(e.code, str) else 2
+        highs.set_verbose(bool(getattr(args, "verbose", False)))
         _check_flags(args)
         return int(args.func(args) or 0)
     except (FleetoptError, _UsageError) as e:

@@ -14,6 +14,7 @@ import pytest
 from fleetopt.cli import main
 from fleetopt.errors import FleetoptError
 from fleetopt.problem import Problem, load_config
+from fleetopt.solvers import highs
 from fleetopt.solvers.mip import solve
 from fleetopt.studies import procurement, procurement_study
 from fleetopt.studies import sweep as sweep_mod
@@ -118,9 +119,40 @@ def test_watts_never_rise_with_budget(study) -> None:
     assert watts[-1] < watts[0]  # more budget buys fewer watts here
     binding = ok[~ok["message"].str.contains("does not bind")]
     assert 0 < len(binding) < len(ok)  # both paths: re-solved points and the unbudgeted plan
-    assert binding["warm_started"].iloc[1:].all()
+    # warm starts where this highspy can be trusted with them, clean re-solves where it cannot
+    assert (binding["warm_started"].iloc[1:] == highs.warm_start_trusted()).all()
     assert (df["point_s"] >= 0).all()
     assert study.timing["mean_point_s"] < study.timing["build_s"] + 1.0
+
+
+def test_lifting_the_budget_resolves_like_a_fresh_solve(mixed: Problem) -> None:
+    """The re-solve that went wrong under highspy 1.16.0: solve at the cheapest plan's cost,
+    lift the budget, re-solve the same loaded model warm-started from that plan. It must give
+    the unbudgeted optimum (not the previous plan called optimal), with an objective that is
+    its own solution's."""
+    from fleetopt.solvers.candidates import build_candidates
+    from fleetopt.solvers.mip import HighsModel
+    from fleetopt.solvers.mipdata import build_mip_data
+
+    lim = mixed.with_(budget_per_hr=120.0, objective="power")
+    data = build_mip_data(lim, build_candidates(lim))
+    brow = data.row_index("budget")
+    cheap = HighsModel(data, data.cost_coef, None, 0.0)
+    cheap.set_row_upper(brow, math.inf)
+    c = cheap.run()
+    m = HighsModel(data, data.power_coef)
+    m.set_row_upper(brow, float(data.cost_coef @ c.x) + 1e-6)
+    first = m.run(None, c.x)
+    assert first.status == "optimal"
+    fresh = HighsModel(data, data.power_coef)
+    fresh.set_row_upper(brow, math.inf)
+    want = fresh.run()
+    for upper in (math.inf, 1e9, 120.0):
+        m.set_row_upper(brow, upper)
+        again = m.run(None, first.x)
+        assert again.status == "optimal"
+        assert again.objective == pytest.approx(want.objective, rel=2e-4), upper
+        assert float(data.power_coef @ again.x) == pytest.approx(again.objective, rel=1e-9)
 
 
 def test_min_cost_plan(mixed: Problem, study) -> None:
@@ -330,6 +362,42 @@ def test_process_executor_matches_sequential(paper: Problem) -> None:
     seq = st.run("sequential", progress=False)
     par = st.run("process", workers=2, progress=False)
     pd.testing.assert_frame_equal(_stable(seq), _stable(par))
+
+
+def test_process_pool_after_the_parent_ran_highs(paper: Problem) -> None:
+    """Forked workers of a parent that has run HiGHS return "Not Set" from every solve; the
+    pools must start their workers some other way."""
+    assert solve(paper).status == "optimal"  # the parent now holds HiGHS state
+    ctx = highs.process_context()
+    assert ctx.get_start_method() in ("forkserver", "spawn")
+    st = Study(paper, grid={"rate_rps": [300, 900, 2700], "max_pools": [2, 3]})
+    par = st.run("process", workers=2, progress=False)
+    assert (par["status"] == "optimal").all(), par[["status", "message"]]
+    seq = st.run("sequential", progress=False)
+    pd.testing.assert_frame_equal(_stable(seq), _stable(par))
+
+
+def test_dask_local_cluster_never_forks(paper: Problem) -> None:
+    """fleetopt's own local Dask cluster starts no worker by forking this process, even when
+    Dask is configured to fork: state set here (a marker, and HiGHS's) never reaches them."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    import fleetopt
+
+    assert solve(paper).status == "optimal"  # the parent holds HiGHS state
+    fleetopt._fork_marker = "parent"  # type: ignore[attr-defined]
+    try:
+        with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}), \
+                sweep_mod._local_cluster(2) as cluster, distributed.Client(cluster) as client:
+            seen = client.run(lambda: getattr(__import__("fleetopt"), "_fork_marker", None))
+    finally:
+        del fleetopt._fork_marker  # type: ignore[attr-defined]
+    assert len(seen) == 2 and set(seen.values()) == {None}, seen
+    st = Study(paper, grid={"rate_rps": [400, 1600]})
+    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}):
+        df = st.run("dask", workers=2, progress=False)
+    assert (df["status"] == "optimal").all(), df[["status", "message"]]
 
 
 def test_dask_local_cluster_matches_sequential(paper: Problem) -> None:

@@ -21,6 +21,7 @@ from fleetopt.errors import FleetoptError
 from fleetopt.evaluate import evaluate
 from fleetopt.fleet import Fleet, PoolSpec
 from fleetopt.problem import Problem
+from fleetopt.solvers import highs
 from fleetopt.solvers.candidates import CandidateSet, build_candidates
 from fleetopt.solvers.mipdata import MipData, build_mip_data
 from fleetopt.solvers.solution import Solution
@@ -61,6 +62,7 @@ class HighsModel:
 
         t0 = time.perf_counter()
         self.data = data
+        self.c = np.asarray(c, dtype=float)
         A = data.A
         rlo, rhi = data.row_lo, data.row_hi
         if extra:
@@ -68,9 +70,7 @@ class HighsModel:
             rlo = np.concatenate([rlo, [e[1] for e in extra]])
             rhi = np.concatenate([rhi, [e[2] for e in extra]])
         Acsc = A.tocsc()
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("random_seed", 0)
+        h = highs.new_highs()
         h.setOptionValue("mip_rel_gap", float(mip_gap))
         if threads is not None:
             h.setOptionValue("threads", int(threads))
@@ -78,7 +78,7 @@ class HighsModel:
         lp = highspy.HighsLp()
         lp.num_col_ = data.ncol
         lp.num_row_ = A.shape[0]
-        lp.col_cost_ = np.asarray(c, dtype=float)
+        lp.col_cost_ = self.c
         lp.col_lower_ = data.col_lo.astype(float)
         lp.col_upper_ = data.col_hi.astype(float)
         lp.row_lower_ = np.where(np.isinf(rlo), -inf, rlo).astype(float)
@@ -88,8 +88,10 @@ class HighsModel:
         lp.a_matrix_.index_ = Acsc.indices.astype(np.int32)
         lp.a_matrix_.value_ = Acsc.data.astype(float)
         lp.integrality_ = [highspy.HighsVarType.kInteger] * data.ncol
-        h.passModel(lp)
+        with highs.solver_output():
+            h.passModel(lp)
         self.h = h
+        self.runs = 0  # run() calls so far: from the second on, HiGHS holds a previous run's state
         self.translate_s = time.perf_counter() - t0
 
     def set_row_upper(self, row: int, upper: float) -> None:
@@ -100,22 +102,47 @@ class HighsModel:
         self.h.changeRowBounds(row, lo, highspy.kHighsInf if not np.isfinite(upper) else upper)
 
     def run(self, time_limit: float | None = None, warm: np.ndarray | None = None) -> SolverRun:
+        """Solve the loaded model as it now stands, from the MIP start ``warm`` if given.
+
+        Where this highspy cannot be trusted with a previous run's state
+        (:func:`fleetopt.solvers.highs.warm_start_trusted`), every re-run first clears it, as a
+        fresh solve starts. Every run is checked: when HiGHS reports an objective its own
+        solution does not have, the run is repeated from a clean state without the start, and
+        if that happens again the result is an error, never a plan.
+        """
         import highspy
 
         h = self.h
-        h.setOptionValue("time_limit", float(time_limit) if time_limit is not None else highspy.kHighsInf)
-        if warm is not None:
-            sol = highspy.HighsSolution()
-            sol.col_value = list(np.asarray(warm, dtype=float))
-            sol.value_valid = True
-            h.setSolution(sol)
         t1 = time.perf_counter()
-        h.run()
+        trusted = highs.warm_start_trusted()
+        for attempt in range(2):
+            if (self.runs and not trusted) or attempt:
+                h.clearSolver()  # drop the previous run's solution and state
+            self.runs += 1
+            limit = highspy.kHighsInf if time_limit is None else float(time_limit)
+            if attempt and time_limit is not None:  # the retry gets what is left of the limit
+                limit = max(1e-3, time_limit - (time.perf_counter() - t1))
+            h.setOptionValue("time_limit", limit)
+            if warm is not None and not attempt:
+                sol = highspy.HighsSolution()
+                sol.col_value = list(np.asarray(warm, dtype=float))
+                sol.value_valid = True
+                h.setSolution(sol)
+            highs.run(h)
+            ms = h.getModelStatus()
+            info = h.getInfo()
+            has_x = info.primal_solution_status == 2
+            x = np.asarray(h.getSolution().col_value) if has_x else None
+            if x is None or highs.objective_matches(float(info.objective_function_value),
+                                                    float(self.c @ x)):
+                break
+        else:
+            t2 = time.perf_counter()
+            return SolverRun("error", None, None, None, None, self.translate_s, t2 - t1,
+                             "internal error: HiGHS reported objective "
+                             f"{info.objective_function_value:.6g} for a solution worth "
+                             f"{float(self.c @ x):.6g}; please report it")
         t2 = time.perf_counter()
-        ms = h.getModelStatus()
-        info = h.getInfo()
-        has_x = info.primal_solution_status == 2
-        x = np.asarray(h.getSolution().col_value) if has_x else None
         S = highspy.HighsModelStatus
         if ms == S.kOptimal:
             status = "optimal"
@@ -218,16 +245,17 @@ def _solve_pyomo(
         from pyomo.contrib.solver.common.results import TerminationCondition as TC
         from pyomo.contrib.solver.solvers.highs import Highs
 
-        opt = Highs()
-        t0 = time.perf_counter()
-        opt.set_instance(m)
-        t1 = time.perf_counter()
-        res = opt.solve(
-            m, time_limit=time_limit, rel_gap=mip_gap, threads=threads, load_solutions=False,
-            raise_exception_on_nonoptimal_result=False,
-            solver_options={"random_seed": 0},
-        )
-        t2 = time.perf_counter()
+        with highs.solver_output():  # Pyomo's Highs makes highspy.Highs objects (banner)
+            opt = Highs()
+            t0 = time.perf_counter()
+            opt.set_instance(m)
+            t1 = time.perf_counter()
+            res = opt.solve(
+                m, time_limit=time_limit, rel_gap=mip_gap, threads=threads,
+                load_solutions=False, raise_exception_on_nonoptimal_result=False,
+                tee=highs.verbose(), solver_options={"random_seed": 0},
+            )
+            t2 = time.perf_counter()
         tc = res.termination_condition
         has = res.incumbent_objective is not None
         if has:
@@ -247,8 +275,10 @@ def _solve_pyomo(
     else:
         from pyomo.opt import SolverStatus, TerminationCondition
 
-        opt = pe.SolverFactory(solver)
-        if opt is None or not opt.available(exception_flag=False):
+        with highs.solver_output():  # an availability check may start the solver
+            opt = pe.SolverFactory(solver)
+            available = opt is not None and opt.available(exception_flag=False)
+        if not available:
             raise FleetoptError("solver", f"Pyomo solver {solver!r} is not available here; "
                                 "use 'highs' (installed with fleetopt)")
         opts: dict[str, Any] = {}
@@ -258,7 +288,8 @@ def _solve_pyomo(
             if key:
                 opts[key] = time_limit
         t0 = time.perf_counter()
-        res = opt.solve(m, load_solutions=False, options=opts)
+        with highs.solver_output():
+            res = opt.solve(m, load_solutions=False, options=opts, tee=highs.verbose())
         t2 = time.perf_counter()
         tc = res.solver.termination_condition
         has = len(res.solution) > 0

@@ -20,6 +20,8 @@ PROCUREMENT_FORMATS = ("table", "json", "csv", "parquet")
 
 def add_study_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``study`` command (with ``procurement`` and ``sweep``) to the fleetopt CLI."""
+    from fleetopt.cli import _verbose_flag
+
     st = subparsers.add_parser("study", help="procurement frontiers and scenario sweeps")
     sub = st.add_subparsers(dest="study", required=True)
 
@@ -42,6 +44,7 @@ def add_study_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--mip-gap", type=float, default=1e-4)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--compress", action="store_true", help="allow compress bands")
+    _verbose_flag(p)
     p.set_defaults(func=cmd_procurement)
 
     s = sub.add_parser(
@@ -66,6 +69,7 @@ def add_study_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="always show the progress bar")
     bar.add_argument("--no-progress", dest="progress", action="store_false",
                      help="never show it (default: only on a terminal)")
+    _verbose_flag(s)
     s.set_defaults(func=cmd_sweep)
     return st
 

@@ -6,7 +6,9 @@ SLO. The expensive parts are done once: the candidate pools are built with a bud
 (so dominance pruning is limit-aware and keeps cheaper-but-hungrier pools), the MIP arrays are
 assembled once and loaded once into HiGHS; each budget then only changes the ``budget`` row's
 upper bound and re-runs HiGHS, warm-started from the previous (cheaper) budget's plan, which is
-feasible for every larger budget. Budgets at or above the cost of the least-watt plan with no
+feasible for every larger budget. Under a highspy whose MIP starts cannot be trusted (1.16.0
+on: :func:`fleetopt.solvers.highs.warm_start_trusted`) no start is passed and the solver state
+is cleared before each re-run, so each point is a clean solve of the loaded model. Budgets at or above the cost of the least-watt plan with no
 budget at all (solved once) take that plan without a re-solve: the budget does not bind there. Each run is turned into a :class:`Solution` with
 :func:`fleetopt.solvers.mip.plan_solution` (exact re-evaluation of the plan), exactly as
 :func:`fleetopt.solvers.mip.solve` does, so every point equals a fresh
@@ -185,6 +187,7 @@ def procurement_study(
     budget); its inventory, GPU and pool limits hold at every point. ``inventory`` adds or
     overrides GPU caps. ``time_limit`` applies per point.
     """
+    from fleetopt.solvers import highs
     from fleetopt.solvers.candidates import build_candidates
     from fleetopt.solvers.mip import HighsModel, SolverRun, plan_solution
     from fleetopt.solvers.mipdata import build_mip_data
@@ -195,6 +198,9 @@ def procurement_study(
     if time_limit is not None and not time_limit > 0:
         raise FleetoptError("time_limit", f"must be > 0 s, got {time_limit}")
     problem = with_inventory(problem, inventory, "inventory")
+    # where this highspy cannot be trusted with a MIP start, every point is solved from a clean
+    # state (the model is still loaded once): see fleetopt.solvers.highs.warm_start_trusted
+    warm_start = warm_start and highs.warm_start_trusted()
     t0 = time.perf_counter()
     # a budget must be present when the candidates are built: pruning is then limit-aware
     limited = problem.with_(budget_per_hr=max(values), objective="power")

@@ -320,13 +320,20 @@ def _finish(row: dict[str, Any], prob: Problem, sol: Any) -> dict[str, Any]:
 _WORKER_BASE: Problem | None = None
 
 
-def _init_worker(base: Problem) -> None:
+def _init_worker(base: Problem, verbose: bool = False) -> None:
     global _WORKER_BASE
+    from fleetopt.solvers import highs
+
     _WORKER_BASE = base
+    highs.set_verbose(verbose)  # workers do not inherit the parent's setting
 
 
 def _run_chunk(chunk: list[tuple[dict[str, Any], str, str]], opts: dict[str, Any],
-               base: Problem | None = None) -> list[dict[str, Any]]:
+               base: Problem | None = None, verbose: bool | None = None) -> list[dict[str, Any]]:
+    if verbose is not None:  # a Dask worker: set per task
+        from fleetopt.solvers import highs
+
+        highs.set_verbose(verbose)
     b = base if base is not None else _WORKER_BASE
     assert b is not None, "worker not initialised"
     return [run_scenario(b, params, key, opts, label) for params, key, label in chunk]
@@ -667,9 +674,12 @@ def _run_process(base: Problem, todo: list[Any], opts: dict[str, Any], workers: 
                  record: Callable[[dict[str, Any]], None]) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from fleetopt.solvers.highs import process_context, verbose
+
     n = workers or os.cpu_count() or 1
     n = max(1, min(n, len(todo)))
-    pool = ProcessPoolExecutor(max_workers=n, initializer=_init_worker, initargs=(base,))
+    pool = ProcessPoolExecutor(max_workers=n, initializer=_init_worker,
+                               initargs=(base, verbose()), mp_context=process_context())
     futures = set()
     try:
         for chunk in _chunks(todo, n):
@@ -687,10 +697,27 @@ def _run_process(base: Problem, todo: list[Any], opts: dict[str, Any], workers: 
     pool.shutdown(wait=True)
 
 
+@contextlib.contextmanager
+def _local_cluster(n_workers: int) -> Iterator[Any]:
+    """A local Dask cluster of ``n_workers`` single-threaded worker processes, none of them
+    forked from this process (it may have run HiGHS): a ``fork`` setting of
+    ``distributed.worker.multiprocessing-method`` becomes ``spawn`` for the cluster's life,
+    worker restarts included."""
+    import dask
+    from distributed import LocalCluster
+
+    key = "distributed.worker.multiprocessing-method"
+    method = dask.config.get(key, "spawn")
+    with dask.config.set({key: "spawn" if method == "fork" else method}), LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True,
+            dashboard_address=None) as cluster:
+        yield cluster
+
+
 def _run_dask(base: Problem, todo: list[Any], opts: dict[str, Any], workers: int | None,
               scheduler: str | None, record: Callable[[dict[str, Any]], None]) -> None:
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
     except ImportError:
         raise FleetoptError("--executor", "the dask executor needs dask.distributed: "
                             "pip install 'fleetopt[dask]' (or pip install 'dask[distributed]')") from None
@@ -703,13 +730,13 @@ def _run_dask(base: Problem, todo: list[Any], opts: dict[str, Any], workers: int
                 raise FleetoptError("--scheduler", f"cannot connect to the Dask scheduler at "
                                     f"{scheduler!r}: {e}") from None
         else:
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                dashboard_address=None))
+            cluster = stack.enter_context(_local_cluster(workers or os.cpu_count() or 1))
             client = stack.enter_context(Client(cluster))
         n = max(1, len(client.scheduler_info().get("workers", {})) or (workers or 1))
         base_f = client.scatter(base, broadcast=True)
-        futures = [client.submit(_run_chunk, chunk, opts, base_f, pure=False)
+        from fleetopt.solvers.highs import verbose
+
+        futures = [client.submit(_run_chunk, chunk, opts, base_f, verbose(), pure=False)
                    for chunk in _chunks(todo, n)]
         try:
             for fut in as_completed(futures):
