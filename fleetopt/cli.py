@@ -138,6 +138,8 @@ def _solution_text(sol: Any, problem: Any) -> str:
     if sol.result is None:
         lines.append(sol.message)
         return "\n".join(lines)
+    if sol.status == "time_limit":
+        lines.append(sol.message)
     o = sol.to_dict()["objective"]
     if o["value"] is not None:
         unit = "W" if o["name"] == "power_w" else "$/hr"

@@ -32,7 +32,7 @@ def test_batched_sizing_equals_pool_model(name, compress, peak):
     deps = p.deployments()[:6]
     slow, s1, d1 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=False)
     fast, s2, d2 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=True)
-    assert s1 == s2 and d1 == d2 == set(range(1, len(b)))
+    assert s1 == s2 and d1 == d2 == {(i, k) for k in range(1, len(b)) for i in range(k)}
     slow, fast = sorted(slow, key=_key), sorted(fast, key=_key)
     assert [_key(c) for c in slow] == [_key(c) for c in fast]
     for a, c in zip(slow, fast, strict=True):

@@ -111,15 +111,15 @@ class Candidate:
 class CandidateSet:
     """All candidates of a problem plus the boundary grid they live on.
 
-    ``missing_k`` lists the upper boundaries whose candidates were not all built (candidate
-    building stopped at a deadline); empty when the set is complete.
+    ``missing`` lists the arcs ``(i, k)`` (ranges ``(b_i, b_k]``) whose candidates were not
+    all built (candidate building stopped at a deadline); empty when the set is complete.
     """
 
     boundaries: list[int]  # b_0 = 0 < b_1 < ... < b_K = max_ctx
     candidates: list[Candidate]
     build_s: float = 0.0
     stats: dict[str, int] = field(default_factory=dict)
-    missing_k: tuple[int, ...] = ()
+    missing: tuple[tuple[int, int], ...] = ()
 
     @property
     def K(self) -> int:
@@ -127,7 +127,7 @@ class CandidateSet:
 
     @property
     def complete(self) -> bool:
-        return not self.missing_k
+        return not self.missing
 
 
 def breakpoints(n_min: int, segments: int, headroom: float, max_extra: int = 32) -> list[int]:
@@ -434,10 +434,10 @@ def build_candidates(
     whose watts can fall with more instances; ``headroom`` and ``max_extra`` the densely
     evaluated part of each range (the range itself extends as far as the proof needs).
     ``workers`` processes share the deployments (default: several for large candidate sets in
-    a top-level process, else 1); the result does not depend on it. With a ``deadline``,
-    building stops between families once it has passed: upper boundaries are visited from the
-    top (so the pools serving the longest requests come first) and ``missing_k`` names those
-    left incomplete.
+    a top-level process, and never under a deadline of less than 30 s; else 1); the result
+    does not depend on it. With a ``deadline``, building stops between batches once it has
+    passed: arcs between a few spread boundaries come first (a small complete problem), and
+    ``missing`` names the ranges left incomplete.
     """
     if segments < 1:
         raise FleetoptError("segments", f"must be >= 1, got {segments}")
@@ -446,10 +446,12 @@ def build_candidates(
     deployments = problem.deployments()
     if workers is None:
         workers = _default_workers(len(b), len(deployments), compress)
+        if deadline is not None and deadline.remaining() < 30.0:
+            workers = 1  # results shipped back from workers cost more than they save here
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
              "dominated": 0, "extended": 0, "range_points": 0, "unproven_gaps": 0}
     cands: list[Candidate] = []
-    done: set[int] = set(range(1, len(b)))
+    done: set[tuple[int, int]] = {(i, k) for k in range(1, len(b)) for i in range(k)}
     if workers > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -476,7 +478,8 @@ def build_candidates(
         cands = prune_dominated(cands, problem)
         stats["dominated"] = stats["kept"] - len(cands)
         stats["kept"] = len(cands)
-    missing = tuple(k for k in range(1, len(b)) if k not in done)
+    missing = tuple(sorted((i, k) for k in range(1, len(b)) for i in range(k)
+                           if (i, k) not in done))
     return CandidateSet(b, cands, time.perf_counter() - t0, stats, missing)
 
 
@@ -495,15 +498,30 @@ def _default_workers(n_bounds: int, n_deployments: int, compress: bool) -> int:
     return min(cpus, 4, n_deployments)
 
 
+_COARSE = 8  # ranges in the first pass over the boundaries
+_CHUNK_COLS = 512  # pools sized per PoolBatch at most (the deadline is checked between them)
+
+
+def _jobs(K: int) -> list[tuple[int, list[int]]]:
+    """``(k, lows)`` in build order: first every arc between ``_COARSE + 1`` evenly spread
+    boundaries (so a complete small problem, plans included, exists early), then the rest; each
+    pass from the top boundary down."""
+    coarse = sorted({round(K * j / min(K, _COARSE)) for j in range(min(K, _COARSE) + 1)})
+    first = [(k, [i for i in coarse if i < k]) for k in reversed(coarse) if k > 0]
+    cs = set(coarse)
+    rest = [(k, [i for i in range(k) if not (k in cs and i in cs)]) for k in range(K, 0, -1)]
+    return first + [(k, lows) for k, lows in rest if lows]
+
+
 def _candidates_for(
     problem: Problem, b: list[int], deployments: list[Deployment], compress: bool,
     segments: int, headroom: float, max_extra: int, batched: bool = True,
     deadline: Deadline | None = None,
-) -> tuple[list[Candidate], dict[str, int], set[int]]:
+) -> tuple[list[Candidate], dict[str, int], set[tuple[int, int]]]:
     """Size every candidate of the given deployments (one worker's share).
 
-    Returns the candidates, counters and the upper boundaries ``k`` whose families were all
-    built (every ``k`` unless the deadline passed).
+    Returns the candidates, counters and the arcs ``(i, k)`` whose candidates were all built
+    (every arc unless the deadline passed).
     """
     K = len(b) - 1
     gamma = (problem.compress_gamma or 2.0) if compress else 1.0
@@ -513,7 +531,7 @@ def _candidates_for(
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "extended": 0,
              "range_points": 0, "unproven_gaps": 0}
     cands: list[Candidate] = []
-    done: set[int] = set()
+    done: set[tuple[int, int]] = set()
     mixes: dict[tuple, dict] = {}
     # requests with total length <= b[t], for O(1) "does (b_i, b_k] carry traffic?"
     live = wl.weights > 0
@@ -521,7 +539,7 @@ def _candidates_for(
     profiles = [(d, problem.profile(d)) for d in deployments]
     for _, prof in profiles:
         _check_service_monotone(prof)
-    for k in range(K, 0, -1):  # the top pools first: every plan needs one ending at K
+    for k, allowed in _jobs(K):
         windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
                             if gamma > 1 else [])
         complete = True
@@ -530,12 +548,11 @@ def _candidates_for(
                 complete = False
                 break
             family: list[tuple[Deployment, Any]] = []  # deployments that hold this window
-            lows: list[int] = []
             for d, prof in profiles:
                 if win > prof.max_context:
                     continue
                 slots = prof.slots(win)
-                for i in range(0, k):
+                for i in allowed:
                     if win <= b[i]:
                         continue  # the window must exceed the range's lower end
                     stats["considered"] += 1
@@ -548,12 +565,19 @@ def _candidates_for(
                             cands.append(_coverage(problem, b, i, k, d, prof))
                 if slots >= 1:
                     family.append((d, prof))
-            lows = [i for i in range(0, k) if win > b[i] and traffic[k] - traffic[i] > 0]
+            lows = [i for i in allowed if win > b[i] and traffic[k] - traffic[i] > 0]
             if not lows or not family:
                 continue
             if st.accounting == "physical" and batched:
-                cands.extend(_batch_family(problem, b, lows, k, win, family, segments,
-                                           headroom, max_extra, stats, mixes))
+                step = max(1, _CHUNK_COLS // len(family))
+                for c0 in range(0, len(lows), step):
+                    if c0 and deadline is not None and deadline.expired():
+                        complete = False
+                        break
+                    cands.extend(_batch_family(problem, b, lows[c0:c0 + step], k, win, family,
+                                               segments, headroom, max_extra, stats, mixes))
+                if not complete:
+                    break
                 continue
             for d, prof in family:
                 for i in lows:
@@ -579,7 +603,7 @@ def _candidates_for(
                         **_curves(rg, n0, segments)[0],
                     ))
         if complete:
-            done.add(k)
+            done.update((i, k) for i in allowed)
         else:
             break
     return cands, stats, done

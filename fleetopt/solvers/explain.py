@@ -46,8 +46,9 @@ def diagnose(problem: Problem, *, compress: bool = False,
     try:
         return _diagnose(problem, compress, candidates, deadline, depth)
     except _Stopped:
-        return ("infeasible: the time limit was reached while explaining why; raise the time "
-                "limit for the explanation", [])
+        return ("infeasible: the explanation stopped undecided (time limit reached, or a "
+                f"solve of its own ran {_MIP_S:g} s); raise the time limit to learn which "
+                "limits bind", [])
 
 
 def _diagnose(problem: Problem, compress: bool, cset: CandidateSet | None, deadline: Deadline,
@@ -152,7 +153,7 @@ def _lex(problem: Problem, data: MipData, relaxed: list[str], order: list[str],
     type g) and ``inventory:*`` (GPUs beyond the inventories, summed over the relaxed types).
     None when even the relaxed problem has no plan.
     """
-    from fleetopt.solvers.mip import HighsModel
+    from fleetopt.solvers.mip import HighsModel, run_limited
 
     rows = list(data.row_names)
     rhi = data.row_hi.copy()
@@ -189,10 +190,10 @@ def _lex(problem: Problem, data: MipData, relaxed: list[str], order: list[str],
         left = deadline.remaining()
         if left <= 0.02:
             raise _Stopped
-        r = HighsModel(e, c, fixed or None, mip_gap=1e-6).run(min(_MIP_S, left), None)
+        r = run_limited(HighsModel(e, c, fixed or None, mip_gap=1e-6), min(_MIP_S, left))
         if r.x is None:
-            if r.status == "time_limit" and deadline.expired(0.02):
-                raise _Stopped
+            if r.status != "infeasible":
+                raise _Stopped  # undecided: no claim either way
             return None
         x = r.x
         v = float(c @ x)
@@ -297,7 +298,7 @@ def _verified(problem: Problem, changes: list[dict[str, Any]], compress: bool,
               deadline: Deadline, depth: int) -> list[dict[str, Any]]:
     """Relaxations that start with ``changes``: the changes alone if the changed problem has a
     plan, else the changes plus each relaxation of the changed problem (one level deep)."""
-    from fleetopt.solvers.mip import HighsModel
+    from fleetopt.solvers.mip import HighsModel, run_limited
 
     try:
         p2 = apply_changes(problem, changes)
@@ -312,9 +313,11 @@ def _verified(problem: Problem, changes: list[dict[str, Any]], compress: bool,
         left = deadline.remaining()
         if left <= 0.02:
             raise _Stopped
-        r = HighsModel(data, data.cost_coef, mip_gap=1e-6).run(min(_MIP_S, left), None)
+        r = run_limited(HighsModel(data, data.cost_coef, mip_gap=1e-6), min(_MIP_S, left))
         if r.x is not None:
             return [{"changes": list(changes), "text": text}]
+        if r.status != "infeasible":
+            raise _Stopped
     if depth >= 1:
         return []
     _, more = _diagnose(p2, compress, cset, deadline, depth + 1)
