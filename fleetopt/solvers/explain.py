@@ -78,7 +78,9 @@ def _diagnose(problem: Problem, compress: bool, cset: CandidateSet | None, deadl
         for lim in (grp if name == "inventory" else [grp[0]]):
             got = _lex(problem, data, [lim], [lim], deadline)
             if got is not None:
-                opts.append(_option(problem, got, [lim]))
+                opt = _option(problem, got, [lim])
+                opt["text"] += ", with the other limits as they are"
+                opts.append(opt)
     if not opts and len(groups.get("inventory", [])) > 1:
         inv = groups["inventory"]
         got = _lex(problem, data, inv, ["inventory:*"], deadline)
