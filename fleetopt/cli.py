@@ -247,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="find the optimal N-pool fleet (MIP, HiGHS)")
     s.add_argument("config")
     s.add_argument("--format", choices=FORMATS, default="table")
-    s.add_argument("--time-limit", type=float, default=None, help="seconds (default: none)")
+    s.add_argument("--time-limit", type=float, default=None,
+                   help="seconds for the whole run (default: none); a stopped run prints its "
+                   "best plan, bound and gap and exits 0")
     s.add_argument("--mip-gap", type=float, default=1e-4)
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--solver", default="highs", help="any Pyomo MIP solver; HiGHS is built in")
