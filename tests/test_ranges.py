@@ -194,3 +194,54 @@ def test_more_instances_never_beat_the_bound(steep_catalog, wl, rate, gpus, tp, 
                 continue
             assert exact - r.power_w <= slack + 1e-6 * exact, (j, n, k)
             assert r.power_w >= s.bound - 1e-6 * exact
+
+
+@pytest.mark.parametrize("model, dtype", [("llama-3.1-70b", "fp8"), ("mixtral-8x7b", "fp16"),
+                                          ("qwen3-30b-a3b", "fp8")])
+def test_batch_floor_is_below_the_batch_at_every_smaller_count(model, dtype):
+    """The fact the gap bounds rest on: beta_N <= b(N') for every N' <= N (dense models: the
+    unique fixed point; mixtures of experts: Kleene iterates)."""
+    p = Problem(workload=builtin("azure-conv-2023", 800), model=model, dtypes=(dtype,),
+                gpus=("A100-SXM",), tp=(2,), boundaries=(2048,), max_ctx=16384,
+                settings=Settings(3000))
+    prof = p.profile(p.deployments()[0])
+    pm = pool_model((0, 2048, 2048), prof, p.workload, p.settings)
+    pb = pm.batch
+    n0 = pm.min_instances()
+    N = np.arange(n0, 6 * n0, dtype=float)
+    cols = np.zeros(len(N), dtype=int)
+    b = pb.operating_batch(cols, N)
+    floor = pb.batch_floor(cols, N)
+    assert pb.service_convex == (p.catalog.model(model).experts == 0)
+    later_min = np.minimum.accumulate(b)  # the least batch at any count <= N
+    assert np.all(floor <= later_min * (1 + 1e-12))
+    assert np.all(floor >= 0.5 * b)  # and not uselessly loose
+
+
+def test_negative_iteration_slope_is_refused(tmp_path):
+    from fleetopt.errors import FleetoptError
+
+    f = tmp_path / "prof.toml"
+    f.write_text("""
+[profile.odd]
+model = "llama-3.1-70b"
+tp = 8
+dtype = "fp16"
+base_iter_s = 0.004
+per_seq_s = -0.0001
+ref_ctx_tokens = 8192
+kv_blocks = 65536
+block_tokens = 16
+max_slot_tokens = 2097152
+chunk_tokens = 1024
+power_idle_w = 300.0
+power_plateau_w = 600.0
+power_slope = 1.0
+power_midpoint_log2 = 4.2
+price_per_gpu_hr = 4.0
+""")
+    cat = Catalog.default().extend_from_file(f)
+    p = Problem(workload=builtin("azure", 100), model="llama-3.1-70b", gpus=("odd",), tp=(8,),
+                boundaries=(4096,), catalog=cat)
+    with pytest.raises(FleetoptError, match="per_seq_s"):
+        build_candidates(p)
