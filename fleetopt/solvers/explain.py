@@ -327,23 +327,32 @@ def _verified(problem: Problem, changes: list[dict[str, Any]], compress: bool,
             for o in more]
 
 
-def _top_pool_stats(problem: Problem) -> list[tuple[float, float, int, Any]]:
+def _top_pool_stats(problem: Problem, deadline: Deadline) -> list[tuple[float, float, int, Any]]:
     """Per pool that could hold the longest requests (upper edge max_ctx, window max_ctx, any
     lower boundary, any deployment with a KV slot): (least target it can meet in ms, share of
-    its requests late by prefill alone at the current target, lower edge, deployment)."""
-    from fleetopt.evaluate import pool_model
+    its requests late by prefill alone at the current target, lower edge, deployment).
+    Physical accounting only (in paper accounting prefill never makes a pool infeasible)."""
+    from fleetopt.poolmodel import PoolBatch, _weighted_quantile
 
-    b = [0, *problem.candidate_boundaries(), problem.max_ctx]
+    st = problem.settings
+    if st.accounting != "physical":
+        return []
+    wl = problem.workload
+    lows = [0, *problem.candidate_boundaries()]
     out = []
     for d in problem.deployments():
+        if deadline.expired(0.02):
+            raise _Stopped
         prof = problem.profile(d)
         if prof.slots(problem.max_ctx) < 1:
             continue
-        for lo in b[:-1]:
-            pm = pool_model((lo, problem.max_ctx, problem.max_ctx), prof, problem.workload,
-                            problem.settings)
-            if not pm.empty:
-                out.append((pm.ttft_floor_s * 1000.0, pm.prefill_late_share, lo, d))
+        pb = PoolBatch(prof, wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps, lows,
+                       problem.max_ctx, problem.max_ctx, st)
+        for col in np.flatnonzero(pb.nonempty):
+            w = pb.Wn[:, col]
+            floor = _weighted_quantile(pb.prefill_full_s[:, col], w, 1.0 - st.prefill_late_budget)
+            out.append((floor * 1000.0, float(pb.prefill_late_share[col]),
+                        lows[int(pb.lc[col])], d))
     return out
 
 
@@ -351,7 +360,7 @@ def _slo_reason(problem: Problem, compress: bool, deadline: Deadline,
                 depth: int) -> tuple[str, list[dict[str, Any]]]:
     """No pool can serve the longest requests: which part of the SLO binds, and its fix."""
     st = problem.settings
-    stats = _top_pool_stats(problem)
+    stats = _top_pool_stats(problem, deadline)
     tail = 1.0 - st.quantile
     margin = st.prefill_late_budget
     target = st.ttft_p99_ms
