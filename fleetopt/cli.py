@@ -279,6 +279,8 @@ def _solution_text(sol: Any, problem: Any, wide: bool = False, used_line: str = 
     if sol.result is None:
         lines.append(report.wrap(sol.message))
         return "\n".join(lines)
+    if sol.status == "time_limit":
+        lines.append(sol.message)
     o = sol.to_dict()["objective"]
     if o["value"] is not None:
         unit = "W" if o["name"] == "power_w" else "$/hr"
@@ -420,7 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("solve", help="find the optimal N-pool fleet (MIP, HiGHS)")
     s.add_argument("config")
     s.add_argument("--format", choices=FORMATS, default="table")
-    s.add_argument("--time-limit", type=float, default=None, help="seconds (default: none)")
+    s.add_argument("--time-limit", type=float, default=None,
+                   help="seconds for the whole run (default: none); a stopped run prints its "
+                   "best plan, bound and gap and exits 0")
     s.add_argument("--mip-gap", type=float, default=1e-4)
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--solver", default="highs", help="any Pyomo MIP solver; HiGHS is built in")

@@ -228,13 +228,12 @@ class PoolModel:
             out["slo_met"] = np.where(zero, False, out["slo_met"])
             out["instances"] = N
             return out
-        s = self.slots
         lam = self.rate_rps
         q = self._queue(N)
         rho = q["rho_mean"]
         if acct == "paper":
             ttft = q["w99"] + self.prefill_report_s
-            batch = np.floor(np.minimum(rho, 1.0) * s)
+            batch = self.paper_batch(N)
         else:
             ttft = ttft_quantile_s(np.atleast_1d(q["pw"]), np.atleast_1d(q["theta"]),
                                    self.prefill_full_s, self.w, st.quantile)
@@ -264,9 +263,20 @@ class PoolModel:
         if self.empty:
             return N * self.profile.instance_power_w(0.0, self.settings.accounting)
         if self._batch is None:  # paper
-            rho = np.minimum(self.rate_rps * self.mean_service_s / (N * self.slots), 1.0)
-            return self._power(N, np.floor(rho * self.slots))
+            return self._power(N, self.paper_batch(N))
         return self._batch.power_w(np.zeros(len(N), dtype=int), N)
+
+    def paper_batch(self, instances: ArrayLike) -> NDArray[np.float64]:
+        """``paper`` accounting's batch for power, ``int(rho s)`` with full-batch service times:
+        non-increasing in the instance count."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        rho = np.minimum(self.rate_rps * self.mean_service_s / (N * self.slots), 1.0)
+        return np.floor(rho * self.slots)
+
+    @property
+    def batch(self) -> PoolBatch | None:
+        """The one-column :class:`PoolBatch` behind a physical-accounting pool (else None)."""
+        return None if self.empty else self._batch
 
     def mean_service_at(self, batch: ArrayLike) -> NDArray[np.float64]:
         """``E[S(n)]`` over the pool's mix at decode batch ``n`` (physical accounting)."""
@@ -609,6 +619,57 @@ class PoolBatch:
         """Pool watts for (pool, instance count) pairs: ``N * GPUs * P(operating batch)``."""
         N = np.asarray(N, dtype=float)
         return N * self._instance_power_w(self.operating_batch(cols, N), self.dep[cols])
+
+    def instance_power_w(self, cols: NDArray, batch: NDArray) -> NDArray:
+        """Watts of one instance of each pool at the given batch (non-decreasing in it)."""
+        return self._instance_power_w(np.asarray(batch, dtype=float), self.dep[cols])
+
+    @property
+    def service_convex(self) -> bool:
+        """Is ``E[S(n)]`` convex in the batch ``n`` for every deployment of the batch?
+
+        True for dense computed profiles (``max`` of affine memory and compute times) and for
+        calibrated ones (affine in ``max(n, 1)``); then ``h(n) = n - lam E[S(n)] / N`` is concave
+        with a single root in the bracket, and :meth:`operating_batch` returns THE fixed point
+        (``docs/formulation.md`` §5). Not for mixtures of experts: the share of experts a batch
+        streams is concave in ``n``.
+        """
+        from fleetopt.profiles import CalibratedProfile, ComputedProfile
+
+        for p in self.profiles:
+            if isinstance(p, ComputedProfile):
+                if p.model.experts > 0:
+                    return False
+            elif not isinstance(p, CalibratedProfile):
+                return False
+        return True
+
+    def batch_floor(self, cols: NDArray, N: NDArray, batch: NDArray | None = None,
+                    iterations: int = 200) -> NDArray:
+        """A lower bound on the operating batch of pool ``cols`` at EVERY count ``N' <= N``.
+
+        ``E[S(n)]`` is non-decreasing in ``n``, so with ``F_N(n) = min(s, lam E[S(n)] / N)``,
+        ``F_N' >= F_N`` for ``N' <= N`` and the least fixed point of ``F_N'`` is at least the
+        least fixed point of ``F_N`` (Knaster-Tarski); any fixed point, which is what
+        :meth:`operating_batch` returns, is at least the least one. When the fixed point is
+        unique (:attr:`service_convex`) the operating batch at ``N`` itself is that bound (with a
+        relative margin of 1e-6 for the root finder's tolerance); otherwise the Kleene iterates
+        ``m_0 = 0, m_(k+1) = F_N(m_k)``, each below the least fixed point, are used.
+        """
+        N = np.asarray(N, dtype=float)
+        if self.service_convex:
+            b = self.operating_batch(cols, N) if batch is None else np.asarray(batch, dtype=float)
+            return np.maximum(b * (1.0 - 1e-6) - 1e-9, 0.0)
+        lam = self.rate_rps[cols]
+        s = self.slots[cols].astype(float)
+        m = np.zeros_like(N)
+        for _ in range(iterations):
+            nxt = np.minimum(s, lam * self.mean_service_at(cols, m) / N)
+            done = nxt - m <= 1e-9 * np.maximum(m, 1.0)
+            m = np.maximum(m, nxt)
+            if done.all():
+                break
+        return m * (1.0 - 1e-9)
 
 
 _POWER_KEYS = ("gpus", "idle_w", "plateau_w", "slope", "midpoint_log2")

@@ -30,13 +30,13 @@ def test_batched_sizing_equals_pool_model(name, compress, peak):
         p = p.with_(settings=Settings(800, peak_factor=peak))
     b = [0, *p.candidate_boundaries(), p.max_ctx]
     deps = p.deployments()[:6]
-    slow, s1 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=False)
-    fast, s2 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=True)
-    assert s1 == s2
+    slow, s1, d1 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=False)
+    fast, s2, d2 = _candidates_for(p, b, deps, compress, 3, 0.5, 32, batched=True)
+    assert s1 == s2 and d1 == d2 == {(i, k) for k in range(1, len(b)) for i in range(k)}
     slow, fast = sorted(slow, key=_key), sorted(fast, key=_key)
     assert [_key(c) for c in slow] == [_key(c) for c in fast]
     for a, c in zip(slow, fast, strict=True):
-        assert a.n_points == c.n_points
+        assert a.n_points == c.n_points and a.exact_n == c.exact_n
         assert np.allclose(a.power_exact_w, c.power_exact_w, rtol=1e-12)
         assert a.compressed_share == pytest.approx(c.compressed_share, abs=1e-12)
 
@@ -83,5 +83,5 @@ def test_workers_do_not_change_the_result():
     p = load_config("azure-h100")
     a = build_candidates(p, workers=1)
     b = build_candidates(p, workers=2)
-    assert [(_key(c), c.n_points, c.power_exact_w) for c in a.candidates] == \
-        [(_key(c), c.n_points, c.power_exact_w) for c in b.candidates]
+    assert [(_key(c), c.n_points, c.exact_n, c.power_exact_w) for c in a.candidates] == \
+        [(_key(c), c.n_points, c.exact_n, c.power_exact_w) for c in b.candidates]

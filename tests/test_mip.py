@@ -181,7 +181,11 @@ def test_infeasible_budget_is_explained_with_the_smallest_relaxation():
     need = solve(p.with_(objective="cost"), mip_gap=GAP).objective
     s = solve(p.with_(budget_per_hr=need * 0.5))
     assert s.status == "infeasible" and s.result is None
-    assert f"budget must be at least ${need:,.2f}/hr" in s.message
+    [fix] = s.details["relaxations"]
+    [change] = fix["changes"]
+    assert change["field"] == "budget.cost_per_hr"
+    assert need - 1e-6 <= change["value"] <= need + 0.01 + 1e-9  # the least, up to a cent
+    assert f"budget must be at least ${change['value']:,.2f}/hr" in s.message
 
 
 def test_infeasible_slo_names_prefill():

@@ -18,7 +18,12 @@ from fleetopt.errors import FleetoptError
 from fleetopt.evaluate import evaluate
 from fleetopt.fleet import Fleet, PoolSpec
 from fleetopt.problem import Problem
-from fleetopt.solvers.candidates import Candidate, CandidateSet, build_candidates
+from fleetopt.solvers.candidates import (
+    Candidate,
+    CandidateSet,
+    build_candidates,
+    exact_power_table,
+)
 from fleetopt.solvers.solution import Solution
 
 
@@ -85,8 +90,14 @@ def enumerate_optimum(
     by_edge: dict[tuple[int, int], list[Candidate]] = defaultdict(list)
     for c in cset.candidates:
         by_edge[(c.i, c.k)].append(c)
+    tables: dict[int, dict[int, float]] = {}
+
     def watts(c: Candidate, n: int) -> float:
-        return c.linearized_power_w(n) if mode == "linearized" else c.exact_power_w(n)
+        if mode == "linearized":
+            return c.linearized_power_w(n)
+        if id(c) not in tables:
+            tables[id(c)] = exact_power_table(problem, c)
+        return tables[id(c)][n]
 
     options: dict[tuple[int, int], list[tuple[float, float, str, int, Candidate, int]]] = {}
     for e, cs in by_edge.items():

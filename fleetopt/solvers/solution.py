@@ -73,6 +73,9 @@ class Solution:
             "pools": [] if self.result is None else [p.to_dict() for p in self.result.pools],
             "timing": {k: round(v, 6) for k, v in self.timing.items()},
             "message": self.message,
+            # infeasible: relaxations that each make the problem feasible (every option a list
+            # {text, changes: [{field, value, current}]}; fleetopt.solvers.explain)
+            "relaxations": self.details.get("relaxations", []),
         })
 
     def to_json(self, indent: int | None = 2) -> str:
