@@ -212,3 +212,27 @@ def test_no_kv_slot_is_named_as_such(capsys, tmp_path):
     body = base(model="llama-3.1-8b", tp=1, max_ctx=131072) + "\n[physics]\nmemory_utilization = 0.3\n"
     code, out, _ = run(capsys, "solve", _cfg(tmp_path, body))
     assert code == 1 and "no allowed deployment has a KV slot" in out
+
+
+def test_docs_list_every_flag():
+    """docs/config.md's flag table names every flag of every command (README points there)."""
+    import argparse
+    from pathlib import Path
+
+    from fleetopt.cli import build_parser
+
+    text = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: list[str]) -> None:
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sp in a.choices.items():
+                    walk(sp, [*prefix, name])
+            elif a.option_strings and "--help" not in a.option_strings:
+                row = f"| `{' '.join(prefix)}` | `{a.option_strings[0]}`"
+                if row not in text:
+                    missing.append(row)
+
+    walk(build_parser(), ["fleetopt"])
+    assert not missing, missing
