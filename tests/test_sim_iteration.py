@@ -427,7 +427,8 @@ def test_policies_choose_among_instances_that_can_start() -> None:
                                window=win) for i in range(4)]
     insts[0].outstanding, insts[1].outstanding = 50, 10
     insts[2].outstanding, insts[3].outstanding = 5, 30
-    insts[2].waiting.append(3)  # holds a request: cannot take another
+    insts[2].waiting.append(3)  # its waiting prompt (100 tokens) fills the next iteration's
+    insts[2]._wait_add(3, 1)  # 64-token budget: it cannot start another request
     insts[1].insys_n, insts[3].insys_n, insts[0].insys_n = 2, 1, 1
     kw = dict(paged=True, block_tokens=16, token_budget=64, state=st, window=win)
     assert Router(0, insts, "least_outstanding_tokens", **kw).select(4) is insts[1]
@@ -523,3 +524,22 @@ def test_engine_is_independent_of_the_analytical_model() -> None:
             for name in names:
                 if name.startswith("fleetopt"):
                     assert name in allowed, f"fleetopt.sim.{mod} imports {name}"
+
+
+def test_an_instance_takes_as_many_requests_as_its_next_iteration_starts() -> None:
+    """Short prompts arriving during a long iteration are all handed to the instance (not one
+    per iteration): the router stops only when the next iteration's budget is spoken for."""
+    from fleetopt.sim.dispatch import Router
+    from fleetopt.sim.scheduler import InstanceScheduler, RequestState, Window
+
+    st = RequestState([100] * 12, [10] * 12, None)
+    win = Window(0.0, 1.0, 1)
+    inst = InstanceScheduler(0, 0, ConstantStepCost(), paged=True, block_tokens=16,
+                             capacity_units=10_000, token_budget=512, max_seqs=64, state=st,
+                             window=win)
+    router = Router(0, [inst], "least_outstanding_tokens", paged=True, block_tokens=16,
+                    token_budget=512, state=st, window=win)
+    handed = [router.arrive(r, 0.0) is inst for r in range(12)]
+    # 100-token prompts: the 512-token budget starts the first 6 (500 tokens pending < 512)
+    assert handed == [True] * 6 + [False] * 6 and len(router.queue) == 6
+    assert inst.wait_tok == 600 and len(inst.waiting) == 6

@@ -1,12 +1,14 @@
 """Dispatch across a pool's instances: the pool's router queue and its policies.
 
 Each pool keeps ONE FCFS router queue. An arriving request, if the router queue is empty, goes
-at once to the best instance, by the policy, among those that could start it now: an empty
-local waiting queue, fewer running sequences than ``max_seqs`` and KV room for its first chunk
-(paged: the blocks of ``min(prompt, token_budget)`` tokens; reserved: a free slot). If none can,
-or the router queue is not empty (FCFS: no overtaking), it joins the router queue. Whenever an
-instance's iteration completes, the head of its pool's router queue is handed to that instance
-if it can start it (only that instance's state changed, so no other instance became able).
+at once to the best instance, by the policy, among those whose next iteration would start it
+(:meth:`InstanceScheduler.can_take`): a sequence slot (running + waiting < ``max_seqs``), KV room
+for its first chunk beyond the requests already waiting there (paged: the blocks of
+``min(prompt, token_budget)`` tokens; reserved: a free slot), and token budget left after the
+decoders, the prefill in progress and the prompts already waiting. If none can, or the router
+queue is not empty (FCFS: no overtaking), it joins the router queue. Whenever an instance's
+iteration completes, the router queue's head is handed to that instance, repeatedly, as long as
+it can take it (only that instance's state changed, so no other instance became able).
 
 Policies (ties go to the lowest instance index):
 
@@ -90,7 +92,7 @@ class Router:
     def on_iteration_end(self, inst: InstanceScheduler, t: float) -> None:
         """``inst`` finished an iteration: hand it the router queue's head if it can start it."""
         q = self.queue
-        if q and inst.can_take(self.units(q[0])):
+        while q and inst.can_take(self.units(q[0])):  # as many as its next iteration starts
             self._queue_change(t)
             inst.enqueue(q.popleft(), t)
             self.dispatched += 1
@@ -109,31 +111,27 @@ class Router:
                 if j >= n:
                     j -= n
                 inst = insts[j]
-                if (not inst.waiting and len(inst.running) < inst.max_seqs
-                        and inst.cap - inst.used >= units):
+                if inst.can_take(units):
                     self.rr_next = j + 1 if j + 1 < n else 0
                     return inst
             return None
         key = _OUTSTANDING if self.policy == "least_outstanding_tokens" else _IN_FLIGHT
         # fast path: the overall best (lowest index among ties) can usually start the request
         inst = min(insts, key=key)
-        if (not inst.waiting and len(inst.running) < inst.max_seqs
-                and inst.cap - inst.used >= units):
+        if inst.can_take(units):
             return inst
         best: InstanceScheduler | None = None
         bv = 0
         if self.policy == "least_outstanding_tokens":
             for inst in insts:
-                if (inst.waiting or len(inst.running) >= inst.max_seqs
-                        or inst.cap - inst.used < units):
+                if not inst.can_take(units):
                     continue
                 v = inst.outstanding
                 if best is None or v < bv:
                     best, bv = inst, v
         else:  # least_loaded
             for inst in insts:
-                if (inst.waiting or len(inst.running) >= inst.max_seqs
-                        or inst.cap - inst.used < units):
+                if not inst.can_take(units):
                     continue
                 v = inst.insys_n
                 if best is None or v < bv:

@@ -136,6 +136,7 @@ class InstanceScheduler:
         # scheduler state
         "running", "waiting", "pf", "pf_done", "pf_len", "completing", "nd", "soff", "cnt",
         "fheap", "used", "k", "outstanding", "busy", "idle_since", "insys_n", "insys_t",
+        "wait_tok", "wait_units",
         # counters over the whole run
         "preemptions_total", "hit_tokens", "lookup_tokens", "abandoned_tokens",
         # integrals over the window
@@ -169,6 +170,8 @@ class InstanceScheduler:
         self.debug = debug
         self.running: dict[int, None] = {}
         self.waiting: deque[int] = deque()
+        self.wait_tok = 0  # prefill tokens (prompt + tokens to recompute) of the waiting requests
+        self.wait_units = 0  # KV units of their first chunks (paged) or slots (reserved)
         self.pf = -1  # the running request still prefilling, or -1
         self.pf_done = 0  # its prefill tokens already in KV (cached prefix included)
         self.pf_len = 0  # its prefill length (prompt + tokens delivered before a preemption)
@@ -204,15 +207,32 @@ class InstanceScheduler:
 
     # ------------------------------------------------------------------ router interface
     def can_take(self, units: int) -> bool:
-        """The router's test: could this instance start a request needing ``units`` KV units
-        for its first chunk now (empty local queue, a sequence slot and KV room)?"""
-        return (not self.waiting and len(self.running) < self.max_seqs
-                and self.cap - self.used >= units)
+        """The router's test: would this instance's next iteration start a request needing
+        ``units`` KV units for its first chunk? It must have a sequence slot and KV room beyond
+        the requests already waiting on it, and token budget left after the decoders, the
+        prefill in progress and the waiting prompts (with ``max_seqs = 1``: only when empty)."""
+        pending = self.wait_tok + (self.pf_len - self.pf_done if self.pf >= 0 else 0)
+        return (len(self.running) + len(self.waiting) < self.max_seqs
+                and self.cap - self.used - self.wait_units >= units
+                and pending < self.budget - self.nd)
+
+    def _first_units(self, r: int) -> int:
+        """KV units of request ``r``'s first chunk (the router's ``units``)."""
+        if not self.paged:
+            return 1
+        q = self.st.prompt[r] + self.st.gen[r]
+        c = q if q < self.budget else self.budget
+        return -(-c // self.B)
+
+    def _wait_add(self, r: int, sign: int) -> None:
+        self.wait_tok += sign * (self.st.prompt[r] + self.st.gen[r])
+        self.wait_units += sign * self._first_units(r)
 
     def enqueue(self, r: int, t: float) -> None:
         """The router hands request ``r`` to this instance at time ``t``."""
         st = self.st
         self.waiting.append(r)
+        self._wait_add(r, 1)
         self.outstanding += st.prompt[r] + st.output[r]
         st.dispatch_s[r] = t
         st.instance[r] = self.index
@@ -311,6 +331,7 @@ class InstanceScheduler:
                         break
                     self.used += 1
                 waiting.popleft()
+                self._wait_add(r, -1)
                 running[r] = None
                 nrun += 1
                 if hs:
@@ -424,6 +445,7 @@ class InstanceScheduler:
                 self.outstanding += st.prompt[r] + g  # recompute prompt + delivered tokens
             st.preemptions[r] += 1
             self.waiting.appendleft(r)
+            self._wait_add(r, 1)
             count += 1
             self.preemptions_total += 1
             if w.t0 <= t <= w.t1:
