@@ -1,21 +1,34 @@
-"""Exact evaluation of a fleet against a workload: watts, tokens, dollars, P99 TTFT per pool."""
+"""Exact evaluation of a fleet against a workload: watts, tokens, dollars, P99 TTFT per pool.
+
+Fleet in, exact result out: :func:`evaluate` (the judge of every plan: each pool through
+:class:`~fleetopt.sizing.poolmodel.PoolModel`), :func:`evaluate_plan` (the same with a
+problem's workload, settings, model, catalog and physics) and :func:`size_fleet` (a default
+fleet, sized by :class:`~fleetopt.sizing.sizer.Sizer`).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+from fleetopt.core.errors import FleetoptError
+from fleetopt.core.jsonio import jsonable, to_json, versioned
+from fleetopt.physics import kv as kvm
+from fleetopt.physics.catalog import Catalog, ModelSpec, default_catalog
+from fleetopt.physics.profiles import PhysicsParams, Profile, resolve
+from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.settings import Settings
+from fleetopt.problem.workload import Workload, describe_share, requests_over
+from fleetopt.sizing.sizer import WHY_NO_SLOT, Sizer, pool_model
 
-from fleetopt.catalog import Catalog, ModelSpec, default_catalog
-from fleetopt.errors import FleetoptError
-from fleetopt.fleet import Fleet, PoolSpec
-from fleetopt.io import jsonable, to_json, versioned
-from fleetopt.models import kv as kvm
-from fleetopt.poolmodel import PoolModel, Settings
-from fleetopt.profiles import PhysicsParams, Profile, resolve
-from fleetopt.workload import Workload
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from fleetopt.problem.problem import Problem
+
+__all__ = ["FleetResult", "PoolResult", "evaluate", "evaluate_plan", "evaluate_pool",
+           "no_slot_advice", "pool_model", "saturated_point", "size_fleet"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,7 @@ class FleetResult:
             "cost_per_hr": sum(p.cost_per_hr for p in self.pools),
             "output_tok_per_s": tok,
             "tok_per_w": tok / power if power > 0 else 0.0,
-            "worst_p99_ttft_ms": worst if np.isfinite(worst) else None,
+            "worst_p99_ttft_ms": worst if math.isfinite(worst) else None,
             "slo_met": all(p.slo_met for p in self.pools),
             "compressed_share": comp,
             "accounting": self.accounting,
@@ -97,6 +110,8 @@ class FleetResult:
         return Fleet(tuple(p.spec() for p in self.pools))
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([p.to_dict() for p in self.pools])
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,24 +121,6 @@ class FleetResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return to_json(self.to_dict(), indent)
-
-
-def pool_model(
-    spec: PoolSpec | tuple[int, int, int],
-    profile: Profile,
-    workload: Workload,
-    settings: Settings,
-) -> PoolModel:
-    """The :class:`PoolModel` of the requests routed to ``(ctx_lo, ctx_hi]`` with window ``window``."""
-    if isinstance(spec, PoolSpec):
-        lo, hi, window = spec.ctx_lo, spec.ctx_hi, spec.window
-    else:
-        lo, hi, window = spec
-    tot = workload.total_tokens
-    m = (tot > lo) & (tot <= hi)
-    w = workload.weights[m]
-    return PoolModel(profile, workload.input_tokens[m], workload.output_tokens[m], w,
-                     workload.rate_rps * float(w.sum()), window, settings)
 
 
 def evaluate_pool(
@@ -175,8 +172,6 @@ def evaluate(
     """
     settings = settings or Settings()
     if fleet.max_ctx < workload.max_total_tokens:
-        from fleetopt.workload import describe_share, requests_over
-
         cat = catalog or default_catalog()
         mmax = (model if isinstance(model, ModelSpec) else cat.model(model)).max_context
         share, count = requests_over(workload, fleet.max_ctx)
@@ -214,33 +209,41 @@ def evaluate(
     return FleetResult(tuple(results), settings.accounting, settings.ttft_p99_ms, notes)
 
 
-def size_fleet(problem: Any, boundaries: list[int] | None = None, deployment: Any = None) -> Fleet:
+def evaluate_plan(problem: Problem, fleet: Fleet) -> FleetResult:
+    """:func:`evaluate` of ``fleet`` with ``problem``'s workload, settings, model, catalog and
+    physics (what every planner, study and command evaluates a plan with)."""
+    return evaluate(fleet, problem.workload, problem.settings, model=problem.model,
+                    catalog=problem.catalog, physics=problem.physics)
+
+
+def size_fleet(problem: Problem, boundaries: list[int] | None = None,
+               deployment: Any = None, sizer: Sizer | None = None) -> Fleet:
     """Pools split at ``boundaries`` (default: one pool up to ``max_ctx``) on ``deployment``
-    (default: the first allowed), each sized to its smallest SLO-meeting instance count."""
+    (default: the first allowed), each sized to its smallest SLO-meeting instance count
+    (:meth:`Sizer.size`)."""
+    sizer = sizer or Sizer(problem)
     bnds = boundaries or []
     edges = [0, *sorted(bnds), problem.max_ctx]
     d = deployment or problem.deployments()[0]
-    prof = problem.profile(d)
     pools = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        pm = pool_model((lo, hi, hi), prof, problem.workload, problem.settings)
-        if pm.slots < 1:
+        sp = sizer.size(lo, hi, hi, d)
+        if sp.why == WHY_NO_SLOT:
             lower = "lower fleet.max_ctx (the longest request has " \
                 f"{problem.workload.max_total_tokens} tokens), " \
                 if problem.workload.max_total_tokens < hi else ""
             raise FleetoptError(
                 "fleet.max_ctx", f"{d.label()} has no KV slot for a {hi}-token window; {lower}"
-                + no_slot_advice(prof)
+                + no_slot_advice(sizer.profile(d))
             )
-        n = pm.min_instances()
-        if n is None:
+        if sp.instances is None:
             raise FleetoptError(
                 "slo.ttft_p99_ms", f"pool ({lo}, {hi}] on {d.label()} cannot meet "
                 f"{problem.settings.ttft_p99_ms:g} ms at any size (prefill alone is too slow); "
                 "raise slo.ttft_p99_ms or slo.prefill_tail_share, or give the pools yourself "
                 "([[fleet.pool]] or --fleet) or let `fleetopt solve` split them"
             )
-        pools.append(PoolSpec(lo, hi, d.gpu, d.tp, n, d.dtype, d.kv_dtype))
+        pools.append(sp.spec())
     return Fleet(tuple(pools))
 
 

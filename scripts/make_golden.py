@@ -37,7 +37,7 @@ EXAMPLES = ("azure-h100", "azure-mixed", "paper-azure")
 SIM_REQUESTS = 3000
 SIM_SEED = 0
 #: keys dropped everywhere: wall-clock measurements, and whether a procurement point was
-#: warm-started (which depends on the highspy release: fleetopt.solvers.highs.warm_start_trusted;
+#: warm-started (which depends on the highspy release: fleetopt.planners.mip.highs.warm_start_trusted;
 #: the figures do not: the minimum-dependency environment of .ci/run gives the same numbers)
 VOLATILE_KEYS = {"timing", "solve_s", "point_s", "wall_s", "candidate_build_s", "build_s",
                  "warm_started"}
@@ -63,7 +63,7 @@ def _solution(sol: Any) -> dict[str, Any]:
 
 def _clean(x: Any) -> Any:
     """Plain JSON (non-finite floats as None), as every fleetopt document is."""
-    from fleetopt.io import jsonable
+    from fleetopt.core.jsonio import jsonable
 
     return json.loads(json.dumps(jsonable(x), allow_nan=False))
 
@@ -74,11 +74,11 @@ def compute(example: str, budgets: list[float] | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
     import fleetopt as fo
-    from fleetopt.compare import compare_solutions, comparison_to_dict
     from fleetopt.evaluate import evaluate, size_fleet
+    from fleetopt.planners.enumerate import enumerate_optimum
     from fleetopt.sim import simulate_problem
-    from fleetopt.solvers.enumerate import enumerate_optimum
     from fleetopt.studies import procurement_study
+    from fleetopt.studies.compare import compare_solutions, comparison_to_dict
 
     problem = fo.load_config(example)
     out: dict[str, Any] = {}

@@ -70,7 +70,7 @@ EXAMPLES = sorted(p.stem for p in GOLDEN.glob("*.json"))
 
 
 def test_every_shipped_example_has_a_golden_file() -> None:
-    from fleetopt.problem import example_names
+    from fleetopt.problem.config import example_names
 
     assert EXAMPLES == sorted(example_names())
 

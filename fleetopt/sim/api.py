@@ -10,20 +10,24 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from fleetopt.catalog import Catalog
-from fleetopt.errors import FleetoptError
+from fleetopt.core.errors import FleetoptError
 from fleetopt.evaluate import evaluate
-from fleetopt.fleet import Fleet
-from fleetopt.poolmodel import Settings, compress
-from fleetopt.profiles import PhysicsParams, Profile, resolve
+from fleetopt.physics.catalog import Catalog
+from fleetopt.physics.compression import compress
+from fleetopt.physics.profiles import PhysicsParams, Profile, resolve
+from fleetopt.problem.fleet import Fleet
+from fleetopt.problem.settings import Settings
+from fleetopt.problem.workload import Workload
 from fleetopt.sim.arrivals import Arrivals, load_trace, poisson, replay_stream
 from fleetopt.sim.engine import DISPATCH_POLICIES, EnginePool, run
 from fleetopt.sim.result import PoolSim, SimResult, SimStats, percentile_ms
 from fleetopt.sim.timing import scalar_timing
-from fleetopt.workload import Workload
+from fleetopt.sizing.sizer import pool_model
 
 if TYPE_CHECKING:
-    from fleetopt.problem import Problem
+    from fleetopt.problem.problem import Problem
+
+__all__ = ["POWER_SAMPLES", "route", "simulate", "simulate_problem"]
 
 
 POWER_SAMPLES = 100  # intervals of the power-over-time series in the measured window
@@ -163,8 +167,6 @@ def simulate_problem(problem: Problem, plan: Any = None, **kw: Any) -> SimResult
 
 
 def _predict_custom(spec: Any, prof: Profile, wl: Workload, settings: Settings) -> tuple[float, ...]:
-    from fleetopt.evaluate import pool_model
-
     pm = pool_model(spec, prof, wl, settings)
     if pm.empty:
         return (0.0, float(spec.instances * prof.instance_power_w(0.0, settings.accounting)),

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fleetopt.errors import FleetoptError
-from fleetopt.workload import Workload, builtin_trace, read_trace, source_trace
+from fleetopt.core.errors import FleetoptError
+from fleetopt.problem.workload import Workload, builtin_trace, read_trace, source_trace
 
 
 @dataclass(frozen=True)

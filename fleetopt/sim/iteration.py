@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from fleetopt.errors import FleetoptError
+from fleetopt.core.errors import FleetoptError
 from fleetopt.sim.dispatch import POLICIES, Router
 from fleetopt.sim.prefix_cache import PrefixCache
 from fleetopt.sim.scheduler import InstanceScheduler, RequestState, Window

@@ -39,7 +39,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from fleetopt.errors import FleetoptError
+from fleetopt.core.errors import FleetoptError
 from fleetopt.sim.iteration import IterationSimOutput, PoolConfig, RequestStream, simulate_pools
 
 DEFAULT_BATCHES = 10

@@ -1,6 +1,6 @@
 """Reference step costs for tests and benchmarks of the iteration-level simulator.
 
-The real per-iteration physics (``fleetopt.models``) will implement the same
+The real per-iteration physics (``fleetopt.physics``) will implement the same
 :class:`~fleetopt.sim.iteration.StepCost` protocol; these stand-ins let the engine be tested and
 benchmarked on its own:
 

@@ -1,0 +1,8 @@
+"""``python -m fleetopt``: the ``fleetopt`` command line."""
+
+import sys
+
+from fleetopt.report.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
