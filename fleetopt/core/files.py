@@ -1,7 +1,8 @@
-"""Output files: every path is checked before any work and written all or nothing.
+"""Files: every output path is checked before any work and written all or nothing; TOML input.
 
 Every file the CLI writes goes through :func:`check_output_path` (before any work) and
-:func:`write_output` (a temporary file in the target's folder, renamed over it).
+:func:`write_output` (a temporary file in the target's folder, renamed over it). Every TOML file
+fleetopt reads (configs, sweeps, catalogs) goes through :func:`read_toml`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import os
 import stat
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from fleetopt.core.errors import FleetoptError
 
-__all__ = ["STDOUT", "check_output_path", "check_outputs", "write_output"]
+__all__ = ["STDOUT", "check_output_path", "check_outputs", "read_toml", "write_output"]
 
 #: ``--out -``: write to standard output
 STDOUT = "-"
@@ -152,3 +154,19 @@ def write_output(path: str | Path, data: str | bytes, flag: str = "--out", *,
         if tmp is not None:  # an error or an interrupt: leave nothing behind
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def read_toml(path: str | Path, field_name: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing, unreadable or malformed file is a :class:`FleetoptError`
+    on ``field_name``."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise FleetoptError(field_name, f"file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise FleetoptError(field_name, f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise FleetoptError(field_name, f"{path} is not a text (UTF-8) file") from None
+    except OSError as e:
+        raise FleetoptError(field_name, f"cannot read {path}: {e.strerror or e}") from None

@@ -24,13 +24,13 @@ Relative paths resolve against the config file's folder.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fleetopt.core.errors import FleetoptError
+from fleetopt.core.files import read_toml
 from fleetopt.physics.catalog import Catalog, default_catalog
 from fleetopt.physics.profiles import PhysicsParams
 from fleetopt.problem.fleet import Fleet
@@ -108,14 +108,7 @@ def resolve_config_path(arg: str | Path) -> Path:
 def load_config(path: str | Path, **overrides: Any) -> Problem:
     """Build a :class:`Problem` from a TOML config file (or a shipped example's name)."""
     p = resolve_config_path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise FleetoptError("CONFIG", f"{p} is not valid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise FleetoptError("CONFIG", f"{p} is not a text (UTF-8) file") from None
-    except OSError as e:
-        raise FleetoptError("CONFIG", f"cannot read {p}: {e.strerror or e}") from None
+    data = read_toml(p, "CONFIG")
     return problem_from_dict(data, base_dir=p.parent, name=p.stem, **overrides)
 
 

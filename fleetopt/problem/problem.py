@@ -1,31 +1,17 @@
 """A planning problem: workload, model, SLO, allowed hardware and fleet-wide limits.
 
-Built from Python or from a TOML config (``docs/config.md``)::
-
-    [workload]   name = "azure" | trace = "x.csv" | cdf = "x.json";  rate = 1000
-                 input_fraction (CDFs);  timestamp_unit = "auto" | "s" | "ms" (traces)
-                 over_max_ctx = "error" | "drop" | "truncate"
-    [model]      name = "llama-3.1-70b";  dtype = "fp16"  (or a list of allowed weight precisions)
-    [slo]        ttft_p99_ms = 500;  quantile = 0.99;  peak_factor = 1.0 | "auto"
-    [fleet]      gpus = ["H100-SXM"];  tp = [8];  max_pools = 4;  max_ctx = 65536
-                 utilization_cap = 0.85;  boundaries = [...];  compress_gamma = 2.0;  max_gpus = ...
-                 [[fleet.pool]] ctx_lo, ctx_hi, gpu, tp, instances  (a fleet to evaluate)
-    [budget]     cost_per_hr = 800
-    [inventory]  H100-SXM = 512
-    [objective]  minimize = "power" | "cost" | "power_then_cost"
-    [accounting] mode = "physical" | "paper"
-    [physics]    any PhysicsParams field
-    catalog = "my_catalog.toml"
-
-Relative paths resolve against the config file's folder. Nothing is defaulted silently: a
-value is given, derived by a documented rule, or the input is an error; settings without effect
-are :attr:`Problem.warnings`, and :meth:`Problem.settings_used` reports every value used.
+Built from Python, or from a TOML config (:mod:`fleetopt.problem.config`, ``docs/config.md``);
+every value is checked by the schema (:mod:`fleetopt.problem.schema`). Nothing is defaulted
+silently: a value is given, derived by a documented rule, or the input is an error; settings
+without effect are :attr:`Problem.warnings`, and :meth:`Problem.settings_used` reports every
+value used.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -39,11 +25,12 @@ from fleetopt.physics.profiles import (
     resolve,
 )
 from fleetopt.problem.fleet import Fleet
-from fleetopt.problem.schema import TP_DEGREES, check
+from fleetopt.problem.schema import FIELDS, TP_DEGREES, check
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import (
     Workload,
     auto_peak_factor,
+    builtin,
     describe_share,
     fit_context,
     requests_over,
@@ -305,6 +292,43 @@ class Problem:
             origin["peak_factor"] = "set"
         changes.setdefault("origin", origin)
         return replace(self, **changes)
+
+    def with_settings(self, changes: Mapping[str, Any]) -> Problem:
+        """A copy with settings changed by their config names (:data:`fleetopt.problem.schema.
+        FIELDS`): ``{"slo.ttft_p99_ms": 300, "inventory.B200": 64, "workload.rate": 500}``.
+        ``inventory`` (a table) replaces every cap, ``inventory.<GPU>`` one; ``workload.name``
+        is a built-in workload (at ``workload.rate``, or this problem's rate). What a sweep's
+        scenario and an explanation's relaxation apply."""
+        kw: dict[str, Any] = {}
+        st: dict[str, Any] = {}
+        inv = dict(self.inventory)
+        wl: dict[str, Any] = {}
+        for path, v in changes.items():
+            value = tuple(v) if isinstance(v, list) else v
+            attr = "inventory" if path.startswith("inventory.") else (
+                FIELDS[path].attr if path in FIELDS else "")
+            if not attr:
+                raise ValueError(f"unknown setting {path!r}")
+            if path.startswith("inventory."):
+                inv[path.split(".", 1)[1]] = int(value)
+            elif attr == "inventory":
+                inv = dict(value)
+            elif attr.startswith("settings."):
+                st[attr.split(".", 1)[1]] = value
+            elif attr.startswith("workload."):
+                wl[attr.split(".", 1)[1]] = value
+            else:
+                kw[attr] = value
+        rate = wl.get("rate", self.workload.rate_rps)
+        if "name" in wl:
+            kw["workload"] = builtin(wl["name"], rate, "workload")
+        elif "rate" in wl:
+            kw["workload"] = self.workload.with_rate(rate)
+        if inv != dict(self.inventory):
+            kw["inventory"] = tuple(inv.items())
+        if st:
+            kw["settings"] = replace(self.settings, **st)
+        return self.with_(**kw) if kw else self
 
     def settings_used(self, candidates: int | None = None) -> dict[str, Any]:
         """The values this problem actually uses, with where each came from (the ``settings``

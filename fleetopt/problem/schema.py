@@ -21,7 +21,8 @@ from typing import Any
 from fleetopt.core.errors import FleetoptError
 
 __all__ = ["CONFIG_KEYS", "CONFIG_SECTIONS", "FIELDS", "MAX_RATE_RPS", "OBJECTIVES", "OVER_MAX_CTX",
-           "SCENARIO_FIELDS", "TIMESTAMP_UNITS", "TP_DEGREES", "Field", "check", "check_inventory"]
+           "SCENARIO_FIELDS", "SETTINGS_FIELDS", "TIMESTAMP_UNITS", "TP_DEGREES", "Field", "check",
+           "check_inventory", "config_name"]
 
 OBJECTIVES = ("power", "cost", "power_then_cost")
 #: ``[workload] over_max_ctx``: what to do with requests longer than the context served
@@ -71,6 +72,9 @@ class Field:
     choices: tuple[str, ...] = ()
     unit: str = ""
     lower: bool = False  # names: lower-cased (precisions)
+    #: where the value lives: ``Problem.<name>``, ``Settings.<name>`` (``settings.<name>``) or the
+    #: workload (``workload.name``, ``workload.rate``); empty: read by the config only
+    attr: str = ""
 
     def describe(self) -> str:
         if self.kind == "choice":
@@ -135,28 +139,35 @@ class Field:
 
 
 _FIELDS = (
-    Field("workload.rate", "number", lo=0.0, hi=MAX_RATE_RPS, lo_open=True, unit="req/s"),
-    Field("workload.over_max_ctx", "choice", choices=OVER_MAX_CTX),
+    Field("workload.name", "text", attr="workload.name"),
+    Field("workload.rate", "number", lo=0.0, hi=MAX_RATE_RPS, lo_open=True, unit="req/s",
+          attr="workload.rate"),
+    Field("workload.over_max_ctx", "choice", choices=OVER_MAX_CTX, attr="over_max_ctx"),
     Field("workload.timestamp_unit", "choice", choices=TIMESTAMP_UNITS),
-    Field("model.name", "text"),
-    Field("model.dtype", "names", lower=True),
-    Field("model.kv_dtype", "text"),
-    Field("slo.ttft_p99_ms", "number", lo=0.0, lo_open=True, unit="ms"),
-    Field("slo.quantile", "number", lo=0.5, hi=1.0, hi_open=True),
-    Field("slo.peak_factor", "number", lo=1.0, hi=10.0),
-    Field("slo.prefill_tail_share", "number", lo=0.0, hi=1.0),
-    Field("fleet.gpus", "names"),
-    Field("fleet.tp", "wholes"),
-    Field("fleet.max_pools", "whole", lo=1),
-    Field("fleet.max_ctx", "whole", lo=1, unit="tokens"),
-    Field("fleet.max_gpus", "whole", lo=1),
-    Field("fleet.utilization_cap", "number", lo=0.0, hi=1.0, lo_open=True),
-    Field("fleet.compress_gamma", "number", lo=1.0, hi=2.0),
-    Field("fleet.kv_dtype", "text"),
-    Field("budget.cost_per_hr", "number", lo=0.0, lo_open=True, unit="$/hr"),
-    Field("inventory", "whole", lo=0, unit="GPUs"),  # each [inventory] GPU = count
-    Field("objective.minimize", "choice", choices=OBJECTIVES),
-    Field("accounting.mode", "choice", choices=("physical", "paper")),
+    Field("model.name", "text", attr="model"),
+    Field("model.dtype", "names", lower=True, attr="dtypes"),
+    Field("model.kv_dtype", "text", attr="kv_dtype"),
+    Field("slo.ttft_p99_ms", "number", lo=0.0, lo_open=True, unit="ms",
+          attr="settings.ttft_p99_ms"),
+    Field("slo.quantile", "number", lo=0.5, hi=1.0, hi_open=True, attr="settings.quantile"),
+    Field("slo.peak_factor", "number", lo=1.0, hi=10.0, attr="settings.peak_factor"),
+    Field("slo.prefill_tail_share", "number", lo=0.0, hi=1.0,
+          attr="settings.prefill_tail_share"),
+    Field("fleet.gpus", "names", attr="gpus"),
+    Field("fleet.tp", "wholes", attr="tp"),
+    Field("fleet.max_pools", "whole", lo=1, attr="max_pools"),
+    Field("fleet.max_ctx", "whole", lo=1, unit="tokens", attr="max_ctx"),
+    Field("fleet.max_gpus", "whole", lo=1, attr="max_gpus"),
+    Field("fleet.utilization_cap", "number", lo=0.0, hi=1.0, lo_open=True,
+          attr="settings.utilization_cap"),
+    Field("fleet.compress_gamma", "number", lo=1.0, hi=2.0, attr="compress_gamma"),
+    Field("fleet.kv_dtype", "text", attr="kv_dtype"),
+    Field("budget.cost_per_hr", "number", lo=0.0, lo_open=True, unit="$/hr",
+          attr="budget_per_hr"),
+    Field("inventory", "whole", lo=0, unit="GPUs", attr="inventory"),  # each GPU = count
+    Field("objective.minimize", "choice", choices=OBJECTIVES, attr="objective"),
+    Field("accounting.mode", "choice", choices=("physical", "paper"),
+          attr="settings.accounting"),
 )
 #: every setting, by config name
 FIELDS: dict[str, Field] = {f.path: f for f in _FIELDS}
@@ -179,6 +190,18 @@ SCENARIO_FIELDS: dict[str, tuple[str | None, str]] = {
     "max_gpus": ("fleet.max_gpus", "most GPUs in the fleet"),
     "objective": ("objective.minimize", "power | cost | power_then_cost"),
 }
+
+
+#: Settings attribute -> config name (the fields :class:`~fleetopt.problem.settings.Settings`
+#: checks on construction)
+SETTINGS_FIELDS: dict[str, str] = {f.attr.split(".", 1)[1]: f.path for f in _FIELDS
+                                   if f.attr.startswith("settings.")}
+
+
+def config_name(attr: str) -> str:
+    """The config name of a :class:`~fleetopt.problem.Problem` attribute (``"tp"`` ->
+    ``"fleet.tp"``; the first field of that attribute)."""
+    return next(f.path for f in _FIELDS if f.attr == attr)
 
 
 def check(path: str, value: Any, where: str | None = None) -> Any:

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleetopt.problem.schema import check
+from fleetopt.problem.schema import SETTINGS_FIELDS, check
 
 __all__ = ["Settings"]
-
-#: Settings attribute -> config name (the schema field that checks it)
-_FIELDS = (("ttft_p99_ms", "slo.ttft_p99_ms"), ("utilization_cap", "fleet.utilization_cap"),
-           ("accounting", "accounting.mode"), ("peak_factor", "slo.peak_factor"),
-           ("prefill_tail_share", "slo.prefill_tail_share"), ("quantile", "slo.quantile"))
 
 
 @dataclass(frozen=True)
@@ -31,7 +26,7 @@ class Settings:
         return (1.0 - self.quantile) * self.prefill_tail_share + 1e-12
 
     def __post_init__(self) -> None:  # the schema's checks (fleetopt.problem.schema)
-        for attr, path in _FIELDS:
+        for attr, path in SETTINGS_FIELDS.items():
             check(path, getattr(self, attr))
 
     @property

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetopt.core.errors import FleetoptError, unknown_name
+from fleetopt.core.files import read_toml
 from fleetopt.physics.catalog.specs import (
     CalibratedSpec,
     GPUSpec,
@@ -27,20 +28,6 @@ from fleetopt.physics.catalog.specs import (
 from fleetopt.physics.power import PowerCurve
 
 __all__ = ["Catalog", "builtin_calibrated", "default_catalog"]
-
-
-def _read_toml(path: Path | Any, field_name: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise FleetoptError(field_name, f"file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise FleetoptError(field_name, f"{path} is not valid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise FleetoptError(field_name, f"{path} is not a text (UTF-8) file") from None
-    except OSError as e:
-        raise FleetoptError(field_name, f"cannot read {path}: {e.strerror or e}") from None
 
 
 class _Registry(dict):
@@ -111,7 +98,7 @@ class Catalog:
         price_per_gpu_hr = 2.10``); a new NAME needs every required field. Every field is
         checked for type and range; errors name ``catalog.gpu.NAME.FIELD``.
         """
-        data = _read_toml(Path(path), field_name)
+        data = read_toml(Path(path), field_name)
         known = {"gpu", "model", "profile"}
         bad = set(data) - known
         if bad:

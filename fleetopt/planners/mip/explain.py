@@ -265,37 +265,9 @@ def _finish(reason: str, opts: list[dict[str, Any]]) -> tuple[str, list[dict[str
 
 
 def apply_changes(problem: Problem, changes: list[dict[str, Any]]) -> Problem:
-    """``problem`` with the changes of one relaxation applied."""
-    kw: dict[str, Any] = {}
-    st: dict[str, Any] = {}
-    inv = dict(problem.inventory)
-    for ch in changes:
-        f, v = ch["field"], ch["value"]
-        if f == "budget.cost_per_hr":
-            kw["budget_per_hr"] = float(v)
-        elif f == "fleet.max_gpus":
-            kw["max_gpus"] = int(v)
-        elif f == "fleet.max_pools":
-            kw["max_pools"] = int(v)
-        elif f.startswith("inventory."):
-            inv[f.split(".", 1)[1]] = int(v)
-        elif f == "slo.ttft_p99_ms":
-            st["ttft_p99_ms"] = float(v)
-        elif f == "slo.prefill_tail_share":
-            st["prefill_tail_share"] = float(v)
-        elif f == "fleet.kv_dtype":
-            kw["kv_dtype"] = str(v)
-        elif f == "fleet.tp":
-            kw["tp"] = tuple(int(t) for t in v)
-        elif f == "fleet.max_ctx":
-            kw["max_ctx"] = int(v)
-        else:
-            raise ValueError(f"unknown relaxation field {f!r}")
-    if inv != dict(problem.inventory):
-        kw["inventory"] = tuple(inv.items())
-    if st:
-        kw["settings"] = replace(problem.settings, **st)
-    return problem.with_(**kw)
+    """``problem`` with the changes of one relaxation applied (fields by their config names:
+    :meth:`fleetopt.problem.Problem.with_settings`)."""
+    return problem.with_settings({ch["field"]: ch["value"] for ch in changes})
 
 
 def _verified(problem: Problem, changes: list[dict[str, Any]], compress: bool,

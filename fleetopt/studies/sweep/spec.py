@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.core.jsonio import to_json
 from fleetopt.problem.problem import Problem
 from fleetopt.problem.schema import SCENARIO_FIELDS, check, check_inventory
-from fleetopt.problem.workload import builtin, builtin_names
+from fleetopt.problem.workload import builtin_names
 
 __all__ = ["SCENARIO_KEYS", "as_label", "check_keys", "check_names", "label", "normalise",
            "scenario_problem"]
@@ -85,35 +84,8 @@ def check_names(params: Mapping[str, Any], base: Problem, where: str) -> None:
 
 def scenario_problem(base: Problem, params: Mapping[str, Any]) -> Problem:
     """``base`` with one scenario's changes applied (re-validated; may raise FleetoptError)."""
-    kw: dict[str, Any] = {}
-    rate = params.get("rate_rps", base.workload.rate_rps)
-    if "workload" in params:
-        kw["workload"] = builtin(params["workload"], rate, "workload")
-    elif "rate_rps" in params:
-        kw["workload"] = base.workload.with_rate(rate)
-    st = base.settings
-    if "ttft_p99_ms" in params:
-        st = replace(st, ttft_p99_ms=params["ttft_p99_ms"])
-    if "utilization_cap" in params:
-        st = replace(st, utilization_cap=params["utilization_cap"])
-    if st is not base.settings:
-        kw["settings"] = st
-    simple = {"model": "model", "max_pools": "max_pools", "max_ctx": "max_ctx",
-              "budget_per_hr": "budget_per_hr", "max_gpus": "max_gpus", "objective": "objective"}
-    for k, attr in simple.items():
-        if k in params:
-            kw[attr] = params[k]
-    if "gpus" in params:
-        kw["gpus"] = tuple(params["gpus"])
-    if "dtype" in params:
-        kw["dtypes"] = tuple(params["dtype"])
-    if "tp" in params:
-        kw["tp"] = tuple(params["tp"])
-    if "inventory" in params:
-        kw["inventory"] = tuple(params["inventory"].items())
-    return base.with_(**kw) if kw else base
-
-
+    changes = {SCENARIO_FIELDS[k][0]: v for k, v in params.items() if k != "name"}
+    return base.with_settings({path: v for path, v in changes.items() if path is not None})
 
 
 def as_label(v: Any) -> Any:

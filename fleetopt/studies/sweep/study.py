@@ -21,7 +21,6 @@ a checkpoint (:mod:`.checkpoint`) and returns the tidy results (:mod:`.results`)
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from fleetopt.core.errors import FleetoptError
+from fleetopt.core.files import read_toml
 from fleetopt.problem.config import load_config, resolve_config_path
 from fleetopt.problem.problem import Problem
 from fleetopt.studies.sweep.checkpoint import (
@@ -242,14 +242,7 @@ def load_sweep(path: str | Path, *, simulate: bool | None = None) -> Study:
         p = resolve_config_path(path)
     except FleetoptError as e:
         raise FleetoptError("SWEEP", str(e).split(": ", 1)[1]) from None
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise FleetoptError("SWEEP", f"{p} is not valid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise FleetoptError("SWEEP", f"{p} is not a text (UTF-8) file") from None
-    except OSError as e:
-        raise FleetoptError("SWEEP", f"cannot read {p}: {e.strerror}") from None
+    data = read_toml(p, "SWEEP")
     return sweep_from_dict(data, p.parent, name=p.stem, simulate=simulate)
 
 
