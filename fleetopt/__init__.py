@@ -12,15 +12,10 @@ time it is used (:mod:`fleetopt.core.lazy`), so pandas, scipy, pyomo and matplot
 when a result needs them. The layout is ``docs/architecture.md``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from fleetopt.core.lazy import attach
-
-try:
-    __version__ = version("fleetopt")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from fleetopt.core.version import __version__
 
 if TYPE_CHECKING:
     from fleetopt.core.errors import FleetoptError

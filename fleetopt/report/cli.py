@@ -21,11 +21,11 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from fleetopt import __version__
 from fleetopt.core.errors import FleetoptError
 from fleetopt.core.files import STDOUT, check_outputs, write_output
 from fleetopt.core.jsonio import to_json, versioned
 from fleetopt.core.status import Status
+from fleetopt.core.version import __version__
 from fleetopt.report import cli_study
 from fleetopt.report import tables as report
 from fleetopt.report.cli_common import used, verbose_flag, warn
