@@ -20,7 +20,13 @@ from fleetopt.core.version import __version__
 if TYPE_CHECKING:
     from fleetopt.core.errors import FleetoptError
     from fleetopt.core.status import Status
-    from fleetopt.evaluate import FleetResult, PoolResult, evaluate, evaluate_plan, size_fleet
+    from fleetopt.evaluation import (
+        FleetResult,
+        PoolResult,
+        evaluate,
+        evaluate_plan,
+        size_fleet,
+    )
     from fleetopt.physics.catalog import Catalog, GPUSpec, ModelSpec, default_catalog
     from fleetopt.physics.profiles import Deployment, PhysicsParams, resolve
     from fleetopt.planners.baselines import homogeneous, pool_routing, two_pool

@@ -74,7 +74,7 @@ def compute(example: str, budgets: list[float] | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
     import fleetopt as fo
-    from fleetopt.evaluate import evaluate, size_fleet
+    from fleetopt.evaluation import evaluate, size_fleet
     from fleetopt.planners.enumerate import enumerate_optimum
     from fleetopt.sim import simulate_problem
     from fleetopt.studies import procurement_study

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fleetopt.evaluate import evaluate
+from fleetopt.evaluation import evaluate
 from fleetopt.physics.profiles import Deployment
 from fleetopt.planners.baselines import (
     best_baseline,

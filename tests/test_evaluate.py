@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.evaluate import evaluate, pool_model, size_fleet
+from fleetopt.evaluation import evaluate, pool_model, size_fleet
 from fleetopt.physics.profiles import Deployment, resolve
 from fleetopt.problem.config import load_config
 from fleetopt.problem.fleet import Fleet, PoolSpec

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "fleetopt"
 #: the layers, bottom to top: a module may import from a lower layer, or its own folder
 #: (``planners`` and ``sim`` are siblings: neither imports the other)
 LAYERS: dict[str, int] = {
-    "core": 0, "physics": 1, "problem": 2, "sizing": 3, "evaluate": 4, "planners": 5, "sim": 5,
+    "core": 0, "physics": 1, "problem": 2, "sizing": 3, "evaluation": 4, "planners": 5, "sim": 5,
     "studies": 6, "report": 7,
 }
 #: packages of data files only (no Python imports of fleetopt)

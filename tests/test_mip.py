@@ -6,7 +6,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from fleetopt.evaluate import evaluate
+from fleetopt.evaluation import evaluate
 from fleetopt.planners.baselines import homogeneous, pool_routing
 from fleetopt.planners.enumerate import enumerate_optimum
 from fleetopt.planners.mip.solve import solve

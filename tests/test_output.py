@@ -297,7 +297,7 @@ def test_fleet_json_schema_is_checked(capsys, tmp_path, doc, hint):
 
 
 def test_python_objects_give_the_cli_json(capsys):
-    from fleetopt.evaluate import evaluate, size_fleet
+    from fleetopt.evaluation import evaluate, size_fleet
     from fleetopt.problem.config import load_config
 
     problem = load_config("paper-azure")

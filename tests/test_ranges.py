@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from fleetopt.evaluate import evaluate, pool_model
+from fleetopt.evaluation import evaluate, pool_model
 from fleetopt.physics.catalog import Catalog
 from fleetopt.planners.mip.solve import solve
 from fleetopt.problem.fleet import Fleet

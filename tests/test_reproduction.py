@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetopt.evaluate import saturated_point
+from fleetopt.evaluation import saturated_point
 from fleetopt.physics.profiles import Deployment, resolve
 from fleetopt.problem.workload import paper_sampled
 from fleetopt.sizing.poolmodel import PoolModel, Settings

@@ -18,8 +18,8 @@ from fleetopt.planners.mip.solve import solve
 from fleetopt.problem.config import load_config
 from fleetopt.problem.problem import Problem
 from fleetopt.report.cli import main
-from fleetopt.studies import procurement, procurement_study
-from fleetopt.studies.procurement import parse_budgets, with_inventory
+from fleetopt.studies import procurement_study
+from fleetopt.studies.procurement import parse_budgets, procurement, with_inventory
 from fleetopt.studies.sweep import (
     RESULT_COLUMNS,
     Study,

@@ -12,6 +12,8 @@ import math
 import time
 from dataclasses import dataclass
 
+__all__ = ["Deadline"]
+
 
 @dataclass(frozen=True)
 class Deadline:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+__all__ = ["FleetoptError", "unknown_name"]
+
 
 class FleetoptError(ValueError):
     """Bad input. ``field`` names what is wrong; the message says how to fix it.

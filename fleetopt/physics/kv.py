@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import math
 
+__all__ = ["BYTES_PER_ELEMENT", "dtype_bytes", "kv_budget_bytes", "kv_bytes_per_token_per_gpu",
+           "kv_heads_per_gpu", "slots_at_window"]
+
 BYTES_PER_ELEMENT: dict[str, float] = {"fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = ["PowerCurve", "gpu_power_w", "logistic_power_w"]
+
 
 @dataclass(frozen=True)
 class PowerCurve:

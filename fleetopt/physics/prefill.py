@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = ["n_chunks", "prefill_flops"]
+
 
 def n_chunks(prompt_tokens: ArrayLike, chunk_tokens: int) -> NDArray[np.float64]:
     """Number of prefill chunks (iterations) for a prompt: ``ceil(l / chunk)``, at least 1."""

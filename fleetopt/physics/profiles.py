@@ -96,6 +96,10 @@ class Profile:
     def slots(self, window_tokens: int) -> int:
         raise NotImplementedError
 
+    def fit_error(self) -> str | None:
+        """Why the model does not fit this deployment (None: it fits)."""
+        return None
+
     def decode_s(self, batch: ArrayLike, ctx_tokens: ArrayLike) -> NDArray[np.float64]:
         raise NotImplementedError
 

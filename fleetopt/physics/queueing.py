@@ -23,9 +23,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
+__all__ = ["erlang_c", "kimura_p99_wait_s", "ttft_exceed_prob", "ttft_quantile_s", "wait_tail_rate"]
 
-def erlang_c(servers: ArrayLike, offered_load: ArrayLike) -> NDArray[np.float64]:
-    """Probability that an arrival waits in M/M/c (Erlang C); 1 when ``a >= c``."""
+
+def erlang_c(servers: ArrayLike, offered_load: ArrayLike) -> NDArray[np.float64] | float:
+    """Probability that an arrival waits in M/M/c (Erlang C); 1 when ``a >= c`` (a float for
+    scalar arguments)."""
     c = np.asarray(servers, dtype=float)
     a = np.asarray(offered_load, dtype=float)
     c, a = np.broadcast_arrays(c, a)

@@ -22,6 +22,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+__all__ = ["decode_iteration_s", "expected_expert_fraction", "roofline_terms",
+           "streamed_weight_bytes"]
+
 
 def expected_expert_fraction(batch: ArrayLike, experts: int, top_k: int) -> NDArray[np.float64]:
     """Expected fraction of an MoE layer's routed experts touched by ``batch`` tokens."""
@@ -32,7 +35,8 @@ def expected_expert_fraction(batch: ArrayLike, experts: int, top_k: int) -> NDAr
 
 
 def streamed_weight_bytes(
-    batch: ArrayLike, *, dense_bytes: float, expert_bytes: float, experts: int, top_k: int
+    batch: ArrayLike, *, dense_bytes: float | NDArray[np.float64],
+    expert_bytes: float | NDArray[np.float64], experts: int, top_k: int
 ) -> NDArray[np.float64]:
     """Weight bytes one GPU streams per iteration at ``batch`` tokens (dense + touched experts)."""
     return dense_bytes + expert_bytes * expected_expert_fraction(batch, experts, top_k)
@@ -59,8 +63,8 @@ def roofline_terms(
     n = np.asarray(batch, dtype=float)
     ctx = np.asarray(mean_ctx_tokens, dtype=float)
     w = streamed_weight_bytes(
-        np.maximum(n, 1.0), dense_bytes=dense_bytes, expert_bytes=expert_bytes,
-        experts=experts, top_k=top_k,
+        np.maximum(n, 1.0), dense_bytes=np.asarray(dense_bytes, dtype=float),
+        expert_bytes=np.asarray(expert_bytes, dtype=float), experts=experts, top_k=top_k,
     )
     t_mem = (w + n * ctx * np.asarray(kv_bytes_per_token)) / (
         np.asarray(bandwidth_bytes_s) * mem_efficiency)

@@ -2,7 +2,7 @@
 
 Each baseline searches a small, explicit space of fleets, sizes every pool with the smallest
 instance count that meets the SLO (:class:`fleetopt.sizing.sizer.Sizer`) and returns the best
-plan in that space, judged by the exact evaluator (:func:`fleetopt.evaluate.evaluate_plan`).
+plan in that space, judged by the exact evaluator (:func:`fleetopt.evaluation.evaluate_plan`).
 ``docs/baselines.md`` defines them.
 
 * :func:`homogeneous`: one pool ``(0, max_ctx]``, one deployment.
@@ -28,7 +28,7 @@ from typing import Any
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.core.status import Status
-from fleetopt.evaluate import evaluate_plan
+from fleetopt.evaluation import evaluate_plan
 from fleetopt.physics.profiles import Deployment
 from fleetopt.planners.solution import Solution
 from fleetopt.problem.fleet import Fleet
@@ -271,7 +271,8 @@ def best_baseline(problem: Problem, compress: bool = False) -> Solution | None:
     sols = [_homogeneous(problem, None, sizer), _pool_routing(problem, None, sizer)]
     if compress:
         sols.append(_two_pool(problem, None, sizer))
-    ok = [s for s in sols if s.status in (Status.OPTIMAL, Status.FEASIBLE) and s.feasible]
+    ok = [(s, s.result) for s in sols if s.status in (Status.OPTIMAL, Status.FEASIBLE)
+          and s.result is not None and s.result.feasible]
     if not ok:
         return None
-    return min(ok, key=lambda s: _key(problem, s.result.power_w, s.result.cost_per_hr))
+    return min(ok, key=lambda sr: _key(problem, sr[1].power_w, sr[1].cost_per_hr))[0]

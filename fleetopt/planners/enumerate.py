@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.core.status import Status
-from fleetopt.evaluate import evaluate_plan
+from fleetopt.evaluation import evaluate_plan
 from fleetopt.planners.solution import Solution
 from fleetopt.problem.fleet import Fleet, PoolSpec
 from fleetopt.problem.problem import Problem
@@ -143,6 +143,7 @@ def enumerate_optimum(
                            o[4].deployment.dtype, o[4].deployment.kv_dtype,
                            None if o[4].window == o[4].hi else o[4].window) for o in best_plan)
     result = evaluate_plan(problem, Fleet(pools))
+    assert best_key is not None  # set with best_plan
     value = best_key[0]  # the objective; best_key[1] only breaks ties
     exact = pick(obj_name, result.power_w, result.cost_per_hr)
     return Solution(Status.OPTIMAL, f"enumeration-{mode}", obj_name, value, value, 0.0, result,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetopt.core.jsonio import to_json, versioned
 from fleetopt.core.status import USABLE, Status
-from fleetopt.evaluate import FleetResult
+from fleetopt.evaluation import FleetResult
 from fleetopt.problem.fleet import Fleet
 from fleetopt.sizing.limits import pick
 

@@ -6,7 +6,7 @@ import difflib
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.profiles import CALIBRATED_KV_DTYPE, Deployment
@@ -39,7 +39,9 @@ class PoolSpec:
 
     @property
     def deployment(self) -> Deployment:
-        return Deployment(self.gpu, self.tp, self.dtype, self.kv_dtype)
+        """The pool's deployment (a precision still ``None``, as a FLEET.json may leave it, is
+        refused by :func:`fleetopt.physics.profiles.resolve` with the pool's field name)."""
+        return Deployment(self.gpu, self.tp, cast(str, self.dtype), cast(str, self.kv_dtype))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,7 +54,7 @@ class PoolSpec:
 POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "instances", "dtype", "kv_dtype", "window_tokens")
 _POOL_FIELDS = set(POOL_KEYS)
 #: every key of a pool in a plan or evaluation document (the fields of
-#: :class:`fleetopt.evaluate.PoolResult`: the spec and its evaluated figures, which a FLEET.json
+#: :class:`fleetopt.evaluation.PoolResult`: the spec and its evaluated figures, which a FLEET.json
 #: may carry and which are ignored when it is read; ``tests/test_api.py`` checks they agree)
 PLAN_POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "dtype", "instances", "gpus", "arrival_rate",
                   "utilization", "mean_batch", "slots", "window_tokens", "p99_ttft_ms",

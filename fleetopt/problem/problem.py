@@ -52,7 +52,9 @@ class Problem:
     dtypes: tuple[str, ...] = ("fp16",)
     kv_dtype: str = "fp16"
     max_pools: int = 4
-    max_ctx: int | None = None
+    #: the longest context served; ``None`` (given) means derived from the workload, and after
+    #: construction it is always a number
+    max_ctx: int = None  # type: ignore[assignment]
     boundaries: tuple[int, ...] | None = None
     compress_gamma: float | None = None
     budget_per_hr: float | None = None
@@ -304,7 +306,7 @@ class Problem:
         inv = dict(self.inventory)
         wl: dict[str, Any] = {}
         for path, v in changes.items():
-            value = tuple(v) if isinstance(v, list) else v
+            value: Any = tuple(v) if isinstance(v, list) else v
             attr = "inventory" if path.startswith("inventory.") else (
                 FIELDS[path].attr if path in FIELDS else "")
             if not attr:
@@ -416,8 +418,8 @@ def default_boundaries(workload: Workload, max_ctx: int, quantiles: int = 10) ->
         r = int(round(q / 256.0)) * 256
         if 256 <= r < max_ctx:
             pts.add(r)
-    for q in (0.95, 0.99):
-        r = int(math.ceil(workload.quantile_total(q) / 256.0)) * 256
+    for tail in (0.95, 0.99):
+        r = int(math.ceil(workload.quantile_total(tail) / 256.0)) * 256
         if 256 <= r < max_ctx:
             pts.add(r)
     return sorted(pts)

@@ -21,10 +21,11 @@ import gzip
 import json
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +34,14 @@ from fleetopt.core.errors import FleetoptError, unknown_name
 from fleetopt.physics.burst import peak_factor
 from fleetopt.physics.compression import compress
 from fleetopt.problem.schema import OVER_MAX_CTX, TIMESTAMP_UNITS, check
+
+__all__ = ["CDF_SUBBINS", "DEFAULT_INPUT_FRACTION", "MAX_TOKENS", "MS_EPOCH", "MS_MEDIAN_GAP",
+           "MS_SPAN", "PAPER_SAMPLES", "PAPER_SEED", "SHIPPED_TRACES", "S_EPOCH", "TOO_FINE_EPOCH",
+           "Workload", "auto_peak_factor", "builtin", "builtin_info", "builtin_names",
+           "builtin_trace", "cdf_points", "check_input_fraction", "describe_share",
+           "detect_timestamp_unit", "fit_context", "from_cdf_file", "from_trace_file", "paper_draw",
+           "paper_pool_sample", "paper_sampled", "paper_sub_cdf", "read_trace", "requests_over",
+           "source_trace", "trace_of", "trace_rate_rps"]
 
 CDF_SUBBINS = 16
 #: longest input or output length accepted in a trace (tokens)
@@ -104,7 +113,8 @@ class Workload:
     def quantile_total(self, q: float) -> int:
         order = np.argsort(self.total_tokens, kind="stable")
         cum = np.cumsum(self.weights[order])
-        return int(self.total_tokens[order][min(np.searchsorted(cum, q - 1e-12), len(cum) - 1)])
+        at = min(int(np.searchsorted(cum, q - 1e-12)), len(cum) - 1)
+        return int(self.total_tokens[order][at])
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -192,8 +202,8 @@ def builtin(name: str, rate_rps: float = 1000.0, field_name: str = "workload.nam
     if key is None:
         raise unknown_name(field_name, str(name), names, "workload")
     d = _package_json(key)
-    meta = {k: d[k] for k in ("source", "license", "derivation", "stats", "requests",
-                              "trace_rate_rps") if k in d}
+    meta: dict[str, Any] = {k: d[k] for k in ("source", "license", "derivation", "stats",
+                                              "requests", "trace_rate_rps") if k in d}
     if d["kind"] == "cdf":
         src = "published"
         frac = d.get("input_fraction", DEFAULT_INPUT_FRACTION)
@@ -265,12 +275,18 @@ def _row_label(kind: str, i: int) -> str:
     return f"line {i + 1}" if kind == "jsonl" else f"line {i + 2}"  # CSV: line 1 is the header
 
 
+def _open_text(p: Path) -> IO[str]:
+    """``p`` as text (gzip when it ends ``.gz``); ``-sig``: a BOM is not a column name."""
+    if p.suffix == ".gz":
+        return gzip.open(p, "rt", encoding="utf-8-sig")
+    return open(p, encoding="utf-8-sig")  # noqa: SIM115  (closed by the caller's with)
+
+
 def _read_rows(p: Path, field_name: str) -> tuple[str, list[dict[str, Any]]]:
-    opener = gzip.open if p.suffix == ".gz" else open
     kind = "jsonl" if (".jsonl" in p.name or ".ndjson" in p.name) else "csv"
     rows: list[dict[str, Any]] = []
     try:
-        with opener(p, "rt", encoding="utf-8-sig") as f:  # -sig: a BOM is not a column name
+        with _open_text(p) as f:
             if kind == "jsonl":
                 for i, line in enumerate(f):
                     if not line.strip():
@@ -408,6 +424,7 @@ def read_trace(path: str | Path, field_name: str = "workload.trace",
         return None
 
     ci, co, ct = pick(_INPUT_COLS, True), pick(_OUTPUT_COLS, True), pick(_TIME_COLS, False)
+    assert ci is not None and co is not None  # required: pick() raised otherwise
     out: dict[str, Any] = {}
     for key, col in (("input", ci), ("output", co)):
         vals = _column(rows, col, kind, p, field_name, f"the {key} length")
@@ -575,7 +592,7 @@ PAPER_SAMPLES = 3000
 PAPER_SEED = 42
 
 
-def _paper_interp(knots: list[tuple[float, float]], t: float) -> float:
+def _paper_interp(knots: Sequence[tuple[float, float]], t: float) -> float:
     """CDF at ``t`` by linear interpolation between knots, from (0, 0), as the planner does."""
     if t <= 0:
         return 0.0
@@ -709,9 +726,10 @@ def trace_of(workload: Workload) -> dict[str, Any] | None:
     if key is not None:
         tr = builtin_trace(key)
     else:
-        tr = source_trace(workload)
-        if tr is None:
+        found = source_trace(workload)
+        if found is None:
             return None
+        tr = found
     if "arrival_s" not in tr or len(tr["arrival_s"]) < 2 or np.ptp(tr["arrival_s"]) <= 0:
         return None
     return tr

@@ -59,7 +59,7 @@ def _problem(args: argparse.Namespace) -> Any:
 
 
 def _fleet_for(problem: Any, fleet_path: str | None) -> Any:
-    from fleetopt.evaluate import size_fleet
+    from fleetopt.evaluation import size_fleet
     from fleetopt.problem.fleet import Fleet
 
     if fleet_path:
@@ -255,7 +255,7 @@ def cmd_example(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from fleetopt.evaluate import evaluate_plan
+    from fleetopt.evaluation import evaluate_plan
 
     _check_outputs(args)
     problem = _problem(args)

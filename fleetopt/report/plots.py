@@ -363,9 +363,9 @@ def _validation_figures(df: pd.DataFrame, fleets: dict[str, Any], sweep: pd.Data
         ax.set_ylim(1e-4, 1.1)
         ax.set_xlabel("TTFT (ms)")
         ax.set_ylabel("P(TTFT > t)")
-        p = fl.pools[k]
-        ax.set_title(f"azure-h100 pool ({p.ctx_lo}, {p.ctx_hi}], {p.instances} x {p.gpu} TP{p.tp}",
-                     fontsize=9)
+        pool = fl.pools[k]
+        ax.set_title(f"azure-h100 pool ({pool.ctx_lo}, {pool.ctx_hi}], {pool.instances} x "
+                     f"{pool.gpu} TP{pool.tp}", fontsize=9)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "sim_ttft_ccdf.png", dpi=110)

@@ -46,7 +46,7 @@ class Col:
     wide: bool = False
     drop: int = 0
     maxw: int | None = None
-    when: Callable[[list[Mapping[str, Any]]], bool] | None = None
+    when: Callable[[Sequence[Mapping[str, Any]]], bool] | None = None
 
     @property
     def key(self) -> str | None:
@@ -98,9 +98,9 @@ def _truncate(s: str, n: int | None) -> str:
 
 
 def _layout(rows: list[dict[str, Any]], cols: list[Col], wide: bool) -> list[list[str]]:
-    grid = [[c.header for c in cols]]
+    grid: list[list[Any]] = [[c.header for c in cols]]
     for r in rows:
-        grid.append([c.value(r) for c in cols])  # type: ignore[misc]
+        grid.append([c.value(r) for c in cols])
     out = [list(grid[0])]
     for vals in grid[1:]:
         line = []
@@ -203,15 +203,15 @@ def _ctx(row: Mapping[str, Any]) -> str:
 def _scaled(key: str, factor: float) -> Callable[[Mapping[str, Any]], Any]:
     def get(row: Mapping[str, Any]) -> Any:
         v = row.get(key)
-        return None if is_missing(v) else float(v) * factor
+        return None if v is None or is_missing(v) else float(v) * factor
     return get
 
 
-def _has_window(rows: list[Mapping[str, Any]]) -> bool:
+def _has_window(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(r.get("window_tokens") not in (None, r.get("ctx_hi")) for r in rows)
 
 
-def _compresses(rows: list[Mapping[str, Any]], key: str = "compressed_share") -> bool:
+def _compresses(rows: Sequence[Mapping[str, Any]], key: str = "compressed_share") -> bool:
     return any(not is_missing(r.get(key)) and float(r.get(key) or 0) > 0 for r in rows)
 
 

@@ -13,6 +13,8 @@ from numpy.typing import NDArray
 from fleetopt.core.errors import FleetoptError
 from fleetopt.problem.workload import Workload, builtin_trace, read_trace, source_trace
 
+__all__ = ["Arrivals", "load_trace", "poisson", "replay_stream", "shipped_trace_names"]
+
 
 @dataclass(frozen=True)
 class Arrivals:

@@ -58,6 +58,11 @@ from fleetopt.sim.dispatch import POLICIES, Router
 from fleetopt.sim.prefix_cache import PrefixCache
 from fleetopt.sim.scheduler import InstanceScheduler, RequestState, Window
 
+__all__ = ["DEFAULT_POWER_BINS", "DEFAULT_WARMUP_FRACTION", "KV_ALLOCATIONS", "TRACE_COLUMNS",
+           "InstanceIntegrals", "InstanceLimits", "IterationSimOutput", "PoolConfig",
+           "RequestRecords", "RequestStream", "SplitStepCost", "StepCost", "default_window",
+           "poisson_stream", "simulate_pools"]
+
 KV_ALLOCATIONS = ("paged", "reserved")
 DEFAULT_POWER_BINS = 100
 DEFAULT_WARMUP_FRACTION = 0.1

@@ -58,6 +58,8 @@ from typing import Any
 from fleetopt.core.errors import FleetoptError
 from fleetopt.sim.prefix_cache import PrefixCache
 
+__all__ = ["InstanceScheduler", "RequestState", "Window"]
+
 
 class RequestState:
     """Per-request state shared by all instances (parallel Python lists, by request index).

@@ -23,6 +23,9 @@ from typing import Any
 
 from fleetopt.sim.iteration import InstanceLimits
 
+__all__ = ["ATTN_FLOPS_PER_PAIR_PER_GPU", "KV_BYTES_PER_TOKEN_PER_GPU", "ConstantStepCost",
+           "RooflineStepCost", "h100_tp8_llama70b_limits"]
+
 # Llama-3.1-70B: 80 layers, d_model 8192, 8 KV heads of 128: attention does 4 * d_model FLOPs
 # per (query, key) pair per layer (QK^T and AV); KV is 2 * 80 * 8 * 128 * 2 B = 320 KiB/token.
 _LAYERS, _D_MODEL, _TP = 80, 8192, 8

@@ -358,12 +358,13 @@ def _stack_params(profiles: list[Profile]) -> dict[str, Any] | None:
 
     None when the profiles cannot be stacked (another kind, other models or physics).
     """
-    if not all(isinstance(p, ComputedProfile) for p in profiles):
+    computed = [p for p in profiles if isinstance(p, ComputedProfile)]
+    if len(computed) != len(profiles):
         return None
-    first = profiles[0]
-    if any(p.model.name != first.model.name or p.params != first.params for p in profiles):
+    first = computed[0]
+    if any(p.model.name != first.model.name or p.params != first.params for p in computed):
         return None
-    kws = [p.roofline_kwargs() for p in profiles]
+    kws = [p.roofline_kwargs() for p in computed]
     out: dict[str, Any] = {}
     for key, val in kws[0].items():
         vals = [kw[key] for kw in kws]

@@ -12,7 +12,7 @@ GPUs there. The :class:`Sizer` of a problem
 * sizes pools in batches (:meth:`Sizer.prefetch`, physical accounting) or one at a time
   (:meth:`Sizer.size`, which also says why a pool cannot be sized), caching every answer.
 
-Its users: :func:`fleetopt.evaluate.size_fleet`, the baselines, the MIP's candidates
+Its users: :func:`fleetopt.evaluation.size_fleet`, the baselines, the MIP's candidates
 (:mod:`fleetopt.sizing.candidates`), the explanations of infeasibility and the validation study.
 """
 
@@ -105,7 +105,7 @@ class Sizer:
         prof = self._profiles.get(d)
         if prof is None:
             prof = self.problem.profile(d)
-            err = prof.fit_error()  # type: ignore[attr-defined]
+            err = prof.fit_error()
             if err:
                 raise FleetoptError("deployment", err)
             self._profiles[d] = prof
@@ -178,7 +178,7 @@ class Sizer:
             for members, fam in self.families(lows, hi, window, usable):
                 n = fam.min_instances()
                 cols = np.flatnonzero(n >= 0)
-                power = fam.power_w(cols, n[cols].astype(float)) if len(cols) else []
+                power = fam.power_w(cols, n[cols].astype(float)) if len(cols) else np.zeros(0)
                 for col, pw in zip(cols, power, strict=True):
                     d, prof = members[int(fam.dep[col])]
                     ni = int(n[col])

@@ -14,14 +14,11 @@ from typing import TYPE_CHECKING
 
 from fleetopt.core.lazy import attach
 
+# ``compare`` and ``procurement`` are the modules here (``fleetopt.compare`` is the function;
+# a lazily re-exported name must not be a submodule's name)
 if TYPE_CHECKING:
-    from fleetopt.studies.compare import compare, compare_solutions, comparison_frame
-    from fleetopt.studies.procurement import (
-        ProcurementResult,
-        parse_budgets,
-        procurement,
-        procurement_study,
-    )
+    from fleetopt.studies.compare import compare_solutions, comparison_frame
+    from fleetopt.studies.procurement import ProcurementResult, parse_budgets, procurement_study
     from fleetopt.studies.sweep import (
         SCENARIO_KEYS,
         Study,
@@ -32,8 +29,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "SCENARIO_KEYS", "ProcurementResult", "Study", "compare", "compare_solutions",
-    "comparison_frame", "load_sweep", "parse_budgets", "procurement", "procurement_study",
-    "read_results", "save_results", "scenario_problem",
+    "SCENARIO_KEYS", "ProcurementResult", "Study", "compare_solutions", "comparison_frame",
+    "load_sweep", "parse_budgets", "procurement_study", "read_results", "save_results",
+    "scenario_problem",
 ]
 __getattr__, __dir__ = attach(__name__, globals())

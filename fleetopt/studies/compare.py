@@ -96,7 +96,8 @@ def comparison_frame(solutions: list[Solution], objective: str | None = None) ->
         objective = "cost" if cost else "power"
     by_name = {s.approach: s for s in solutions}
     homog = by_name.get("homogeneous")
-    homog_w = homog.result.power_w if homog is not None and homog.usable else math.nan
+    homog_w = homog.result.power_w if homog is not None and homog.result is not None and \
+        homog.usable else math.nan
     best_heur: dict[str, float] = {}
     for s in solutions:
         if s.approach in HEURISTICS and s.usable:
@@ -107,7 +108,7 @@ def comparison_frame(solutions: list[Solution], objective: str | None = None) ->
     for s in solutions:
         fam = FAMILY.get(s.approach, "compressed" if "compress" in s.approach else "uncompressed")
         row: dict[str, Any] = {"approach": s.approach, "family": fam, "status": s.status}
-        if s.usable:
+        if s.usable and s.result is not None:
             t = s.totals
             power_w = float(t["power_w"])
             row.update(

@@ -76,6 +76,8 @@ def parse_budgets(spec: str | float | Iterable[float], field_name: str = "--budg
             raise FleetoptError(
                 field_name, f"cannot read {spec!r}: use START:STOP:STEP (e.g. 100:2000:50) or a "
                 "comma list of $/hr (e.g. 100,250,400)")
+    elif isinstance(spec, bool):
+        raise FleetoptError(field_name, f"budgets must be numbers in $/hr, got {spec!r}")
     else:
         try:
             vals = [float(x) for x in spec]
@@ -95,6 +97,7 @@ def with_inventory(problem: Problem, inventory: Mapping[str, int] | Sequence[str
     if not inventory:
         return problem
     items: dict[str, int] = {}
+    pairs: list[tuple[str, Any]]
     if isinstance(inventory, Mapping):
         pairs = list(inventory.items())
     else:
@@ -268,7 +271,7 @@ def procurement_study(
     # the least-watt plan with no budget: every budget at or above its cost has it as optimum
     free: Solution | None = None
     free_cost = math.inf
-    if cr.x is not None and max(values) > min_cost_value + 1e-6:
+    if cr.x is not None and min_cost_value is not None and max(values) > min_cost_value + 1e-6:
         t3 = time.perf_counter()
         pmodel.set_row_upper(brow, math.inf)
         fr = pmodel.run(time_limit, warm_x if warm_start else None)

@@ -124,7 +124,7 @@ def compare_case(problem: Problem, fleet: Fleet, case: str, seeds: tuple[int, ..
         p99 = np.array([p.stats.p99_ttft_ms for p in ps])
         sim = float(p99.mean())
         pred = ps[0].predicted_p99_ttft_ms
-        row = {
+        row: dict[str, Any] = {
             "case": case, "pool": f"({spec.ctx_lo}, {spec.ctx_hi}]",
             "gpu": f"{spec.gpu} TP{spec.tp} {spec.dtype}", "instances": spec.instances,
             "share": float(np.mean([p.stats.requests for p in ps]) / max(1, runs[0].totals["requests"])),
@@ -257,7 +257,8 @@ def correction_study(requests: int = 100_000, trace_requests: int = TRACE_REQUES
             prob = load_config(ex)
         except FleetoptError:  # not a planning config (e.g. a sweep file)
             continue
-        variants = [(prob, ("poisson",))] if prob.workload.name != TRACE else []
+        variants: list[tuple[Problem, tuple[str, ...]]] = \
+            [(prob, ("poisson",))] if prob.workload.name != TRACE else []
         conv = prob if prob.workload.name == TRACE else prob.with_(
             workload=builtin(TRACE, prob.workload.rate_rps))
         variants.append((conv, ("poisson", "replay")))

@@ -79,15 +79,15 @@ class Catalog:
         base = resources.files("fleetopt.physics.catalog")
         gdata = tomllib.loads(base.joinpath("gpus.toml").read_text())
         for name, t in gdata.items():
-            spec = gpu_from_table(name, t, "gpus.toml")
-            cat.gpus.add(name, spec, spec.aliases)
+            gspec = gpu_from_table(name, t, "gpus.toml")
+            cat.gpus.add(name, gspec, gspec.aliases)
         _apply_power_fits(cat)
         mdata = tomllib.loads(base.joinpath("models.toml").read_text())
         for name, t in mdata.items():
-            spec = model_from_table(name, t, "models.toml")
-            cat.models.add(name, spec, spec.aliases)
-        for spec in builtin_calibrated():
-            cat.profiles.add(spec.name, spec, spec.aliases)
+            mspec = model_from_table(name, t, "models.toml")
+            cat.models.add(name, mspec, mspec.aliases)
+        for cspec in builtin_calibrated():
+            cat.profiles.add(cspec.name, cspec, cspec.aliases)
         return cat
 
     def extend_from_file(self, path: str | Path, field_name: str = "catalog") -> Catalog:
@@ -117,15 +117,16 @@ class Catalog:
             self.gpus.add(spec.name, spec, spec.aliases, f"{field_name}.gpu.{name}.aliases")
         for name, t in data.get("model", {}).items():
             key = self.models.lookup(name)
-            spec = model_from_table(name, t, f"{field_name}.model",
+            mspec = model_from_table(name, t, f"{field_name}.model",
                                      None if key is None else self.models[key])
-            self.models.add(spec.name, spec, spec.aliases, f"{field_name}.model.{name}.aliases")
+            self.models.add(mspec.name, mspec, mspec.aliases,
+                            f"{field_name}.model.{name}.aliases")
         if data.get("profile"):
             for name, t in data["profile"].items():
                 key = self.profiles.lookup(name)
-                spec = calibrated_from_table(name, t, f"{field_name}.profile",
-                                             None if key is None else self.profiles[key])
-                self.profiles.add(spec.name, spec, spec.aliases,
+                cspec = calibrated_from_table(name, t, f"{field_name}.profile",
+                                              None if key is None else self.profiles[key])
+                self.profiles.add(cspec.name, cspec, cspec.aliases,
                                   f"{field_name}.profile.{name}.aliases")
         self._check_names_disjoint(field_name)
         return self

@@ -51,14 +51,14 @@ def _token_coefficients(problem: Problem, window_min: int, objective: str) -> np
         per = 0.0
         if st.accounting == "physical":
             # cells [b1, b2] of a geometric grid: t(b) and w(b) rise with b, 1/b falls
-            b = np.unique(np.concatenate([[1.0], np.geomspace(1.0, s_max, 1500), [s_max]]))
-            t = np.asarray(prof.decode_s(b, np.zeros_like(b)), dtype=float)
-            w = np.asarray(prof.instance_power_w(b, "physical"), dtype=float)
-            cells = t[:-1] * w[:-1] / b[1:]
+            bs = np.unique(np.concatenate([[1.0], np.geomspace(1.0, s_max, 1500), [s_max]]))
+            ts = np.asarray(prof.decode_s(bs, np.zeros_like(bs)), dtype=float)
+            w = np.asarray(prof.instance_power_w(bs, "physical"), dtype=float)
+            cells = ts[:-1] * w[:-1] / bs[1:]
             below_one = float(np.asarray(prof.decode_s(0.0, 0.0))) * \
                 float(np.asarray(prof.instance_power_w(0.0, "physical")))
             per = min(float(cells.min()) if len(cells) else math.inf, below_one,
-                      float(t[-1] * w[-1] / b[-1]))
+                      float(ts[-1] * w[-1] / bs[-1]))
             per *= 1.0 - 1e-9
         out.append((floor, per))
     return np.asarray(out, dtype=float).reshape(-1, 2)

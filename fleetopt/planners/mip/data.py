@@ -56,8 +56,14 @@ class MipData:
 def build_mip_data(problem: Problem, cset: CandidateSet, *, relax: tuple[str, ...] = ()) -> MipData:
     """Assemble the MIP arrays. ``relax`` names limits to drop (used to explain infeasibility)."""
     cands = cset.candidates
-    col_cand, col_seg, col_kind, lo, hi = [], [], [], [], []
-    pcoef, ccoef, gcoef = [], [], []
+    col_cand: list[int] = []
+    col_seg: list[int] = []
+    col_kind: list[int] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    pcoef: list[float] = []
+    ccoef: list[float] = []
+    gcoef: list[float] = []
     seg_bounds: list[tuple[int, int, float, float]] = []
     pair: dict[tuple[int, int], tuple[int, int]] = {}
     for j, c in enumerate(cands):

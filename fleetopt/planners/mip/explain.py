@@ -68,8 +68,8 @@ def _diagnose(problem: Problem, compress: bool, cset: CandidateSet | None, deadl
             reason = (f"fleet.max_ctx: no allowed deployment has a KV slot for a "
                       f"{problem.max_ctx}-token window")
             return _finish(reason, _slot_options(problem, compress, deadline, depth))
-        reason, opts = _slo_reason(problem, compress, deadline, depth)
-        return _finish(reason, opts)
+        reason, slo_opts = _slo_reason(problem, compress, deadline, depth)
+        return _finish(reason, slo_opts)
     data = build_mip_data(problem, cset)
     groups = _limit_groups(problem)
     everything = [g for grp in groups.values() for g in grp]
@@ -211,11 +211,13 @@ def _option(problem: Problem, got: dict[str, float], relaxed: list[str]) -> dict
     changes: list[dict[str, Any]] = []
     for lim in relaxed:
         if lim == "budget":
+            assert problem.budget_per_hr is not None  # relaxed only when set
             v = math.ceil(got["budget"] * 100.0 - 1e-6) / 100.0
             if v > problem.budget_per_hr:
                 changes.append({"field": "budget.cost_per_hr", "value": v,
                                 "current": problem.budget_per_hr})
         elif lim == "max_gpus":
+            assert problem.max_gpus is not None  # relaxed only when set
             v = int(round(got["max_gpus"]))
             if v > problem.max_gpus:
                 changes.append({"field": "fleet.max_gpus", "value": v, "current": problem.max_gpus})

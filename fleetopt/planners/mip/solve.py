@@ -18,7 +18,7 @@ import numpy as np
 from fleetopt.core.deadline import Deadline
 from fleetopt.core.errors import FleetoptError
 from fleetopt.core.status import Status
-from fleetopt.evaluate import evaluate_plan
+from fleetopt.evaluation import evaluate_plan
 from fleetopt.planners.mip.bounds import path_bound
 from fleetopt.planners.mip.data import MipData, SolverRun, build_mip_data
 from fleetopt.planners.mip.explain import diagnose
@@ -186,7 +186,8 @@ def solve(
                       "no candidate pool can meet the SLO")
     else:
         r = run(phase1, None, warm)
-        if problem.objective == "power_then_cost" and r.x is not None and r.status == Status.OPTIMAL:
+        if problem.objective == "power_then_cost" and r.x is not None and \
+                r.objective is not None and r.status == Status.OPTIMAL:
             cap = r.objective * (1.0 + mip_gap) + 1e-6
             r2 = run("cost_per_hr", cap, r.x)
             if r2.x is not None:

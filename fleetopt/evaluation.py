@@ -202,7 +202,7 @@ def evaluate(
         if err:
             raise FleetoptError(f"{f}.gpu", err)
         results.append(evaluate_pool(spec, prof, workload, settings, f))
-    notes = ()
+    notes: tuple[str, ...] = ()
     if settings.accounting == "paper":
         notes = ("paper accounting: ONE GPU's watts and price per instance, as published; "
                  "physical figures are gpus_per_instance times higher",)
