@@ -92,6 +92,12 @@ def test_loading_a_config_is_light() -> None:
     assert _loaded("import fleetopt\nfleetopt.load_config('azure-h100')") == []
 
 
+def test_the_cli_help_is_light() -> None:
+    code = ("import contextlib, io\nfrom fleetopt.report.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['--help']) == 0")
+    assert _loaded(code) == []
+
+
 def test_the_checks_see_a_heavy_import() -> None:
     assert _loaded("import fleetopt, pandas") == ["pandas"]
 

@@ -480,8 +480,6 @@ def _check_flags(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code: 0 done, 1 no plan or an internal error (a bug),
     2 bad input, 3 ``--check`` missed, 130 interrupted."""
-    from fleetopt.planners.mip import highs
-
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -490,7 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as e:  # --help, --version
             return int(e.code or 0) if not isinstance(e.code, str) else 2
-        highs.set_verbose(bool(getattr(args, "verbose", False)))
+        if hasattr(args, "verbose"):  # a command that may run HiGHS (the others never load it)
+            from fleetopt.planners.mip import highs
+
+            highs.set_verbose(bool(args.verbose))
         _check_flags(args)
         return int(args.func(args) or 0)
     except (FleetoptError, _UsageError) as e:

@@ -11,13 +11,17 @@ phase of the lexicographic objective, ``power_cap``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from fleetopt.core.status import Status
-from fleetopt.problem.problem import Problem
-from fleetopt.sizing.candidates import CandidateSet
+
+if TYPE_CHECKING:
+    from scipy import sparse
+
+    from fleetopt.problem.problem import Problem
+    from fleetopt.sizing.candidates import CandidateSet
 
 __all__ = ["MipData", "SolverRun", "build_mip_data", "gap_of", "run_status"]
 
@@ -55,6 +59,8 @@ class MipData:
 
 def build_mip_data(problem: Problem, cset: CandidateSet, *, relax: tuple[str, ...] = ()) -> MipData:
     """Assemble the MIP arrays. ``relax`` names limits to drop (used to explain infeasibility)."""
+    from scipy import sparse
+
     cands = cset.candidates
     col_cand: list[int] = []
     col_seg: list[int] = []
