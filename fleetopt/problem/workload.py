@@ -742,7 +742,7 @@ def auto_peak_factor(workload: Workload, *, window_s: float | None = None,
     With a trace (:func:`trace_of`): :func:`fleetopt.physics.burst.peak_factor` of its arrival
     times and total lengths, rescaled to ``workload.rate_rps`` (the estimator, its windows and
     length classes are documented there). Without timestamps: 1.0 (Poisson). Validated by trace
-    replay in ``python -m fleetopt.studies.validation``.
+    replay in :mod:`fleetopt.studies.validation` (``python scripts/make_docs.py simulation``).
     """
     tr = trace_of(workload)
     if tr is None:
