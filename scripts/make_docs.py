@@ -5,7 +5,7 @@ it the simulator's validation study) or name parts: ``python scripts/make_docs.p
 studies``. ``--check`` rewrites nothing and exits 1 when a generated text differs from the
 file (the figures are then not drawn).
 
-Generated text lives between markers in the Markdown files::
+Generated text lives between markers (each on a line of its own) in the Markdown files::
 
     <!-- fleetopt:begin NAME -->
     ... written by this script ...
@@ -63,7 +63,7 @@ FIGURE_PARTS: dict[str, str] = {
 def replace_between(text: str, name: str, body: str) -> str:
     """``text`` with the lines between the ``name`` markers replaced by ``body``."""
     begin, end = MARK.format("begin", name), MARK.format("end", name)
-    pat = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.S)
+    pat = re.compile(r"^" + re.escape(begin) + r"\n.*?^" + re.escape(end), re.S | re.M)
     if len(pat.findall(text)) != 1:
         raise SystemExit(f"make_docs: expected one '{begin}' ... '{end}' block")
     return pat.sub(lambda _m: f"{begin}\n{body.rstrip()}\n{end}", text)
@@ -72,7 +72,7 @@ def replace_between(text: str, name: str, body: str) -> str:
 def between(text: str, name: str) -> str:
     """The text between the ``name`` markers."""
     begin, end = MARK.format("begin", name), MARK.format("end", name)
-    m = re.search(re.escape(begin) + r"\n(.*?)" + re.escape(end), text, re.S)
+    m = re.search(r"^" + re.escape(begin) + r"\n(.*?)^" + re.escape(end), text, re.S | re.M)
     if m is None:
         raise SystemExit(f"make_docs: no '{begin}' block")
     return m.group(1).rstrip()

@@ -65,8 +65,8 @@ def test_every_figure_has_a_part(make_docs: Any) -> None:
 def test_markers_come_in_pairs(make_docs: Any) -> None:
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = path.read_text()
-        begins = re.findall(r"<!-- fleetopt:begin (\S+) -->", text)
-        ends = re.findall(r"<!-- fleetopt:end (\S+) -->", text)
+        begins = re.findall(r"^<!-- fleetopt:begin (\S+) -->$", text, re.M)
+        ends = re.findall(r"^<!-- fleetopt:end (\S+) -->$", text, re.M)
         assert begins == ends, path
         for name in begins:
             make_docs.between(text, name)
