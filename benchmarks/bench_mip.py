@@ -18,12 +18,12 @@ import time
 import numpy as np
 import pytest
 
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem
-from fleetopt.solvers.candidates import build_candidates
-from fleetopt.solvers.enumerate import count_plans, enumerate_optimum
-from fleetopt.solvers.mip import solve
-from fleetopt.workload import builtin
+from fleetopt.planners.enumerate import count_plans, enumerate_optimum
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin
+from fleetopt.sizing.candidates import build_candidates
+from fleetopt.sizing.poolmodel import Settings
 
 GPUS = ["H100-SXM", "H200-SXM", "B200", "GB200", "A100-SXM", "L40S", "MI300X"]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from fleetopt.fleet import Fleet, PoolSpec
-from fleetopt.problem import load_config
+from fleetopt.problem.config import load_config
+from fleetopt.problem.fleet import Fleet, PoolSpec
 from fleetopt.sim import simulate_problem
 
 REQUESTS = 100_000

@@ -24,12 +24,12 @@ import time
 import numpy as np
 import pytest
 
-from fleetopt.fleet import Fleet, PoolSpec
+from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.workload import builtin
 from fleetopt.sim.api import route
 from fleetopt.sim.iteration import PoolConfig, RequestStream, poisson_stream, simulate_pools
 from fleetopt.sim.metrics import summarize
 from fleetopt.sim.testing import RooflineStepCost, h100_tp8_llama70b_limits
-from fleetopt.workload import builtin
 
 REQUESTS = 100_000
 RATE_RPS = 1000.0

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from fleetopt.problem import load_config
-from fleetopt.solvers.mip import solve
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.config import load_config
 from fleetopt.studies import Study, procurement_study
 
 RATES = [100.0 * k for k in range(1, 51)]  # 50 arrival rates, 100 to 5,000 req/s

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem
-from fleetopt.solvers.mip import solve
-from fleetopt.workload import builtin
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin
+from fleetopt.sizing.poolmodel import Settings
 
 GPUS = ("H100-SXM", "H200-SXM", "B200", "GB200", "A100-SXM", "L40S", "MI300X")
 

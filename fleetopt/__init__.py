@@ -6,38 +6,49 @@ Quick use::
     problem = fo.load_config("azure-h100")        # a shipped example, or a path to a TOML
     solution = fo.solve(problem)                  # the MIP optimum (HiGHS)
     solution.to_frame()                           # pools as a DataFrame
+
+``import fleetopt`` loads nothing heavy: every name below is imported from its module the first
+time it is used (:mod:`fleetopt.core.lazy`), so pandas, scipy, pyomo and matplotlib load only
+when a result needs them. The layout is ``docs/architecture.md``.
 """
 
-from fleetopt.catalog import Catalog, GPUSpec, ModelSpec, default_catalog
-from fleetopt.errors import FleetoptError
-from fleetopt.evaluate import FleetResult, PoolResult, evaluate
-from fleetopt.fleet import Fleet, PoolSpec
-from fleetopt.poolmodel import PoolModel, Settings
-from fleetopt.problem import Problem, load_config
-from fleetopt.profiles import Deployment, PhysicsParams, resolve
-from fleetopt.workload import Workload, builtin, from_cdf_file, from_trace_file
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from fleetopt.core.lazy import attach
+from fleetopt.core.version import __version__
+
+if TYPE_CHECKING:
+    from fleetopt.core.errors import FleetoptError
+    from fleetopt.core.status import Status
+    from fleetopt.evaluation import (
+        FleetResult,
+        PoolResult,
+        evaluate,
+        evaluate_plan,
+        size_fleet,
+    )
+    from fleetopt.physics.catalog import Catalog, GPUSpec, ModelSpec, default_catalog
+    from fleetopt.physics.profiles import Deployment, PhysicsParams, resolve
+    from fleetopt.planners.baselines import homogeneous, pool_routing, two_pool
+    from fleetopt.planners.mip.solve import solve
+    from fleetopt.planners.solution import Solution
+    from fleetopt.problem.config import load_config
+    from fleetopt.problem.fleet import Fleet, PoolSpec
+    from fleetopt.problem.problem import Problem
+    from fleetopt.problem.settings import Settings
+    from fleetopt.problem.workload import Workload, builtin, from_cdf_file, from_trace_file
+    from fleetopt.sim.api import simulate, simulate_problem
+    from fleetopt.sim.result import SimResult
+    from fleetopt.sizing.poolmodel import PoolModel
+    from fleetopt.studies.compare import compare
+    from fleetopt.studies.procurement import procurement_study
 
 __all__ = [
     "Catalog", "Deployment", "Fleet", "FleetResult", "FleetoptError", "GPUSpec", "ModelSpec",
-    "PhysicsParams", "PoolModel", "PoolResult", "PoolSpec", "Problem", "Settings", "Workload",
-    "builtin", "default_catalog", "evaluate", "from_cdf_file", "from_trace_file", "load_config",
-    "resolve",
+    "PhysicsParams", "PoolModel", "PoolResult", "PoolSpec", "Problem", "Settings", "SimResult",
+    "Solution", "Status", "Workload", "__version__", "builtin", "compare", "default_catalog",
+    "evaluate", "evaluate_plan", "from_cdf_file", "from_trace_file", "homogeneous",
+    "load_config", "pool_routing", "procurement_study", "resolve", "simulate",
+    "simulate_problem", "size_fleet", "solve", "two_pool",
 ]
-
-
-def __getattr__(name: str):  # lazy: solvers import pyomo, which is slow to import
-    if name in ("solve", "Solution"):
-        from fleetopt.solvers import mip
-
-        return getattr(mip, name)
-    if name in ("compare",):
-        from fleetopt import compare as _c
-
-        return _c.compare
-    if name in ("simulate",):
-        from fleetopt.sim import simulate
-
-        return simulate
-    raise AttributeError(name)
+__getattr__, __dir__ = attach(__name__, globals())

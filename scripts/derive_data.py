@@ -675,6 +675,12 @@ python scripts/derive_data.py --shared ../shared
 
 Each JSON file carries `source`, `license` and `derivation` fields.
 
+**Licences.** fleetopt's code is Apache-2.0 (`LICENSE`). The data files keep their sources'
+licences, listed above: the Azure 2023 traces and the histograms derived from them are
+CC-BY-4.0 (attribution: Microsoft, Azure/AzurePublicDataset), the rest Apache-2.0. Both are
+compatible with the Apache-2.0 code; `NOTICE` states the attributions and ships in every
+wheel.
+
 ## Workload histograms (`kind: "histogram"`)
 
 Requests are read from the trace; zero-length inputs/outputs are clamped to 1 token (none

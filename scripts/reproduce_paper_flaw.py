@@ -4,7 +4,7 @@ Docs/test-only script: it is NOT part of the planner. For each of the six publis
 prints
 
 * ``paper``: fleetopt's ``paper`` accounting on the published sampling convention
-  (:func:`fleetopt.workload.paper_sampled`: 3,000 draws per pool, seed 42), every pool drawn
+  (:func:`fleetopt.problem.workload.paper_sampled`: 3,000 draws per pool, seed 42), every pool drawn
   from its own routing range -- the published planner's long-pool flaw is NOT copied;
 * ``paper+flaw``: the same, but the long pool's first CDF interval drawn from 1 token instead
   of from the routing boundary, as the published planner does (emulated here only, by
@@ -23,9 +23,8 @@ import json
 
 import numpy as np
 
-from fleetopt.poolmodel import PoolModel, Settings
-from fleetopt.profiles import Deployment, resolve
-from fleetopt.workload import (
+from fleetopt.physics.profiles import Deployment, resolve
+from fleetopt.problem.workload import (
     _package_json,
     builtin,
     paper_draw,
@@ -33,6 +32,7 @@ from fleetopt.workload import (
     paper_sampled,
     paper_sub_cdf,
 )
+from fleetopt.sizing.poolmodel import PoolModel, Settings
 
 RATE = 1000.0
 PUBLISHED = {  # (workload, topology): instances, kW, tok/W  -- arXiv 2603.17280, Table 3, H100

@@ -12,6 +12,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(scope="session")
 def catalog():
-    from fleetopt.catalog import default_catalog
+    from fleetopt.physics.catalog import default_catalog
 
     return default_catalog()

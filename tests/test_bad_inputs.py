@@ -3,7 +3,7 @@ no file written.
 
 Each case is data: the files to create (a config, a catalog, a trace, a FLEET.json, a sweep),
 the command line, and the field its message must name. Every case runs the CLI in-process;
-a handful also run as a real process (``python -m fleetopt.cli``).
+a handful also run as a real process (``python -m fleetopt.report.cli``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from fleetopt.cli import main
+from fleetopt.report.cli import main
 
 # ------------------------------------------------------------------------------------------
 # building the inputs
@@ -475,7 +475,7 @@ _SUBPROCESS = ["jsonl-not-objects", "csv-timestamp-word", "cat-gpu-type", "flag-
 def test_bad_input_in_a_real_process(case_id: str, tmp_path: Path) -> None:
     case = next(c for c in CASES if c.id == case_id)
     argv, out_file, before = _setup(case, tmp_path)
-    r = subprocess.run([sys.executable, "-m", "fleetopt.cli", *argv], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "fleetopt", *argv], capture_output=True,
                        text=True, timeout=300)
     _check(case, r.returncode, r.stdout, r.stderr, out_file, before, tmp_path)
 
@@ -490,7 +490,7 @@ def _boom(_args: Any) -> int:
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_internal_error_is_one_line_unless_debug(monkeypatch, capsys, debug):
-    import fleetopt.cli as cli
+    import fleetopt.report.cli as cli
 
     monkeypatch.setattr(cli, "cmd_catalog", _boom)
     argv = (["--debug"] if debug else []) + ["catalog"]

@@ -9,19 +9,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fleetopt.evaluate import evaluate
-from fleetopt.fleet import Fleet, PoolSpec
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem
-from fleetopt.profiles import Deployment
-from fleetopt.solvers.baselines import (
+from fleetopt.evaluation import evaluate
+from fleetopt.physics.profiles import Deployment
+from fleetopt.planners.baselines import (
     best_baseline,
     default_gammas,
     homogeneous,
     pool_routing,
     two_pool,
 )
-from fleetopt.workload import builtin, builtin_names, paper_sampled
+from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin, builtin_names, paper_sampled
+from fleetopt.sizing.poolmodel import Settings
 
 BASELINES = {"homogeneous": homogeneous, "pool_routing": pool_routing, "two_pool": two_pool}
 

@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fleetopt.burst import auto_peak_factor, estimate_peak_factor, trace_of
-from fleetopt.errors import FleetoptError
-from fleetopt.problem import load_config
+from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.burst import estimate_peak_factor
+from fleetopt.problem.config import load_config
+from fleetopt.problem.workload import auto_peak_factor, builtin, from_trace_file, trace_of
 from fleetopt.sim import simulate_problem
-from fleetopt.workload import builtin, from_trace_file
 
 
 def _rate(t: np.ndarray) -> float:
@@ -124,7 +124,7 @@ def test_config_auto_uses_the_estimate(tmp_path):
 def test_corrected_plan_meets_slo_under_replay_uncorrected_misses():
     """azure-mixed (the conversation trace at 500 req/s), pool routing: at k = 1 the long pool
     misses the 500 ms SLO by several x under replay; planned with auto it meets it."""
-    from fleetopt.solvers.baselines import pool_routing
+    from fleetopt.planners.baselines import pool_routing
 
     prob = load_config("azure-mixed")
     slo = prob.settings.ttft_p99_ms

@@ -5,16 +5,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem, load_config
-from fleetopt.solvers.candidates import (
+from fleetopt.planners.enumerate import count_plans, enumerate_optimum
+from fleetopt.problem.config import load_config
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin
+from fleetopt.sizing.candidates import (
     _candidates_for,
     breakpoints,
     build_candidates,
     under_segments,
 )
-from fleetopt.solvers.enumerate import count_plans, enumerate_optimum
-from fleetopt.workload import builtin
+from fleetopt.sizing.poolmodel import Settings
 
 
 def _key(c):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from fleetopt.cli import main
+from fleetopt.report.cli import main
 
 
 def run(capsys, *args):
@@ -146,7 +146,7 @@ def test_bad_fleet_file_and_out_folder(capsys, tmp_path):
 
 def test_console_script_exit_code_and_no_traceback(tmp_path):
     p = _cfg(tmp_path, base(rate=-1))
-    r = subprocess.run([sys.executable, "-m", "fleetopt.cli", "evaluate", p],
+    r = subprocess.run([sys.executable, "-m", "fleetopt", "evaluate", p],
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "workload.rate" in r.stderr
@@ -219,7 +219,7 @@ def test_docs_list_every_flag():
     import argparse
     from pathlib import Path
 
-    from fleetopt.cli import build_parser
+    from fleetopt.report.cli import build_parser
 
     text = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
     missing = []

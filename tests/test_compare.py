@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleetopt.compare import (
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin
+from fleetopt.report.plots import plot_comparison
+from fleetopt.sizing.poolmodel import Settings
+from fleetopt.studies.compare import (
     APPROACHES,
     COLUMNS,
     compare,
     compare_solutions,
     comparison_frame,
     comparison_to_dict,
-    plot_comparison,
 )
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem
-from fleetopt.workload import builtin
 
 FAMILY = {"homogeneous": "uncompressed", "pool-routing": "uncompressed", "mip": "uncompressed",
           "two-pool-fleetopt": "compressed", "mip-compress": "compressed"}
@@ -131,7 +131,7 @@ def test_cost_objective_measures_the_mip_saving_in_dollars(problem: Problem) -> 
                                   "azure", "lmsys", "agent-heavy"])
 def test_mip_wins_within_each_family_on_every_builtin_workload(name: str) -> None:
     """Identical physics, SLO and cap: the MIP's watts <= the best baseline of its family."""
-    from fleetopt.workload import builtin as _builtin
+    from fleetopt.problem.workload import builtin as _builtin
 
     wl = _builtin(name, 300.0)
     long_ = wl.max_total_tokens > 65536

@@ -5,13 +5,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetopt.errors import FleetoptError
-from fleetopt.evaluate import evaluate, pool_model, size_fleet
-from fleetopt.fleet import Fleet, PoolSpec
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import load_config
-from fleetopt.profiles import Deployment, resolve
-from fleetopt.workload import builtin
+from fleetopt.core.errors import FleetoptError
+from fleetopt.evaluation import evaluate, pool_model, size_fleet
+from fleetopt.physics.profiles import Deployment, resolve
+from fleetopt.problem.config import load_config
+from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.workload import builtin
+from fleetopt.sizing.poolmodel import Settings
 
 
 def _two_pool(n1=30, n2=60, gpu="H100-SXM"):
@@ -128,9 +128,9 @@ def test_operating_batch_below_full_and_positive():
 def test_prefill_margin_is_part_of_the_evaluators_slo_test():
     """0.7 % of prompts are late by prefill alone (margin 0.5 %): no size meets the SLO, and
     the evaluator agrees with the planner (a regression: it used to report slo_met)."""
-    from fleetopt.problem import Problem
-    from fleetopt.solvers.mip import solve
-    from fleetopt.workload import Workload
+    from fleetopt.planners.mip.solve import solve
+    from fleetopt.problem.problem import Problem
+    from fleetopt.problem.workload import Workload
 
     wl = Workload("t", 50.0, np.array([500, 30000]), np.array([200, 200]), np.array([0.993, 0.007]))
     p = Problem(workload=wl, model="llama-3.1-70b", gpus=("H100-SXM",), tp=(8,), max_ctx=32768,

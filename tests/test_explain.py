@@ -10,10 +10,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem
-from fleetopt.solvers.mip import solve
-from fleetopt.workload import Workload, builtin
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import Workload, builtin
+from fleetopt.sizing.poolmodel import Settings
 
 
 def _base(**kw) -> Problem:

@@ -11,19 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fleetopt.burst import auto_peak_factor
-from fleetopt.catalog import Catalog, default_catalog
-from fleetopt.cli import main
-from fleetopt.errors import FleetoptError
-from fleetopt.problem import Problem, load_config, problem_from_dict, settings_line
-from fleetopt.workload import (
+from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.catalog import Catalog, default_catalog
+from fleetopt.problem.config import load_config, problem_from_dict
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import (
     MS_MEDIAN_GAP,
+    auto_peak_factor,
     builtin,
     detect_timestamp_unit,
     fit_context,
     from_trace_file,
     read_trace,
 )
+from fleetopt.report.cli import main
+from fleetopt.report.tables import settings_line
 
 # ------------------------------------------------------------------------------------------
 # timestamp units

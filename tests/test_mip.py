@@ -6,14 +6,15 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from fleetopt.evaluate import evaluate
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem, load_config
-from fleetopt.solvers.baselines import homogeneous, pool_routing
-from fleetopt.solvers.candidates import build_candidates
-from fleetopt.solvers.enumerate import enumerate_optimum
-from fleetopt.solvers.mip import solve
-from fleetopt.workload import builtin
+from fleetopt.evaluation import evaluate
+from fleetopt.planners.baselines import homogeneous, pool_routing
+from fleetopt.planners.enumerate import enumerate_optimum
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.config import load_config
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin
+from fleetopt.sizing.candidates import build_candidates
+from fleetopt.sizing.poolmodel import Settings
 
 GAP = 1e-9  # explicit: HiGHS's default relative gap is 1e-4
 
@@ -158,7 +159,7 @@ def test_backends_agree():
 def test_plan_pools_are_a_valid_fleet_and_reevaluate_identically():
     p = load_config("azure-h100")
     s = solve(p)
-    from fleetopt.fleet import Fleet
+    from fleetopt.problem.fleet import Fleet
 
     f = Fleet.from_list(s.to_dict())
     r = evaluate(f, p.workload, p.settings, model=p.model, catalog=p.catalog, physics=p.physics)
@@ -217,7 +218,7 @@ def test_segments_engage_on_a_non_monotone_power_curve(tmp_path):
     """A steep power curve with a low idle makes pool watts FALL with more instances in places:
     the candidates keep their segments, and the MIP still equals enumeration, exactly at the
     linearisation and within its reported error of the exact optimum."""
-    from fleetopt.catalog import Catalog
+    from fleetopt.physics.catalog import Catalog
 
     f = tmp_path / "cat.toml"
     f.write_text("""
@@ -249,7 +250,7 @@ power_midpoint_log2 = 5.0
 
 def test_any_pyomo_solver_path_and_unknown_solver():
     """A solver other than the built-in HiGHS goes through Pyomo's SolverFactory."""
-    from fleetopt.errors import FleetoptError
+    from fleetopt.core.errors import FleetoptError
 
     p = _base()
     ref = solve(p, mip_gap=GAP, warm_start=False)

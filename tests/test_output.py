@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleetopt.cli import main
-from fleetopt.errors import FleetoptError
-from fleetopt.io import check_output_path, jsonable, to_json, write_output
+from fleetopt.core.errors import FleetoptError
+from fleetopt.core.files import check_output_path, write_output
+from fleetopt.core.jsonio import jsonable, to_json
+from fleetopt.report.cli import main
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -112,9 +113,10 @@ def test_plot_refuses_a_device_and_stdout(capsys, tmp_path):
     assert not same.exists()
 
 
-WORK = ["fleetopt.problem:load_config", "fleetopt.solvers.mip:solve",
-        "fleetopt.sim:simulate_problem", "fleetopt.compare:compare_solutions",
-        "fleetopt.studies.procurement:procurement_study", "fleetopt.studies.sweep:load_sweep"]
+WORK = ["fleetopt.problem.config:load_config", "fleetopt.planners.mip.solve:solve",
+        "fleetopt.sim.api:simulate_problem", "fleetopt.studies.compare:compare_solutions",
+        "fleetopt.studies.procurement:procurement_study",
+        "fleetopt.studies.sweep.study:load_sweep"]
 
 
 def _forbid(monkeypatch, targets=WORK):
@@ -295,8 +297,8 @@ def test_fleet_json_schema_is_checked(capsys, tmp_path, doc, hint):
 
 
 def test_python_objects_give_the_cli_json(capsys):
-    from fleetopt.evaluate import evaluate, size_fleet
-    from fleetopt.problem import load_config
+    from fleetopt.evaluation import evaluate, size_fleet
+    from fleetopt.problem.config import load_config
 
     problem = load_config("paper-azure")
     res = evaluate(size_fleet(problem), problem.workload, problem.settings, model=problem.model,

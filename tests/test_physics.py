@@ -7,16 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetopt.models import kv as kvm
-from fleetopt.models.power import PowerCurve, gpu_power_w
-from fleetopt.models.queueing import (
-    erlang_c,
-    kimura_p99_wait_s,
-    ttft_exceed_prob,
-    ttft_quantile_s,
-)
-from fleetopt.models.roofline import expected_expert_fraction
-from fleetopt.profiles import Deployment, resolve
+from fleetopt.physics import kv as kvm
+from fleetopt.physics.power import PowerCurve, gpu_power_w
+from fleetopt.physics.profiles import Deployment, resolve
+from fleetopt.physics.queueing import erlang_c, kimura_p99_wait_s, ttft_exceed_prob, ttft_quantile_s
+from fleetopt.physics.step import expected_expert_fraction
 
 
 def test_kv_bytes_gqa_sharded_and_replicated():

@@ -7,14 +7,14 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from fleetopt.catalog import Catalog
-from fleetopt.evaluate import evaluate, pool_model
-from fleetopt.fleet import Fleet
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem
-from fleetopt.solvers.candidates import build_candidates, exact_power_table
-from fleetopt.solvers.mip import solve
-from fleetopt.workload import builtin
+from fleetopt.evaluation import evaluate, pool_model
+from fleetopt.physics.catalog import Catalog
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.fleet import Fleet
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin
+from fleetopt.sizing.candidates import build_candidates, exact_power_table
+from fleetopt.sizing.poolmodel import Settings
 
 STEEP = """
 [gpu.steep]
@@ -206,7 +206,7 @@ def test_batch_floor_is_below_the_batch_at_every_smaller_count(model, dtype):
                 settings=Settings(3000))
     prof = p.profile(p.deployments()[0])
     pm = pool_model((0, 2048, 2048), prof, p.workload, p.settings)
-    pb = pm.batch
+    pb = pm.family
     n0 = pm.min_instances()
     N = np.arange(n0, 6 * n0, dtype=float)
     cols = np.zeros(len(N), dtype=int)
@@ -219,7 +219,7 @@ def test_batch_floor_is_below_the_batch_at_every_smaller_count(model, dtype):
 
 
 def test_negative_iteration_slope_is_refused(tmp_path):
-    from fleetopt.errors import FleetoptError
+    from fleetopt.core.errors import FleetoptError
 
     f = tmp_path / "prof.toml"
     f.write_text("""

@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 
-from fleetopt import report
-from fleetopt.cli import EXIT_CHECK_FAILED, main
+from fleetopt.report import tables as report
+from fleetopt.report.cli import EXIT_CHECK_FAILED, main
 
 EXAMPLES = ("azure-h100", "azure-mixed", "paper-azure")
 
@@ -161,12 +161,12 @@ def test_solve_validate_check(capsys, monkeypatch, plans, tmp_path):
                        "--check")
     assert code == 0 and "SLO verdict" in out and "fleet: SLO met" in out
     # the same command when the simulated fleet misses: exit 3
-    import fleetopt.sim
-    from fleetopt.fleet import Fleet
+    import fleetopt.sim.api
+    from fleetopt.problem.fleet import Fleet
 
     bad, _ = _starved(plans["paper-azure"], tmp_path)
-    real = fleetopt.sim.simulate_problem
-    monkeypatch.setattr(fleetopt.sim, "simulate_problem",
+    real = fleetopt.sim.api.simulate_problem
+    monkeypatch.setattr(fleetopt.sim.api, "simulate_problem",
                         lambda problem, fleet, **kw: real(problem, Fleet.from_json_file(bad)
                                                           .with_precisions(problem.dtypes,
                                                                            problem.kv_dtype,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from fleetopt.evaluate import saturated_point
-from fleetopt.poolmodel import PoolModel, Settings
-from fleetopt.profiles import Deployment, resolve
-from fleetopt.workload import paper_sampled
+from fleetopt.evaluation import saturated_point
+from fleetopt.physics.profiles import Deployment, resolve
+from fleetopt.problem.workload import paper_sampled
+from fleetopt.sizing.poolmodel import PoolModel, Settings
 
 TABLE1_H100 = {  # context window: (slots, tok/W), 1/W-law paper Table 1
     2048: (512, 35.0), 4096: (256, 17.6), 8192: (128, 8.97), 16384: (64, 4.69),

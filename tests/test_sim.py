@@ -7,16 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from fleetopt.catalog import default_catalog
-from fleetopt.errors import FleetoptError
-from fleetopt.fleet import Fleet, PoolSpec
-from fleetopt.models.power import PowerCurve
-from fleetopt.models.queueing import erlang_c
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import load_config
-from fleetopt.profiles import Deployment, PhysicsParams, Profile, resolve
+from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.catalog import default_catalog
+from fleetopt.physics.power import PowerCurve
+from fleetopt.physics.profiles import Deployment, PhysicsParams, Profile, resolve
+from fleetopt.physics.queueing import erlang_c
+from fleetopt.problem.config import load_config
+from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.workload import Workload, builtin
 from fleetopt.sim import scalar_timing, simulate, simulate_problem
-from fleetopt.workload import Workload, builtin
+from fleetopt.sizing.poolmodel import Settings
 
 
 class FixedProfile(Profile):
@@ -215,9 +215,9 @@ def test_simulate_problem_uses_problem_settings() -> None:
 
 
 def test_power_over_time_series_averages_to_the_pool_power():
-    from fleetopt.problem import load_config
+    from fleetopt.planners.mip.solve import solve
+    from fleetopt.problem.config import load_config
     from fleetopt.sim import simulate_problem
-    from fleetopt.solvers.mip import solve
 
     p = load_config("paper-azure")
     res = simulate_problem(p, solve(p).fleet, requests=4000, seed=2)

@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from fleetopt.errors import FleetoptError
+from fleetopt.core.errors import FleetoptError
+from fleetopt.problem.workload import builtin
 from fleetopt.sim.iteration import (
     InstanceLimits,
     PoolConfig,
@@ -20,14 +21,13 @@ from fleetopt.sim.iteration import (
 from fleetopt.sim.metrics import batch_means_ci, percentile_ms, replicate, summarize
 from fleetopt.sim.prefix_cache import PrefixCache
 from fleetopt.sim.testing import ConstantStepCost, RooflineStepCost, h100_tp8_llama70b_limits
-from fleetopt.workload import builtin
 
 T_ITER = 0.01
 
 
 def erlang_c(c: int, a: float) -> float:
     """P(wait > 0) in M/M/c with offered load a = lambda / mu (written out here, independent
-    of fleetopt.models.queueing)."""
+    of fleetopt.physics.queueing)."""
     s = sum(a**k / math.factorial(k) for k in range(c))
     top = a**c / math.factorial(c) * c / (c - a)
     return top / (s + top)
@@ -512,7 +512,7 @@ def test_engine_is_independent_of_the_analytical_model() -> None:
     import ast
     import importlib.util
 
-    allowed = {"fleetopt.errors", "fleetopt.sim.iteration", "fleetopt.sim.scheduler",
+    allowed = {"fleetopt.core.errors", "fleetopt.sim.iteration", "fleetopt.sim.scheduler",
                "fleetopt.sim.dispatch", "fleetopt.sim.prefix_cache"}
     for mod in ("iteration", "scheduler", "dispatch", "prefix_cache", "metrics", "testing"):
         spec = importlib.util.find_spec(f"fleetopt.sim.{mod}")

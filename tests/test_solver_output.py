@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from fleetopt.solvers import highs
+from fleetopt.planners.mip import highs
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("fleetopt")
     cmd = [str(script)] if script.is_file() else [
-        sys.executable, "-c", "import sys; from fleetopt.cli import main; sys.exit(main())"]
+        sys.executable, "-c", "import sys; from fleetopt.report.cli import main; sys.exit(main())"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONWARNINGS")}
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300, cwd=cwd,
                           env=env, stdin=subprocess.DEVNULL)

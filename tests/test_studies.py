@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleetopt.cli import main
-from fleetopt.errors import FleetoptError
-from fleetopt.problem import Problem, load_config
-from fleetopt.solvers import highs
-from fleetopt.solvers.mip import solve
-from fleetopt.studies import procurement, procurement_study
-from fleetopt.studies import sweep as sweep_mod
-from fleetopt.studies.procurement import parse_budgets, with_inventory
+from fleetopt.core import processes
+from fleetopt.core.errors import FleetoptError
+from fleetopt.planners.mip import highs
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.config import load_config
+from fleetopt.problem.problem import Problem
+from fleetopt.report.cli import main
+from fleetopt.studies import procurement_study
+from fleetopt.studies.procurement import parse_budgets, procurement, with_inventory
 from fleetopt.studies.sweep import (
     RESULT_COLUMNS,
     Study,
@@ -29,6 +30,8 @@ from fleetopt.studies.sweep import (
     save_results,
     sweep_from_dict,
 )
+from fleetopt.studies.sweep import executors as sweep_executors
+from fleetopt.studies.sweep import study as sweep_study
 
 BUDGETS = "60:120:4"  # $/hr; the cheapest plan of MIXED costs ~$72/hr, the least-watt ~$108/hr
 MIXED_TOML = """
@@ -130,9 +133,9 @@ def test_lifting_the_budget_resolves_like_a_fresh_solve(mixed: Problem) -> None:
     lift the budget, re-solve the same loaded model warm-started from that plan. It must give
     the unbudgeted optimum (not the previous plan called optimal), with an objective that is
     its own solution's."""
-    from fleetopt.solvers.candidates import build_candidates
-    from fleetopt.solvers.mip import HighsModel
-    from fleetopt.solvers.mipdata import build_mip_data
+    from fleetopt.planners.mip.data import build_mip_data
+    from fleetopt.planners.mip.highs import HighsModel
+    from fleetopt.sizing.candidates import build_candidates
 
     lim = mixed.with_(budget_per_hr=120.0, objective="power")
     data = build_mip_data(lim, build_candidates(lim))
@@ -303,13 +306,13 @@ def test_sweep_toml_relative_base_and_shipped_example(tmp_path: Path) -> None:
 def test_sweep_resume_skips_finished(paper: Problem, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = sweep_mod.run_scenario
+    real = sweep_study.run_scenario
 
     def counting(base, params, key, opts, label=""):
         calls.append(key)
         return real(base, params, key, opts, label)
 
-    monkeypatch.setattr(sweep_mod, "run_scenario", counting)
+    monkeypatch.setattr(sweep_study, "run_scenario", counting)
     ck = tmp_path / "r.parquet.checkpoint.jsonl"
     partial = Study(paper, grid={"rate_rps": [500, 1000], "workload": ["azure", "lmsys"]})
     part = partial.run("sequential", checkpoint=ck, progress=False)
@@ -334,7 +337,7 @@ def test_sweep_resume_skips_finished(paper: Problem, tmp_path: Path,
 
 def test_sweep_interrupted_keeps_finished(paper: Problem, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    real = sweep_mod.run_scenario
+    real = sweep_study.run_scenario
     n = {"calls": 0}
 
     def flaky(base, params, key, opts, label=""):
@@ -343,7 +346,7 @@ def test_sweep_interrupted_keeps_finished(paper: Problem, tmp_path: Path,
             raise KeyboardInterrupt
         return real(base, params, key, opts, label)
 
-    monkeypatch.setattr(sweep_mod, "run_scenario", flaky)
+    monkeypatch.setattr(sweep_study, "run_scenario", flaky)
     st = Study(paper, grid={"rate_rps": [250, 500, 1000, 2000]})
     ck = tmp_path / "out.csv.checkpoint.jsonl"
     with pytest.raises(KeyboardInterrupt):
@@ -351,7 +354,7 @@ def test_sweep_interrupted_keeps_finished(paper: Problem, tmp_path: Path,
     assert len(read_checkpoint(ck)) == 2
     with open(ck, "a") as f:
         f.write('{"id": "torn-li')  # a crash mid-line must not break the resume
-    monkeypatch.setattr(sweep_mod, "run_scenario", real)
+    monkeypatch.setattr(sweep_study, "run_scenario", real)
     df = st.run("sequential", checkpoint=ck, progress=False)
     assert df["resumed"].sum() == 2 and (df["status"] == "optimal").all()
 
@@ -368,7 +371,7 @@ def test_process_pool_after_the_parent_ran_highs(paper: Problem) -> None:
     """Forked workers of a parent that has run HiGHS return "Not Set" from every solve; the
     pools must start their workers some other way."""
     assert solve(paper).status == "optimal"  # the parent now holds HiGHS state
-    ctx = highs.process_context()
+    ctx = processes.process_context()
     assert ctx.get_start_method() in ("forkserver", "spawn")
     st = Study(paper, grid={"rate_rps": [300, 900, 2700], "max_pools": [2, 3]})
     par = st.run("process", workers=2, progress=False)
@@ -389,7 +392,7 @@ def test_dask_local_cluster_never_forks(paper: Problem) -> None:
     fleetopt._fork_marker = "parent"  # type: ignore[attr-defined]
     try:
         with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}), \
-                sweep_mod._local_cluster(2) as cluster, distributed.Client(cluster) as client:
+                sweep_executors._local_cluster(2) as cluster, distributed.Client(cluster) as client:
             seen = client.run(lambda: getattr(__import__("fleetopt"), "_fork_marker", None))
     finally:
         del fleetopt._fork_marker  # type: ignore[attr-defined]
@@ -474,7 +477,7 @@ def test_plots(study, paper: Problem, tmp_path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from fleetopt.studies import plot_frontier, plot_topology
+    from fleetopt.report.plots import plot_frontier, plot_topology
 
     fig = plot_frontier(study.frame, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 10_000

@@ -5,13 +5,14 @@ import time
 import numpy as np
 import pytest
 
-from fleetopt.cli import _solution_text
-from fleetopt.poolmodel import Settings
-from fleetopt.problem import Problem, load_config
-from fleetopt.solvers.bounds import path_bound, range_floors
-from fleetopt.solvers.candidates import build_candidates
-from fleetopt.solvers.mip import solve
-from fleetopt.workload import builtin
+from fleetopt.planners.mip.bounds import path_bound, range_floors
+from fleetopt.planners.mip.solve import solve
+from fleetopt.problem.config import load_config
+from fleetopt.problem.problem import Problem
+from fleetopt.problem.workload import builtin
+from fleetopt.report.cli import _solution_text
+from fleetopt.sizing.candidates import build_candidates
+from fleetopt.sizing.poolmodel import Settings
 
 GAP = 1e-9
 
@@ -110,8 +111,8 @@ def test_time_limit_bounds_the_whole_run():
 
 def test_cli_time_limit_exits_0_with_a_plan(capsys, monkeypatch):
     """The CLI exits 0 and says so in the table when a stopped run has a plan."""
-    import fleetopt.solvers.mip as mip
-    from fleetopt.cli import main
+    import fleetopt.planners.mip.solve as mip
+    from fleetopt.report.cli import main
 
     cset = build_candidates(load_config("azure-mixed"))
     real = mip.solve

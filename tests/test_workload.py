@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from fleetopt.errors import FleetoptError
-from fleetopt.workload import (
+from fleetopt.core.errors import FleetoptError
+from fleetopt.problem.workload import (
     builtin,
     builtin_names,
     builtin_trace,

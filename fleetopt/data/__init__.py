@@ -1,0 +1,3 @@
+"""Package data: workload tables, traces and power fits (``docs/data.md``); no code."""
+
+__all__: list[str] = []

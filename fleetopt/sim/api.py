@@ -10,20 +10,24 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from fleetopt.catalog import Catalog
-from fleetopt.errors import FleetoptError
-from fleetopt.evaluate import evaluate
-from fleetopt.fleet import Fleet
-from fleetopt.poolmodel import Settings, compress
-from fleetopt.profiles import PhysicsParams, Profile, resolve
+from fleetopt.core.errors import FleetoptError
+from fleetopt.evaluation import evaluate
+from fleetopt.physics.catalog import Catalog
+from fleetopt.physics.compression import compress
+from fleetopt.physics.profiles import PhysicsParams, Profile, resolve
+from fleetopt.problem.fleet import Fleet
+from fleetopt.problem.settings import Settings
+from fleetopt.problem.workload import Workload
 from fleetopt.sim.arrivals import Arrivals, load_trace, poisson, replay_stream
 from fleetopt.sim.engine import DISPATCH_POLICIES, EnginePool, run
 from fleetopt.sim.result import PoolSim, SimResult, SimStats, percentile_ms
 from fleetopt.sim.timing import scalar_timing
-from fleetopt.workload import Workload
+from fleetopt.sizing.sizer import pool_model
 
 if TYPE_CHECKING:
-    from fleetopt.problem import Problem
+    from fleetopt.problem.problem import Problem
+
+__all__ = ["POWER_SAMPLES", "route", "simulate", "simulate_problem"]
 
 
 POWER_SAMPLES = 100  # intervals of the power-over-time series in the measured window
@@ -66,7 +70,7 @@ def simulate(
       workload's rate; ``"trace"`` keeps the trace's own rate); ``requests=None`` replays it
       once, more repeats it.
 
-    Predictions come from :func:`fleetopt.evaluate.evaluate` on the workload at the simulated
+    Predictions come from :func:`fleetopt.evaluation.evaluate` on the workload at the simulated
     rate. ``profiles`` (one per pool) overrides the catalog resolution (tests, custom profiles).
     The first ``warmup_fraction`` of requests (by arrival) are simulated but not measured, and at
     least two mean full-batch service times of the slowest pool (the time the fleet takes to
@@ -121,7 +125,8 @@ def simulate(
     else:
         if len(profiles) != len(fleet.pools):
             raise FleetoptError("profiles", "give one profile per pool")
-        pred_pools = [_predict_custom(p, prof, wl, settings) for p, prof in zip(fleet.pools, profiles, strict=True)]
+        pred_pools = [_predict_custom(p, prof, wl, settings)
+                      for p, prof in zip(fleet.pools, profiles, strict=True)]
         pred_tot = {"predicted_p99_ttft_ms": max(x[0] for x in pred_pools),
                     "predicted_power_w": sum(x[1] for x in pred_pools),
                     "predicted_output_tok_per_s": sum(x[2] for x in pred_pools)}
@@ -162,16 +167,16 @@ def simulate_problem(problem: Problem, plan: Any = None, **kw: Any) -> SimResult
                     catalog=problem.catalog, physics=problem.physics, **kw)
 
 
-def _predict_custom(spec: Any, prof: Profile, wl: Workload, settings: Settings) -> tuple[float, ...]:
-    from fleetopt.evaluate import pool_model
-
+def _predict_custom(spec: Any, prof: Profile, wl: Workload,
+                    settings: Settings) -> tuple[float, float, float, float, float]:
     pm = pool_model(spec, prof, wl, settings)
     if pm.empty:
         return (0.0, float(spec.instances * prof.instance_power_w(0.0, settings.accounting)),
                 0.0, 0.0, 0.0)
     m = pm.metrics([spec.instances])
-    return tuple(float(m[k][0]) for k in ("p99_ttft_ms", "power_w", "output_tok_per_s",
-                                          "utilization", "mean_batch"))
+    p99, power, tok, util, batch = (float(m[k][0]) for k in (
+        "p99_ttft_ms", "power_w", "output_tok_per_s", "utilization", "mean_batch"))
+    return p99, power, tok, util, batch
 
 
 def route(fleet: Fleet, lin: NDArray, lout: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray]:

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fleetopt.errors import FleetoptError
-from fleetopt.workload import Workload, builtin_trace, read_trace, source_trace
+from fleetopt.core.errors import FleetoptError
+from fleetopt.problem.workload import Workload, builtin_trace, read_trace, source_trace
+
+__all__ = ["Arrivals", "load_trace", "poisson", "replay_stream", "shipped_trace_names"]
 
 
 @dataclass(frozen=True)

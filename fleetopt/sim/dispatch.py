@@ -29,6 +29,8 @@ from operator import attrgetter
 
 from fleetopt.sim.scheduler import InstanceScheduler, RequestState, Window
 
+__all__ = ["POLICIES", "Router"]
+
 POLICIES = ("least_outstanding_tokens", "least_loaded", "round_robin")
 _OUTSTANDING = attrgetter("outstanding")
 _IN_FLIGHT = attrgetter("insys_n")

@@ -28,9 +28,12 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+__all__ = ["DISPATCH_POLICIES", "EngineOutput", "EnginePool", "run"]
 
 # event kinds (ties at equal times resolve in this order)
 _SNAP, _PREFILL_END, _COMPLETE = 0, 1, 2
@@ -65,10 +68,10 @@ class EngineOutput:
 
 
 def run(
-    arrival_s: Sequence[float],
-    input_tokens: Sequence[int],
-    output_tokens: Sequence[int],
-    pool_of: Sequence[int],
+    arrival_s: Sequence[float] | NDArray[Any],
+    input_tokens: Sequence[int] | NDArray[Any],
+    output_tokens: Sequence[int] | NDArray[Any],
+    pool_of: Sequence[int] | NDArray[Any],
     pools: Sequence[EnginePool],
     window_s: tuple[float, float],
     dispatch: str = "least_loaded",
@@ -114,7 +117,7 @@ def run(
     BS = [0.0] * n_inst  # cumulative batch-seconds
 
     # --- per pool dispatch state
-    queues = [deque() for _ in pools]
+    queues: list[deque[int]] = [deque() for _ in pools]
     slots = [p.slots for p in pools]
     # least loaded: buckets[pool][level] = instances with NF == level; POS = index in bucket
     buckets = [[list(range(first[k], first[k] + p.instances))] + [[] for _ in range(p.slots)]

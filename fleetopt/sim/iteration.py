@@ -53,10 +53,15 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from fleetopt.errors import FleetoptError
+from fleetopt.core.errors import FleetoptError
 from fleetopt.sim.dispatch import POLICIES, Router
 from fleetopt.sim.prefix_cache import PrefixCache
 from fleetopt.sim.scheduler import InstanceScheduler, RequestState, Window
+
+__all__ = ["DEFAULT_POWER_BINS", "DEFAULT_WARMUP_FRACTION", "KV_ALLOCATIONS", "TRACE_COLUMNS",
+           "InstanceIntegrals", "InstanceLimits", "IterationSimOutput", "PoolConfig",
+           "RequestRecords", "RequestStream", "SplitStepCost", "StepCost", "default_window",
+           "poisson_stream", "simulate_pools"]
 
 KV_ALLOCATIONS = ("paged", "reserved")
 DEFAULT_POWER_BINS = 100

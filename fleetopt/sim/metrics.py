@@ -39,8 +39,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from fleetopt.errors import FleetoptError
+from fleetopt.core.errors import FleetoptError
 from fleetopt.sim.iteration import IterationSimOutput, PoolConfig, RequestStream, simulate_pools
+
+__all__ = ["DEFAULT_BATCHES", "DEFAULT_CONFIDENCE", "PoolSummary", "ReplicationSummary",
+           "SimSummary", "batch_means_ci", "percentile_ms", "replicate", "summarize"]
 
 DEFAULT_BATCHES = 10
 DEFAULT_CONFIDENCE = 0.95

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+__all__ = ["PrefixCache"]
+
 
 class PrefixCache:
     """An LRU set of block hashes with a fixed capacity (in blocks)."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
-from fleetopt.io import jsonable, to_json, versioned
+from fleetopt.core.jsonio import jsonable, to_json, versioned
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PoolSim", "SimResult", "SimStats", "percentile_ms"]
 
 #: relative slack of the SLO verdict (a simulated tail equal to the target meets it)
 _SLO_RTOL = 1e-9
@@ -100,7 +104,7 @@ class SimResult:
     run: dict[str, Any]
     requests: pd.DataFrame = field(repr=False)
     wall_s: float = 0.0
-    power_series: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # t_s, pool, power_w
+    power_series: pd.DataFrame = field(default_factory=lambda: _empty_frame(), repr=False)  # t_s, pool, power_w
 
     @property
     def slo_met(self) -> bool | None:
@@ -123,6 +127,8 @@ class SimResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per pool."""
+        import pandas as pd
+
         return pd.DataFrame([p.to_dict() for p in self.pools])
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +141,8 @@ class SimResult:
 
     def comparison(self) -> pd.DataFrame:
         """Simulated vs predicted P99 TTFT, power and throughput per pool, with ratios."""
+        import pandas as pd
+
         rows = []
         for k, p in enumerate(self.pools):
             s = p.stats
@@ -150,6 +158,12 @@ class SimResult:
                 "sim_util": s.utilization, "pred_util": p.predicted_utilization,
             })
         return pd.DataFrame(rows)
+
+
+def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame()
 
 
 def _ratio(a: float, b: float) -> float:

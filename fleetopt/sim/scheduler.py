@@ -55,8 +55,10 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
 
-from fleetopt.errors import FleetoptError
+from fleetopt.core.errors import FleetoptError
 from fleetopt.sim.prefix_cache import PrefixCache
+
+__all__ = ["InstanceScheduler", "RequestState", "Window"]
 
 
 class RequestState:

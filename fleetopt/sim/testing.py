@@ -1,6 +1,6 @@
 """Reference step costs for tests and benchmarks of the iteration-level simulator.
 
-The real per-iteration physics (``fleetopt.models``) will implement the same
+The real per-iteration physics (``fleetopt.physics``) will implement the same
 :class:`~fleetopt.sim.iteration.StepCost` protocol; these stand-ins let the engine be tested and
 benchmarked on its own:
 
@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetopt.sim.iteration import InstanceLimits
+
+__all__ = ["ATTN_FLOPS_PER_PAIR_PER_GPU", "KV_BYTES_PER_TOKEN_PER_GPU", "ConstantStepCost",
+           "RooflineStepCost", "h100_tp8_llama70b_limits"]
 
 # Llama-3.1-70B: 80 layers, d_model 8192, 8 KV heads of 128: attention does 4 * d_model FLOPs
 # per (query, key) pair per layer (QK^T and AV); KV is 2 * 80 * 8 * 128 * 2 B = 320 KiB/token.

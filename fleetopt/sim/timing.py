@@ -2,8 +2,8 @@
 
 The simulator asks for an iteration time at every event; numpy's per-call overhead (several
 microseconds per ufunc on a scalar) would dominate. For the two shipped profile kinds the
-closed forms of :mod:`fleetopt.profiles` are re-expressed on Python floats (tested equal to
-the numpy versions); any other :class:`~fleetopt.profiles.Profile` subclass falls back to
+closed forms of :mod:`fleetopt.physics.profiles` are re-expressed on Python floats (tested equal to
+the numpy versions); any other :class:`~fleetopt.physics.profiles.Profile` subclass falls back to
 calling its own methods.
 """
 
@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from fleetopt.profiles import CalibratedProfile, ComputedProfile, Profile
+from fleetopt.physics.profiles import CalibratedProfile, ComputedProfile, Profile
+
+__all__ = ["DecodeFn", "PrefillFn", "scalar_timing"]
 
 DecodeFn = Callable[[float, float], float]
 """``decode(batch, mean_ctx_tokens) -> seconds per iteration``."""

@@ -7,12 +7,13 @@ SLO. The expensive parts are done once: the candidate pools are built with a bud
 assembled once and loaded once into HiGHS; each budget then only changes the ``budget`` row's
 upper bound and re-runs HiGHS, warm-started from the previous (cheaper) budget's plan, which is
 feasible for every larger budget. Under a highspy whose MIP starts cannot be trusted (1.16.0
-on: :func:`fleetopt.solvers.highs.warm_start_trusted`) no start is passed and the solver state
-is cleared before each re-run, so each point is a clean solve of the loaded model. Budgets at or above the cost of the least-watt plan with no
-budget at all (solved once) take that plan without a re-solve: the budget does not bind there. Each run is turned into a :class:`Solution` with
-:func:`fleetopt.solvers.mip.plan_solution` (exact re-evaluation of the plan), exactly as
-:func:`fleetopt.solvers.mip.solve` does, so every point equals a fresh
-``solve(problem.with_(budget_per_hr=b))`` up to the MIP gap.
+on: :func:`fleetopt.planners.mip.highs.warm_start_trusted`) no start is passed and the solver
+state is cleared before each re-run, so each point is a clean solve of the loaded model.
+Budgets at or above the cost of the least-watt plan with no budget at all (solved once) take
+that plan without a re-solve: the budget does not bind there. Each run is turned into a
+:class:`Solution` with :func:`fleetopt.planners.mip.solve.plan_solution` (exact re-evaluation of
+the plan), exactly as :func:`fleetopt.planners.mip.solve.solve` does, so every point equals a
+fresh ``solve(problem.with_(budget_per_hr=b))`` up to the MIP gap.
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fleetopt.errors import FleetoptError
-from fleetopt.io import to_json, versioned
-from fleetopt.problem import Problem
-from fleetopt.solvers.solution import Solution
+from fleetopt.core.errors import FleetoptError
+from fleetopt.core.jsonio import to_json, versioned
+from fleetopt.core.status import Status
+from fleetopt.planners.mip import highs
+from fleetopt.planners.mip.data import SolverRun, build_mip_data
+from fleetopt.planners.mip.highs import HighsModel
+from fleetopt.planners.mip.pyomo import DEFAULT_MIP_GAP
+from fleetopt.planners.mip.solve import plan_solution
+from fleetopt.planners.solution import Solution
+from fleetopt.problem.problem import Problem
+from fleetopt.sizing.candidates import build_candidates
 
 __all__ = ["ProcurementResult", "parse_budgets", "plan_summary", "procurement",
            "procurement_study", "with_inventory"]
@@ -68,6 +76,8 @@ def parse_budgets(spec: str | float | Iterable[float], field_name: str = "--budg
             raise FleetoptError(
                 field_name, f"cannot read {spec!r}: use START:STOP:STEP (e.g. 100:2000:50) or a "
                 "comma list of $/hr (e.g. 100,250,400)")
+    elif isinstance(spec, bool):
+        raise FleetoptError(field_name, f"budgets must be numbers in $/hr, got {spec!r}")
     else:
         try:
             vals = [float(x) for x in spec]
@@ -87,6 +97,7 @@ def with_inventory(problem: Problem, inventory: Mapping[str, int] | Sequence[str
     if not inventory:
         return problem
     items: dict[str, int] = {}
+    pairs: list[tuple[str, Any]]
     if isinstance(inventory, Mapping):
         pairs = list(inventory.items())
     else:
@@ -153,7 +164,7 @@ class ProcurementResult:
     problem: Problem | None = None
 
     def min_cost_row(self) -> dict[str, Any]:
-        status = self.min_cost.status if self.min_cost is not None else "infeasible"
+        status = self.min_cost.status if self.min_cost is not None else Status.INFEASIBLE
         msg = self.min_cost.message if self.min_cost is not None else ""
         return {"status": status, **plan_summary(self.min_cost), "message": msg}
 
@@ -174,7 +185,7 @@ def procurement_study(
     *,
     inventory: Mapping[str, int] | Sequence[str] | None = None,
     time_limit: float | None = None,
-    mip_gap: float = 1e-4,
+    mip_gap: float = DEFAULT_MIP_GAP,
     threads: int | None = None,
     compress: bool = False,
     segments: int = 3,
@@ -187,11 +198,6 @@ def procurement_study(
     budget); its inventory, GPU and pool limits hold at every point. ``inventory`` adds or
     overrides GPU caps. ``time_limit`` applies per point.
     """
-    from fleetopt.solvers import highs
-    from fleetopt.solvers.candidates import build_candidates
-    from fleetopt.solvers.mip import HighsModel, SolverRun, plan_solution
-    from fleetopt.solvers.mipdata import build_mip_data
-
     values = parse_budgets(budgets, "budgets")
     if mip_gap < 0:
         raise FleetoptError("mip_gap", f"must be >= 0, got {mip_gap}")
@@ -199,7 +205,7 @@ def procurement_study(
         raise FleetoptError("time_limit", f"must be > 0 s, got {time_limit}")
     problem = with_inventory(problem, inventory, "inventory")
     # where this highspy cannot be trusted with a MIP start, every point is solved from a clean
-    # state (the model is still loaded once): see fleetopt.solvers.highs.warm_start_trusted
+    # state (the model is still loaded once): see fleetopt.planners.mip.highs.warm_start_trusted
     warm_start = warm_start and highs.warm_start_trusted()
     t0 = time.perf_counter()
     # a budget must be present when the candidates are built: pruning is then limit-aware
@@ -224,7 +230,7 @@ def procurement_study(
     if not cset.candidates:
         msg = "no candidate pool can meet the SLO"
         for b in values:
-            sol = Solution("infeasible", approach, "power_w", message=msg, details=details)
+            sol = Solution(Status.INFEASIBLE, approach, "power_w", message=msg, details=details)
             solutions[b] = sol
             rows.append(row(b, sol, False, 0.0))
         frame = _frame(rows)
@@ -247,7 +253,7 @@ def procurement_study(
     warm_x: np.ndarray | None = None
     if cr.x is not None:
         min_cost_value = float(data.cost_coef @ cr.x)
-        proven_min = cr.status == "optimal"
+        proven_min = cr.status == Status.OPTIMAL
         pmodel.set_row_upper(brow, min_cost_value + 1e-6)
         pr = pmodel.run(time_limit, cr.x if warm_start else None)
         if pr.x is None:  # cannot happen (cr.x is feasible); keep the cost-optimal plan
@@ -258,18 +264,18 @@ def procurement_study(
                                   "solve_s": pr.solve_s}, {**details, "plan": "min_cost"})
         warm_x = pr.x
     else:
-        msg = cr.message if cr.status != "infeasible" else (
+        msg = cr.message if cr.status != Status.INFEASIBLE else (
             "no plan meets the SLO under the inventory, GPU and pool limits at any budget")
         min_cost = Solution(cr.status, approach, "cost_per_hr", message=msg, details=details)
     timing["min_cost_s"] = time.perf_counter() - t2
     # the least-watt plan with no budget: every budget at or above its cost has it as optimum
     free: Solution | None = None
     free_cost = math.inf
-    if cr.x is not None and max(values) > min_cost_value + 1e-6:
+    if cr.x is not None and min_cost_value is not None and max(values) > min_cost_value + 1e-6:
         t3 = time.perf_counter()
         pmodel.set_row_upper(brow, math.inf)
         fr = pmodel.run(time_limit, warm_x if warm_start else None)
-        if fr.status == "optimal" and fr.x is not None:
+        if fr.status == Status.OPTIMAL and fr.x is not None:
             free_cost = float(data.cost_coef @ fr.x)
             free = plan_solution(problem, data, fr, approach, "power_w",
                                  {"build_s": 0.0, "translate_s": 0.0, "solve_s": fr.solve_s},
@@ -295,19 +301,19 @@ def procurement_study(
                 and float(data.cost_coef @ warm_x) <= b + 1e-9):
             warm = warm_x
         if min_cost_value is not None and proven_min and b < min_cost_value - 1e-6:
-            r = SolverRun("infeasible", None, None, None, None, pmodel.translate_s, 0.0,
+            r = SolverRun(Status.INFEASIBLE, None, None, None, None, pmodel.translate_s, 0.0,
                      f"infeasible: budget ${b:,.2f}/hr is below the cheapest plan that meets the "
                      f"SLO (${min_cost_value:,.2f}/hr)")
-        elif cr.x is None and cr.status == "infeasible":
-            r = SolverRun("infeasible", None, None, None, None, pmodel.translate_s, 0.0,
+        elif cr.x is None and cr.status == Status.INFEASIBLE:
+            r = SolverRun(Status.INFEASIBLE, None, None, None, None, pmodel.translate_s, 0.0,
                      min_cost.message if min_cost is not None else "infeasible")
         else:
             pmodel.set_row_upper(brow, b)
             r = pmodel.run(time_limit, warm)
-            if r.x is None and r.status == "infeasible":
+            if r.x is None and r.status == Status.INFEASIBLE:
                 r.message = (f"infeasible: no plan meets the SLO within ${b:,.2f}/hr under the "
                              "inventory, GPU and pool limits")
-            elif r.x is None and r.status == "time_limit":
+            elif r.x is None and r.status == Status.TIME_LIMIT:
                 r.message = (f"time limit of {time_limit:g} s reached before any feasible plan "
                              "was found; raise the time limit")
         sol = plan_solution(problem, data, r, approach, "power_w",

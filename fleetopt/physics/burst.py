@@ -1,0 +1,169 @@
+"""Burstiness of arrivals: a peak factor ``k`` for sizing pools at ``k * lambda``.
+
+The planner's queueing model (:mod:`fleetopt.sizing.poolmodel`) assumes Poisson arrivals at the mean
+rate ``lambda``. Real traces are burstier: in the Azure 2023 conversation trace the long
+requests arrive in clusters, and a pool sized at the mean rate misses the P99 TTFT SLO by
+6-20x under replay (``docs/simulation.md``). ``Settings(peak_factor=k)`` sizes every pool for the
+design rate ``k * lambda`` (queueing test and utilisation cap) while watts and tokens stay at
+``lambda``; this module estimates ``k`` from a trace's timestamps.
+
+Method (:func:`estimate_peak_factor`)
+    Rescale the arrival times to the target mean rate (``t * native_rate / rate_rps``: at a
+    high rate the trace is time-compressed, so a burst that lasts minutes in the trace lasts
+    a second or so in the plan). Keep the requests of total length ``(lo, hi]`` (the ones a
+    pool with those bounds serves), cut time into windows of ``window_s`` and count the
+    arrivals in each. The factor is the ``quantile`` of the window count *seen by a request*
+    (windows weighted by their counts, since the SLO is a quantile over requests) divided by
+    the mean count per window. With ``net_of_poisson=True`` the Poisson noise of a count is
+    removed first: a window whose underlying rate gives ``x`` expected arrivals shows
+    ``x + z_q sqrt(x)`` at its ``q``-quantile, so the peak count ``Q`` is mapped to the ``x``
+    solving ``x + z sqrt(x) = Q``; the queueing model already charges Poisson fluctuations at
+    the design rate, and this way they are not charged twice. The result is never below 1.
+
+Which window (:func:`auto_peak_factor`)
+    The wait tail is driven by bursts that last longer than about one service time of the
+    pool: a shorter burst is absorbed by the slots that free up meanwhile (and its Poisson part
+    is already in the M/G/c model); a longer one is a sustained overload of a pool sized at the
+    mean rate. The long pools of the shipped catalog have mean service times of 0.5-4 s, so by
+    default the factor is the largest over windows of 0.5, 1, 2 and 4 s (in rescaled time;
+    windows giving fewer than 10 windows over the trace are skipped, and a window is lengthened
+    to hold at least 5 arrivals of the class on average) and over the length
+    classes ``total > L`` for ``L`` at the 0, 50, 75, 85, 90 and 95 % points of the trace's
+    total length (a class of at least 5 % of the requests: the tail pools a planner forms; a
+    smaller class holds too few requests for a 99 % quantile from an hour of trace).
+    One global factor, because :class:`~fleetopt.problem.settings.Settings` applies one factor to
+    every pool: it is set by the burstiest class, so short pools that would need less get the
+    same headroom (the price of a single knob, see the watts in ``docs/simulation.md``).
+
+Workloads without timestamps (the CDF workloads ``azure``, ``lmsys``, ``agent-heavy``, a user's
+CDF, a trace file without an arrival-time column) get ``1.0`` here: Poisson arrivals, the
+model's own assumption; a config's ``[slo] peak_factor = "auto"`` on such a workload is an error
+(:class:`fleetopt.problem.problem.Problem`), so that no plan assumes Poisson arrivals silently.
+Nothing in a length distribution says how bursty the traffic is, and any default
+above 1 would charge every such plan for burstiness it may not have; set ``[slo] peak_factor``
+explicitly when the traffic is known to be bursty (``docs/simulation.md`` gives values).
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from fleetopt.core.errors import FleetoptError
+
+__all__ = ["CLASS_QUANTILES", "DEFAULT_WINDOWS_S", "MAX_PEAK_FACTOR", "MIN_CLASS_SHARE",
+           "MIN_MEAN_COUNT", "MIN_WINDOWS", "estimate_peak_factor", "peak_factor", "rescale"]
+
+#: default windows (seconds, in rescaled time) over which :func:`auto_peak_factor` takes the max
+DEFAULT_WINDOWS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+#: quantiles of total length at which the length classes ``total > L`` start
+CLASS_QUANTILES: tuple[float, ...] = (0.0, 0.5, 0.75, 0.85, 0.9, 0.95)
+#: smallest share of requests a length class must hold to be counted
+MIN_CLASS_SHARE = 0.05
+#: fewest windows over the trace for a window length to be used
+MIN_WINDOWS = 10
+#: fewest arrivals of a class per window on average (shorter windows are lengthened to this)
+MIN_MEAN_COUNT = 5.0
+#: upper bound of ``Settings.peak_factor``
+MAX_PEAK_FACTOR = 10.0
+
+
+def _z(q: float) -> float:
+    """Standard normal ``q``-quantile."""
+    return NormalDist().inv_cdf(q)
+
+
+def rescale(arrival_s: ArrayLike, rate_rps: float) -> NDArray[np.float64]:
+    """Sorted arrival times shifted to start at 0 and rescaled to a mean rate of ``rate_rps``
+    (``(n - 1) / span`` becomes ``rate_rps``; the simulator's replay uses the same scaling)."""
+    t = np.sort(np.asarray(arrival_s, dtype=float))
+    if len(t) < 2 or t[-1] <= t[0]:
+        raise FleetoptError("arrival_s", "need at least two distinct arrival times")
+    if not rate_rps > 0:
+        raise FleetoptError("rate_rps", f"must be > 0, got {rate_rps}")
+    t = t - t[0]
+    native = (len(t) - 1) / t[-1]
+    return t * (native / float(rate_rps))
+
+
+def estimate_peak_factor(
+    arrival_s: ArrayLike,
+    total_tokens: ArrayLike,
+    lo: float,
+    hi: float,
+    *,
+    rate_rps: float,
+    window_s: float,
+    quantile: float = 0.99,
+    net_of_poisson: bool = False,
+) -> float:
+    """Peak-to-mean ratio of the arrival count of the requests of total length ``(lo, hi]``.
+
+    ``arrival_s`` (any order, any origin) and ``total_tokens`` (input + output) describe the
+    whole trace; its times are rescaled so that ALL requests arrive at ``rate_rps`` on average
+    (as the simulator replays them), then the requests in ``(lo, hi]`` are counted in windows
+    of ``window_s`` seconds laid from the first arrival to the last. The result is the
+    ``quantile`` of the count seen by a request (each window weighted by its count) over the
+    mean count per window, at least 1. ``net_of_poisson``: map the peak count ``Q`` to the
+    expected count ``x`` with ``x + z_q sqrt(x) = Q`` first (remove Poisson noise). Returns 1.0
+    when the class is empty.
+    """
+    t = np.asarray(arrival_s, dtype=float)
+    tot = np.asarray(total_tokens, dtype=float)
+    if t.shape != tot.shape:
+        raise FleetoptError("total_tokens", "needs one length per arrival")
+    if not window_s > 0:
+        raise FleetoptError("window_s", f"must be > 0 s, got {window_s}")
+    if not 0.0 < quantile < 1.0:
+        raise FleetoptError("quantile", f"must be in (0, 1), got {quantile}")
+    order = np.argsort(t, kind="stable")
+    ts = rescale(t[order], rate_rps)
+    tot = tot[order]
+    sel = ts[(tot > lo) & (tot <= hi)]
+    if len(sel) == 0:
+        return 1.0
+    nwin = max(1, math.ceil(ts[-1] / window_s - 1e-9))
+    idx = np.minimum((sel / window_s).astype(np.int64), nwin - 1)
+    counts = np.bincount(idx, minlength=nwin).astype(float)
+    mean = counts.mean()
+    c = np.sort(counts[counts > 0])
+    cum = np.cumsum(c)
+    peak = float(c[min(int(np.searchsorted(cum, quantile * cum[-1] - 1e-9)), len(c) - 1)])
+    if net_of_poisson:
+        z = _z(quantile)
+        peak = ((-z + math.sqrt(z * z + 4.0 * peak)) / 2.0) ** 2
+    return max(1.0, peak / mean)
+
+
+def peak_factor(arrival_s: ArrayLike, total_tokens: ArrayLike, rate_rps: float, *,
+                window_s: float | None = None, quantile: float = 0.99) -> float:
+    """One global peak factor for a trace replayed at ``rate_rps`` (the method of the module
+    docstring; :func:`fleetopt.problem.workload.auto_peak_factor` is its workload-level form).
+
+    The largest :func:`estimate_peak_factor` (net of Poisson noise, ``quantile``) over the length
+    classes ``total > L`` (``L`` at the :data:`CLASS_QUANTILES` of the trace's total length,
+    classes of at least :data:`MIN_CLASS_SHARE` of the requests) and the windows
+    :data:`DEFAULT_WINDOWS_S` (or the given ``window_s``; windows giving fewer than
+    :data:`MIN_WINDOWS` over the rescaled trace are skipped unless none is left, then the
+    shortest is used; a window holding fewer than :data:`MIN_MEAN_COUNT` arrivals of the class on
+    average is lengthened to hold that many, as the Poisson correction is a normal
+    approximation), with the trace rescaled to ``rate_rps``; capped at :data:`MAX_PEAK_FACTOR`.
+    """
+    t = np.asarray(arrival_s, dtype=float)
+    tot = np.asarray(total_tokens).astype(float)
+    span = float(rescale(t, rate_rps)[-1])
+    wins = (float(window_s),) if window_s is not None else DEFAULT_WINDOWS_S
+    use = [w for w in wins if span / w >= MIN_WINDOWS] or [min(wins)]
+    best = 1.0
+    for q in CLASS_QUANTILES:
+        lo = -math.inf if q == 0.0 else float(np.quantile(tot, q))
+        share = float(np.mean(tot > lo))
+        if share < MIN_CLASS_SHARE:
+            continue
+        for w in sorted({max(w, MIN_MEAN_COUNT / (share * rate_rps)) for w in use}):
+            best = max(best, estimate_peak_factor(t, tot, lo, math.inf, rate_rps=rate_rps,
+                                                  window_s=w, quantile=quantile, net_of_poisson=True))
+    return float(min(best, MAX_PEAK_FACTOR))

@@ -1,0 +1,694 @@
+"""Candidate pools for the fleet MIP and the enumerator: the shared data layer.
+
+A candidate ``j`` is a routing range ``(b_i, b_k]`` between two candidate boundaries, a KV
+window (``b_k``, or a smaller boundary ``b_m`` with ``b_k <= gamma * b_m`` when compress bands are
+allowed) and a deployment ``d``. For each candidate the exact pool model
+(:class:`fleetopt.sizing.poolmodel.PoolModel`, through :class:`fleetopt.sizing.sizer.Sizer`) gives
+
+* ``n_min``: the fewest instances meeting the P99 TTFT target and the utilisation cap (every
+  larger count meets them too: P99 TTFT is non-increasing in the instance count);
+* the instance range ``[n_min, n_max]``: ``n_max`` is the largest count that is not PROVABLY
+  dominated by a smaller count of the same candidate (no fewer watts, and more dollars and
+  GPUs): every count above ``n_max`` has at least the exact watts of some count below it
+  (:func:`_proven_ranges`, ``docs/formulation.md`` §5). Exact watts are evaluated at every
+  integer of ``[n_min, n_min + min(ceil(headroom n_min), max_extra)]`` and at a geometric grid
+  beyond, refined where the proof needs it; between evaluated counts rigorous lower bounds
+  ``W(N) >= kappa N`` hold (from the operating batch, which never rises with ``N``, and the
+  non-decreasing power curve);
+* breakpoints ``N_0 = n_min < ... < N_B = n_max`` (evaluated counts) and, per segment, a line
+  ``alpha + beta N`` through the exact watts at its lower end that lies below the exact watts
+  at every evaluated count and below the lower bounds in between. The piecewise-linear watts
+  are thus an UNDER-estimator of the exact watts at every feasible count, so the MIP optimum is
+  a lower bound on the exact optimum (over the same boundaries, without any range restriction)
+  and ``exact(plan) - model(plan) >= 0`` bounds the plan's suboptimality.
+
+Candidates that can never meet the SLO, have no KV slot, or carry no traffic are pruned, and so
+are candidates dominated by another of the same GPU type and range (``prune_dominated``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fleetopt.core.deadline import Deadline
+from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.profiles import Deployment
+from fleetopt.problem.problem import Problem
+from fleetopt.sizing.family import PoolFamily
+from fleetopt.sizing.limits import Limits
+from fleetopt.sizing.sizer import Sizer, pool_model
+
+__all__ = ["Candidate", "CandidateSet", "breakpoints", "build_candidates", "exact_power_table",
+           "prune_dominated", "under_segments"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate pool: its range of instance counts, exact watts where evaluated, segments."""
+
+    i: int  # index of the lower boundary
+    k: int  # index of the upper boundary
+    lo: int
+    hi: int
+    window: int
+    deployment: Deployment
+    inventory_key: str  # the GPU type (or calibrated profile) whose inventory it draws on
+    gpus_per_instance: int  # physical GPUs per instance (inventory, GPU caps)
+    cost_per_instance_hr: float  # under the problem's accounting
+    rate_rps: float
+    compressed_share: float
+    n_points: tuple[int, ...]  # breakpoints N_0 = n_min < ... < N_B = n_max (instances)
+    exact_n: tuple[int, ...]  # counts in [n_min, n_max] whose exact watts were evaluated
+    power_exact_w: tuple[float, ...]  # exact pool watts at exact_n
+    segs: tuple[tuple[int, int, float, float], ...] = ()  # (N_lo, N_hi, alpha, beta)
+
+    @property
+    def n_min(self) -> int:
+        return self.n_points[0]
+
+    @property
+    def n_max(self) -> int:
+        return self.n_points[-1]
+
+    def exact_power_w(self, n: int) -> float:
+        """Exact watts at an evaluated count (:func:`exact_power_table` gives any count)."""
+        idx = bisect.bisect_left(self.exact_n, n)
+        if idx == len(self.exact_n) or self.exact_n[idx] != n:
+            raise ValueError(f"exact watts at {n} instances were not evaluated")
+        return self.power_exact_w[idx]
+
+    def segments(self) -> list[tuple[int, int, float, float]]:
+        """``(N_lo, N_hi, alpha, beta)`` per segment: model watts = alpha + beta * N on it."""
+        return list(self.segs)
+
+    @property
+    def model_min_w(self) -> float:
+        """The least model (piecewise-linear) watts over the candidate's range."""
+        return min(min(a + b * lo, a + b * hi) for lo, hi, a, b in self.segs)
+
+    def linearized_power_w(self, n: int) -> float:
+        """The MIP's watts at ``n`` instances: the lowest segment line that covers ``n``.
+
+        Adjacent segments share their breakpoint, each with its own line, so at a shared
+        breakpoint the MIP (free to pick either segment) takes the lower line; so does this.
+        """
+        vals = [a + b * n for lo, hi, a, b in self.segs if lo <= n <= hi]
+        if not vals:
+            raise ValueError(f"{n} instances outside [{self.n_min}, {self.n_max}]")
+        return min(vals)
+
+    def cost_per_hr(self, n: int) -> float:
+        return self.cost_per_instance_hr * n
+
+    def gpus(self, n: int) -> int:
+        return self.gpus_per_instance * n
+
+
+@dataclass
+class CandidateSet:
+    """All candidates of a problem plus the boundary grid they live on.
+
+    ``missing`` lists the arcs ``(i, k)`` (ranges ``(b_i, b_k]``) whose candidates were not
+    all built (candidate building stopped at a deadline); empty when the set is complete.
+    """
+
+    boundaries: list[int]  # b_0 = 0 < b_1 < ... < b_K = max_ctx
+    candidates: list[Candidate]
+    build_s: float = 0.0
+    stats: dict[str, int] = field(default_factory=dict)
+    missing: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def K(self) -> int:
+        return len(self.boundaries) - 1
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+
+def breakpoints(n_min: int, segments: int, headroom: float, max_extra: int = 32) -> list[int]:
+    """Integer breakpoints from ``n_min`` to ``min(ceil(n_min (1 + headroom)), n_min +
+    max_extra)`` (the densely evaluated part of a range), at most ``segments + 1`` of them."""
+    n_max = max(n_min, min(math.ceil(n_min * (1.0 + headroom)), n_min + max_extra))
+    if segments <= 0 or n_max == n_min:
+        return [n_min]
+    span = n_max - n_min
+    return sorted({n_min + round(span * q / segments) for q in range(segments + 1)})
+
+
+# ------------------------------------------------------------------------------------------
+# instance ranges that provably hold the optimum
+
+_PAD = np.int64(1) << np.int64(60)  # padding count in the per-column tables
+_T_CAP = 1 << 40  # no pool has this many instances
+
+
+class _FamilyOracle:
+    """Exact watts and batch lower bounds of some columns of a :class:`PoolFamily`."""
+
+    def __init__(self, pb: PoolFamily, cols: np.ndarray) -> None:
+        self.pb, self.cols = pb, np.asarray(cols, dtype=np.int64)
+        self.slots = pb.slots[self.cols].astype(float)
+
+    def exact(self, idx: np.ndarray, N: np.ndarray, floor: bool) -> tuple[np.ndarray, np.ndarray]:
+        cols = self.cols[idx]
+        N = N.astype(float)
+        b = self.pb.operating_batch(cols, N)
+        W = N * self.pb.instance_power_w(cols, b)
+        return W, (self.pb.batch_floor(cols, N, b) if floor else np.zeros_like(N))
+
+    def inst_w(self, idx: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        return self.pb.instance_power_w(self.cols[idx], batch)
+
+
+class _PaperOracle:
+    """``paper`` accounting: watts in closed form, cheap enough to evaluate at every count."""
+
+    def __init__(self, pm: Any) -> None:
+        self.pm = pm
+        self.slots = np.array([float(pm.slots)])
+
+    def exact(self, idx: np.ndarray, N: np.ndarray, floor: bool) -> tuple[np.ndarray, np.ndarray]:
+        N = N.astype(float)
+        return self.pm.power_w(N), self.pm.paper_batch(N)
+
+    def inst_w(self, idx: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self.pm.profile.instance_power_w(batch, "paper"), dtype=float) \
+            * np.ones(len(idx))
+
+
+@dataclass
+class _Ranges:
+    """Per column: evaluated counts and exact watts (rows sorted, padded), the proven
+    ``n_max``, and the lower-bound pieces ``W(N) >= kappa N`` on ``[a, c]`` inside it."""
+
+    N: np.ndarray  # C x M counts (``_PAD`` after the last)
+    W: np.ndarray  # C x M exact watts (inf padding)
+    n_max: np.ndarray  # C
+    piece_col: np.ndarray
+    piece_a: np.ndarray
+    piece_c: np.ndarray
+    piece_kappa: np.ndarray
+    points: int = 0  # counts evaluated exactly
+    unproven_gaps: int = 0  # gaps the refinement left with a lower bound below the threshold
+
+
+def _proven_ranges(oracle: Any, n0: np.ndarray, headroom: float, max_extra: int, *,
+                   dense_to_cap: bool = False, rounds: int = 10, sub: int = 8) -> _Ranges:
+    """Instance ranges ``[n0, n_max]`` outside which no count can lower a pool's watts.
+
+    A count ``N`` can be dropped when some smaller count ``N' < N`` of the same candidate has
+    no more exact watts: ``N'`` then also has fewer dollars and GPUs, so it is at least as good
+    in every plan and under every limit. With ``W(N) = N * w(b(N))`` (``w`` the non-decreasing
+    instance watts, ``b`` the operating batch), ``docs/formulation.md`` §5 proves:
+
+    * ``W(N) >= N * w(0)`` (the power curve's floor), so every ``N > T = W_d / w(0)`` is
+      dominated, with ``W_d`` the least watts of the densely evaluated counts;
+    * for ``u < N < v``, with ``beta_v <= b(N')`` for all ``N' <= v`` (``PoolFamily.batch_floor``)
+      and ``X_v = v beta_v``: ``b(N) >= min(s, X_v / N)``, hence on a piece ``[a, c]`` of the
+      gap ``W(N) >= kappa N`` with ``kappa = w(min(s, X_v / c))``.
+
+    Counts are evaluated densely over ``[n0, n0 + min(ceil(headroom n0), max_extra)]`` (all of
+    ``[n0, T]`` with ``dense_to_cap``), then at ``n0 + step 2^j`` up to ``T``; a gap whose lower
+    bound is below the least exact watts at or before its left end is bisected, ``rounds``
+    times at most. ``n_max`` is the largest count not shown dominated (an evaluated count).
+    """
+    C = len(n0)
+    n0 = np.asarray(n0, dtype=np.int64)
+    cols = np.arange(C)
+    n_hi = np.maximum(n0, np.minimum(np.ceil(n0 * (1.0 + headroom)).astype(np.int64),
+                                     n0 + max_extra))
+    off = np.arange(int((n_hi - n0).max()) + 1)
+    grid = n0[:, None] + off[None, :]
+    keep = grid <= n_hi[:, None]
+    ci = np.broadcast_to(cols[:, None], grid.shape)[keep]
+    Nd = grid[keep]
+    Wd, _ = oracle.exact(ci, Nd, False)
+    least = np.full(C, np.inf)
+    np.minimum.at(least, ci, Wd)
+    floor_w = oracle.inst_w(cols, np.zeros(C))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        T = np.where(least <= 0, n_hi, np.where(floor_w > 0, np.floor(
+            least / np.maximum(floor_w, 1e-300) * (1.0 + 1e-12)), _T_CAP))
+    T = np.minimum(T, _T_CAP).astype(np.int64)
+    col_l, N_l, W_l, B_l = [ci], [Nd], [Wd], [np.zeros(len(Nd))]
+    extra_c: list[np.ndarray] = []
+    extra_n: list[np.ndarray] = []
+    if dense_to_cap:
+        top = np.maximum(T, n_hi)
+        width = int((top - n_hi).max())
+        for lo in range(1, width + 1, 4096):
+            g = n_hi[:, None] + np.arange(lo, min(lo + 4096, width + 1))[None, :]
+            m = g <= top[:, None]
+            extra_c.append(np.broadcast_to(cols[:, None], g.shape)[m])
+            extra_n.append(g[m])
+    else:
+        step = n_hi - n0 + 1
+        v = n0 + 2 * step
+        while True:
+            m = v < T
+            if not m.any():
+                break
+            extra_c.append(cols[m])
+            extra_n.append(v[m])
+            v = n0 + 2 * (v - n0)
+        m = T > n_hi
+        extra_c.append(cols[m])
+        extra_n.append(T[m])
+    points = len(Nd)
+    new_c = np.concatenate(extra_c) if extra_c else np.zeros(0, dtype=np.int64)
+    new_n = np.concatenate(extra_n) if extra_n else np.zeros(0, dtype=np.int64)
+    slots = oracle.slots
+    k = np.arange(sub)
+    for rnd in range(rounds + 1):
+        if len(new_c):
+            w, bf = oracle.exact(new_c, new_n, not dense_to_cap)
+            col_l.append(new_c)
+            N_l.append(new_n)
+            W_l.append(w)
+            B_l.append(bf)
+            points += len(new_c)
+        col, N, W, B = (np.concatenate(x) for x in (col_l, N_l, W_l, B_l))
+        col_l, N_l, W_l, B_l = [col], [N], [W], [B]
+        order = np.lexsort((N, col))
+        col, N, W, B = col[order], N[order], W[order], B[order]
+        start = np.searchsorted(col, cols)
+        pos = np.arange(len(col)) - start[col]
+        M = int(pos.max()) + 1
+        N2 = np.full((C, M), _PAD, dtype=np.int64)
+        W2 = np.full((C, M), np.inf)
+        B2 = np.zeros((C, M))
+        N2[col, pos], W2[col, pos], B2[col, pos] = N, W, B
+        PM = np.minimum.accumulate(W2, axis=1)
+        u, v = N2[:, :-1], N2[:, 1:]
+        gi, gj = np.nonzero((v < _PAD) & (v - u >= 2))
+        gu, gv = u[gi, gj], v[gi, gj]
+        thr = PM[gi, gj]
+        Xv = gv * B2[gi, gj + 1]
+        L = gv - gu - 1
+        S = np.minimum(sub, L)
+        a = gu[:, None] + 1 + (k[None, :] * L[:, None]) // np.maximum(S[:, None], 1)
+        c = gu[:, None] + ((k[None, :] + 1) * L[:, None]) // np.maximum(S[:, None], 1)
+        pv = k[None, :] < S[:, None]
+        blo = np.minimum(slots[gi][:, None], Xv[:, None] / np.maximum(c, 1))
+        kappa = oracle.inst_w(np.repeat(gi, sub), blo.ravel()).reshape(blo.shape)
+        unproven = (pv & (kappa * a < thr[:, None])).any(axis=1)
+        if rnd == rounds or dense_to_cap or not unproven.any():
+            break
+        new_c = gi[unproven]
+        new_n = (gu[unproven] + gv[unproven]) // 2
+    prev = np.concatenate([np.full((C, 1), np.inf), PM[:, :-1]], axis=1)
+    record = (W2 < prev) & (N2 < _PAD)
+    n_max = np.where(record, N2, n0[:, None]).max(axis=1)
+    if unproven.any():
+        np.maximum.at(n_max, gi[unproven], gv[unproven])
+    inside = gv <= n_max[gi]
+    sel = pv & inside[:, None]
+    return _Ranges(N2, W2, n_max, np.broadcast_to(gi[:, None], a.shape)[sel], a[sel], c[sel],
+                   kappa[sel], points, int((unproven & inside).sum()))
+
+
+def _pivot_lines(bps: list[int], ns: np.ndarray, ws: np.ndarray, pa: np.ndarray,
+                 pc: np.ndarray, pk: np.ndarray) -> tuple[tuple[int, int, float, float], ...]:
+    """Per segment ``[A, B]`` of breakpoints (evaluated counts), the line through the exact
+    watts at its lower end (the lower of ``W(A)``, ``W(B)``), as steep as it can be while
+    staying below every exact value and every lower-bound piece ``kappa N`` in the segment."""
+    if len(bps) == 1:
+        w = float(ws[np.searchsorted(ns, bps[0])])
+        return ((bps[0], bps[0], w, 0.0),)
+    out = []
+    for A, B in zip(bps[:-1], bps[1:], strict=True):
+        wa = float(ws[np.searchsorted(ns, A)])
+        wb = float(ws[np.searchsorted(ns, B)])
+        m = (ns >= A) & (ns <= B)
+        xs, ys = [ns[m].astype(float)], [ws[m]]
+        o = (pc >= A) & (pa <= B)
+        if o.any():
+            lo = np.maximum(pa[o], A).astype(float)
+            hi = np.minimum(pc[o], B).astype(float)
+            xs += [lo, hi]
+            ys += [pk[o] * lo, pk[o] * hi]
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        if wb <= wa:
+            t = x < B
+            beta = float(np.max((wb - y[t]) / (B - x[t])))
+            alpha = wb - beta * B
+        else:
+            t = x > A
+            beta = float(np.min((y[t] - wa) / (x[t] - A)))
+            alpha = wa - beta * A
+        out.append((int(A), int(B), float(alpha), beta))
+    return tuple(out)
+
+
+def under_segments(
+    pts: list[int], exact: np.ndarray | list[float]
+) -> tuple[tuple[int, int, float, float], ...]:
+    """Per segment, a line below ``exact`` at every integer in it, exact at its lower end.
+
+    ``exact[i]`` is the watts at ``pts[0] + i``.
+    """
+    ex = np.asarray(exact, dtype=float)
+    ns = np.arange(pts[0], pts[0] + len(ex))
+    empty = np.zeros(0)
+    return _pivot_lines(list(pts), ns, ex, empty, empty, empty)
+
+
+def _curve(n0: int, n_max: int, ns: np.ndarray, ws: np.ndarray, pa: np.ndarray, pc: np.ndarray,
+           pk: np.ndarray, segments: int) -> dict[str, Any]:
+    """Breakpoints, exact watts and model segments of one candidate from its proven range.
+
+    A range of one count (every larger count is dominated: the usual case, each extra instance
+    adding at least its idle watts) is that single exact point, without any linearisation.
+    """
+    if n_max == n0:
+        w = float(ws[0])
+        return {"n_points": (n0,), "exact_n": (n0,), "power_exact_w": (w,),
+                "segs": ((n0, n0, w, 0.0),)}
+    m = ns <= n_max
+    ns, ws = ns[m], ws[m]
+    targets = [n0 + round((n_max - n0) * q / segments) for q in range(segments + 1)]
+    idx = np.clip(np.searchsorted(ns, targets), 0, len(ns) - 1)
+    left = np.clip(idx - 1, 0, len(ns) - 1)
+    pick = np.where(np.abs(ns[left] - targets) <= np.abs(ns[idx] - targets), left, idx)
+    bps = sorted({int(x) for x in ns[pick]} | {n0, n_max, int(ns[int(np.argmin(ws))])})
+    return {"n_points": tuple(bps), "exact_n": tuple(int(x) for x in ns),
+            "power_exact_w": tuple(float(x) for x in ws),
+            "segs": _pivot_lines(bps, ns, ws, pa, pc, pk)}
+
+
+def _curves(rg: _Ranges, n0: np.ndarray, segments: int) -> list[dict[str, Any]]:
+    """:func:`_curve` for every column of a :class:`_Ranges`."""
+    order = np.argsort(rg.piece_col, kind="stable")
+    pcol = rg.piece_col[order]
+    pa, pc, pk = rg.piece_a[order], rg.piece_c[order], rg.piece_kappa[order]
+    lo = np.searchsorted(pcol, np.arange(len(n0)), side="left")
+    hi = np.searchsorted(pcol, np.arange(len(n0)), side="right")
+    out = []
+    for j in range(len(n0)):
+        a, z = lo[j], hi[j]
+        out.append(_curve(int(n0[j]), int(rg.n_max[j]), rg.N[j], rg.W[j], pa[a:z], pc[a:z],
+                          pk[a:z], segments))
+    return out
+
+
+def exact_power_table(problem: Problem, c: Candidate) -> dict[int, float]:
+    """Exact watts of candidate ``c`` at every count of its range (evaluated where missing)."""
+    out = dict(zip(c.exact_n, c.power_exact_w, strict=True))
+    missing = [n for n in range(c.n_min, c.n_max + 1) if n not in out]
+    if missing:
+        pm = pool_model((c.lo, c.hi, c.window), problem.profile(c.deployment), problem.workload,
+                        problem.settings)
+        out.update(zip(missing, (float(x) for x in pm.power_w(np.asarray(missing))), strict=True))
+    return out
+
+
+def _check_service_monotone(prof: Any) -> None:
+    """The range proof needs iteration times that never fall as the batch grows."""
+    spec = getattr(prof, "spec", None)
+    if spec is not None and (spec.per_seq_s < 0 or spec.base_iter_s < 0):
+        raise FleetoptError(f"profile.{spec.name}",
+                            "base_iter_s and per_seq_s must be >= 0 (an iteration cannot get "
+                            "faster with more sequences)")
+
+
+def build_candidates(
+    problem: Problem,
+    *,
+    compress: bool = False,
+    segments: int = 3,
+    headroom: float = 0.5,
+    max_extra: int = 32,
+    prune: bool = True,
+    workers: int | None = None,
+    deadline: Deadline | None = None,
+) -> CandidateSet:
+    """Generate, size and prune the candidate pools of ``problem``.
+
+    ``compress`` allows compress bands (windows ``b_m < b_k`` with ``b_k <= gamma b_m``, gamma =
+    ``problem.compress_gamma`` or 2). ``segments`` (>= 1) sets the linear pieces per candidate
+    whose watts can fall with more instances; ``headroom`` and ``max_extra`` the densely
+    evaluated part of each range (the range itself extends as far as the proof needs).
+    ``workers`` processes share the deployments (default 1; worker processes start with
+    forkserver or spawn, never fork); the result does not depend on it. With a ``deadline``, building stops between batches once it has
+    passed: arcs between a few spread boundaries come first (a small complete problem), and
+    ``missing`` names the ranges left incomplete.
+    """
+    if segments < 1:
+        raise FleetoptError("segments", f"must be >= 1, got {segments}")
+    t0 = time.perf_counter()
+    b = [0, *problem.candidate_boundaries(), problem.max_ctx]
+    deployments = problem.deployments()
+    if workers is None:
+        # In-process by default. Workers start with forkserver or spawn, never fork (see
+        # fleetopt.core.processes.process_context); measured on the 2-core machine, two such
+        # workers save nothing on a 64-boundary, 21-deployment build (2,145 candidates: 1.7 s
+        # in-process, 1.6 s with a warm forkserver, 2.9 s with spawn), a first pool pays about
+        # 1 s to start its server, and a pool re-imports the caller's __main__.
+        workers = 1
+    stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
+             "dominated": 0, "extended": 0, "range_points": 0, "unproven_gaps": 0}
+    cands: list[Candidate] = []
+    done: set[tuple[int, int]] = {(i, k) for k in range(1, len(b)) for i in range(k)}
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from fleetopt.core.processes import process_context
+
+        chunks = [deployments[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as ex:
+            futs = [ex.submit(_candidates_for, problem, b, ch, compress, segments, headroom,
+                              max_extra, True, deadline) for ch in chunks]
+            parts = [f.result() for f in futs]
+        for part_c, part_s, part_done in parts:
+            cands.extend(part_c)
+            done &= part_done
+            for key, v in part_s.items():
+                stats[key] += v
+    else:
+        cands, part_s, done = _candidates_for(problem, b, deployments, compress, segments,
+                                              headroom, max_extra, True, deadline)
+        stats.update(part_s)
+    order = {d: i for i, d in enumerate(deployments)}
+    cands.sort(key=lambda c: (c.k, order[c.deployment], -c.window, c.i))  # worker-independent
+    stats["kept"] = len(cands)
+    if prune:
+        cands = prune_dominated(cands, problem)
+        stats["dominated"] = stats["kept"] - len(cands)
+        stats["kept"] = len(cands)
+    missing = tuple(sorted((i, k) for k in range(1, len(b)) for i in range(k)
+                           if (i, k) not in done))
+    return CandidateSet(b, cands, time.perf_counter() - t0, stats, missing)
+
+
+_COARSE = 8  # ranges in the first pass over the boundaries
+_CHUNK_COLS = 512  # pools sized per PoolFamily at most (the deadline is checked between them)
+
+
+def _jobs(K: int) -> list[tuple[int, list[int]]]:
+    """``(k, lows)`` in build order: first every arc between ``_COARSE + 1`` evenly spread
+    boundaries (so a complete small problem, plans included, exists early), then the rest; each
+    pass from the top boundary down."""
+    coarse = sorted({round(K * j / min(K, _COARSE)) for j in range(min(K, _COARSE) + 1)})
+    first = [(k, [i for i in coarse if i < k]) for k in reversed(coarse) if k > 0]
+    cs = set(coarse)
+    rest = [(k, [i for i in range(k) if not (k in cs and i in cs)]) for k in range(K, 0, -1)]
+    return first + [(k, lows) for k, lows in rest if lows]
+
+
+def _candidates_for(
+    problem: Problem, b: list[int], deployments: list[Deployment], compress: bool,
+    segments: int, headroom: float, max_extra: int, batched: bool = True,
+    deadline: Deadline | None = None,
+) -> tuple[list[Candidate], dict[str, int], set[tuple[int, int]]]:
+    """Size every candidate of the given deployments (one worker's share).
+
+    Returns the candidates, counters and the arcs ``(i, k)`` whose candidates were all built
+    (every arc unless the deadline passed).
+    """
+    K = len(b) - 1
+    gamma = (problem.compress_gamma or 2.0) if compress else 1.0
+    st = problem.settings
+    wl = problem.workload
+    tot = wl.total_tokens
+    stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "extended": 0,
+             "range_points": 0, "unproven_gaps": 0}
+    cands: list[Candidate] = []
+    done: set[tuple[int, int]] = set()
+    sizer = Sizer(problem)
+    # requests with total length <= b[t], for O(1) "does (b_i, b_k] carry traffic?"
+    live = wl.weights > 0
+    traffic = [int(np.count_nonzero(live & (tot <= x))) for x in b]
+    profiles = [(d, sizer.profile(d)) for d in deployments]
+    for _, prof in profiles:
+        _check_service_monotone(prof)
+    for k, allowed in _jobs(K):
+        windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
+                            if gamma > 1 else [])
+        complete = True
+        for win in windows:
+            if deadline is not None and deadline.expired():
+                complete = False
+                break
+            family: list[tuple[Deployment, Any]] = []  # deployments that hold this window
+            for d, prof in profiles:
+                if win > prof.max_context:
+                    continue
+                slots = prof.slots(win)
+                for i in allowed:
+                    if win <= b[i]:
+                        continue  # the window must exceed the range's lower end
+                    stats["considered"] += 1
+                    if slots < 1:
+                        stats["no_slot"] += 1
+                    elif traffic[k] - traffic[i] <= 0:
+                        # no sampled traffic: a coverage pool of one idle instance
+                        stats["empty"] += 1
+                        if win == b[k]:
+                            cands.append(_coverage(problem, b, i, k, d, prof))
+                if slots >= 1:
+                    family.append((d, prof))
+            lows = [i for i in allowed if win > b[i] and traffic[k] - traffic[i] > 0]
+            if not lows or not family:
+                continue
+            if st.accounting == "physical" and batched:
+                step = max(1, _CHUNK_COLS // len(family))
+                for c0 in range(0, len(lows), step):
+                    if c0 and deadline is not None and deadline.expired():
+                        complete = False
+                        break
+                    cands.extend(_batch_family(problem, sizer, b, lows[c0:c0 + step], k, win,
+                                               family, segments, headroom, max_extra, stats))
+                if not complete:
+                    break
+                continue
+            for d, prof in family:
+                for i in lows:
+                    pm = sizer.model(b[i], b[k], win, d)
+                    n_min = pm.min_instances()
+                    if n_min is None:
+                        stats["slo_infeasible"] += 1
+                        # a narrower range (larger lo) may still be feasible; keep going
+                        continue
+                    n0 = np.array([n_min])
+                    if pm.family is not None:
+                        rg = _proven_ranges(_FamilyOracle(pm.family, np.array([0])), n0,
+                                            headroom, max_extra)
+                    else:  # paper accounting: closed-form watts at every count
+                        rg = _proven_ranges(_PaperOracle(pm), n0, headroom, max_extra,
+                                            dense_to_cap=True)
+                    _count(stats, rg, n0)
+                    cands.append(Candidate(
+                        i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d,
+                        inventory_key=d.gpu, gpus_per_instance=prof.gpus_per_instance,
+                        cost_per_instance_hr=prof.instance_cost_per_hr(st.accounting),
+                        rate_rps=pm.rate_rps, compressed_share=pm.compressed_share,
+                        **_curves(rg, n0, segments)[0],
+                    ))
+        if complete:
+            done.update((i, k) for i in allowed)
+        else:
+            break
+    return cands, stats, done
+
+
+def _count(stats: dict[str, int], rg: _Ranges, n0: np.ndarray) -> None:
+    stats["extended"] += int((rg.n_max > n0).sum())
+    stats["range_points"] += rg.points
+    stats["unproven_gaps"] += rg.unproven_gaps
+
+
+def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]:
+    """Drop candidates that another candidate of the same range beats on every count.
+
+    All comparisons use the MIP's own (piecewise-linear) watts, so pruning never changes the MIP
+    optimum. Without fleet-wide limits the objective separates by pool, so per range and window
+    only the best candidate survives. With limits, ``c'`` dominates ``c`` when they share range,
+    window and GPU type and ``c'`` at its fewest instances has no more model watts than ``c``
+    anywhere in its range, no more dollars and no more GPUs than ``c`` at its fewest: any plan
+    using ``c`` improves (weakly) by swapping in ``c'``.
+    """
+    limited = Limits.of(problem).bounded
+    groups: dict[tuple, list[int]] = {}
+    for idx, c in enumerate(cands):
+        key = (c.i, c.k, c.window) if not limited else (c.i, c.k, c.window, c.inventory_key)
+        groups.setdefault(key, []).append(idx)
+    # per candidate, once: model watts at n_min, least model watts, $/hr and GPUs at n_min
+    p0 = [c.linearized_power_w(c.n_min) for c in cands]
+    pmin = [c.model_min_w for c in cands]
+    cost0 = [c.cost_per_hr(c.n_min) for c in cands]
+    gpus0 = [c.gpus(c.n_min) for c in cands]
+    keep: list[int] = []
+    for group in groups.values():
+        if not limited and problem.objective in ("power", "cost"):
+            if problem.objective == "power":
+                keep.append(min(group, key=lambda j: (pmin[j], cost0[j], j)))
+            else:
+                keep.append(min(group, key=lambda j: (cost0[j], pmin[j], j)))
+            continue
+        for j in group:
+            dominated = False
+            for o in group:
+                if o == j:
+                    continue
+                better_eq = (p0[o] <= pmin[j] + 1e-9 and cost0[o] <= cost0[j] + 1e-9
+                             and gpus0[o] <= gpus0[j])
+                # strictly better somewhere, or identical and earlier in the list (a fixed order)
+                strictly = (p0[o] < pmin[j] - 1e-9 or cost0[o] < cost0[j] - 1e-9
+                            or gpus0[o] < gpus0[j] or o < j)
+                if better_eq and strictly:
+                    dominated = True
+                    break
+            if not dominated:
+                keep.append(j)
+    out = [cands[j] for j in sorted(keep)]
+    return out
+
+
+def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int], k: int,
+                  win: int, family: list[tuple[Deployment, Any]], segments: int, headroom: float,
+                  max_extra: int, stats: dict[str, int]) -> list[Candidate]:
+    """Size the candidates ``(b_i, b_k]``, ``i`` in ``lows``, of every deployment in ``family``
+    at once (:meth:`Sizer.families`)."""
+    st = problem.settings
+    out = []
+    for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family]):
+        n_min = pb.min_instances()
+        ok = n_min >= 0
+        stats["slo_infeasible"] += int((~ok).sum())
+        cols = np.flatnonzero(ok)
+        if not len(cols):
+            continue
+        n0 = n_min[cols]
+        rg = _proven_ranges(_FamilyOracle(pb, cols), n0, headroom, max_extra)
+        _count(stats, rg, n0)
+        for col, curve in zip(cols, _curves(rg, n0, segments), strict=True):
+            d, prof = members[int(pb.dep[col])]
+            i = lows[int(pb.lc[col])]
+            out.append(Candidate(
+                i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d, inventory_key=d.gpu,
+                gpus_per_instance=prof.gpus_per_instance,
+                cost_per_instance_hr=prof.instance_cost_per_hr(st.accounting),
+                rate_rps=float(pb.rate_rps[col]), compressed_share=float(pb.compressed_share[col]),
+                **curve,
+            ))
+    return out
+
+
+def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any) -> Candidate:
+    """A pool over a range with no sampled requests: one instance, so the range is served."""
+    acct = problem.settings.accounting
+    w1 = float(prof.instance_power_w(0.0, acct))
+    return Candidate(
+        i=i, k=k, lo=b[i], hi=b[k], window=b[k], deployment=d, inventory_key=d.gpu,
+        gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=prof.instance_cost_per_hr(acct),
+        rate_rps=0.0, compressed_share=0.0, n_points=(1,), exact_n=(1,), power_exact_w=(w1,),
+        segs=((1, 1, w1, 0.0),),
+    )

@@ -1,0 +1,275 @@
+"""The exact model of one pool: queueing, TTFT, batch, power and cost as functions of size.
+
+:class:`PoolModel` holds everything about a pool that does not depend on its instance count
+(routed traffic, slots at its window, service-time moments, prefill times); ``metrics(N)``
+evaluates any array of instance counts at once. The fleet evaluator, the MIP's candidate
+generation, the baselines and the enumerator all call this one class: one formula, one place.
+
+Conventions (``docs/model.md``):
+
+* ``physical`` accounting (default):
+  - service time of request i at batch n: ``S_i(n) = prefill_s(l_in_i, n, Lbar) + l_out_i *
+    decode_s(n, Lbar)``, with ``Lbar`` the time-averaged context of the sequences in flight,
+    ``Lbar = E[l_out (l_in + l_out/2)] / E[l_out]``;
+  - queueing uses the full-batch service time ``S(s)``: a request waits only when every slot is
+    busy, and then the batch is ``s``; utilisation ``rho = lam E[S(s)] / (N s)``;
+  - the SLO test is ``q``-quantile of (wait + prefill at full batch) <= target, and ``rho <= cap``;
+  - the operating batch (for power) is the largest fixed point ``n = lam E[S(n)] / N <= rho s``;
+  - power = ``N * tp * P(n)``.
+* ``paper`` accounting reproduces the published planner: service time at full batch with each
+  request's own length as context, ``cv2`` floored at 0.01, SLO test on Kimura's P99 wait alone
+  (prefill only added to the reported figure, as mean prefill at batch 1 with the profile's
+  reference context), a pool is never smaller than ``ceil(lam / mu_instance) + 1`` (the planner's
+  search starts there), power ``N * P(int(rho s))`` with ONE GPU per instance, and a request
+  longer than the window is modelled as a request of exactly ``window`` tokens with its input
+  share kept (:func:`compress_paper`). The published figures also depend on the planner's
+  sampling of the length CDF (3,000 draws per pool, seed 42): pass the draws of
+  :func:`fleetopt.problem.workload.paper_sampled` to reproduce them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from fleetopt.physics.compression import compress, compress_paper
+from fleetopt.physics.profiles import Profile
+from fleetopt.physics.queueing import kimura_p99_wait_s, ttft_quantile_s
+from fleetopt.problem.settings import Settings
+from fleetopt.sizing.family import PoolFamily, weighted_quantile
+
+__all__ = ["PoolModel"]
+
+
+_NO_LIMIT = 1 << 62  # an upper edge above any request
+
+
+class PoolModel:
+    """A pool's size-independent statistics and its size-dependent metrics."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        input_tokens: ArrayLike,
+        output_tokens: ArrayLike,
+        weights: ArrayLike,
+        rate_rps: float,
+        window: int,
+        settings: Settings,
+    ) -> None:
+        self.profile = profile
+        self.settings = settings
+        self.window = int(window)
+        lin0 = np.asarray(input_tokens, dtype=np.int64)
+        lout0 = np.asarray(output_tokens, dtype=np.int64)
+        w = np.asarray(weights, dtype=float)
+        keep = w > 0
+        lin0, lout0, w = lin0[keep], lout0[keep], w[keep]
+        self.share = float(w.sum())  # of the workload's requests
+        self.rate_rps = float(rate_rps)
+        self.slots = profile.slots(self.window)
+        if self.rate_rps <= 0 or len(w) == 0:
+            self.empty = True
+            self.compressed_share = 0.0
+            self.input_tokens_cut = 0.0
+            self.mean_output = 0.0
+            return
+        self.empty = False
+        w = w / w.sum()
+        cut = compress_paper if settings.accounting == "paper" else compress
+        lin, lout, over = cut(lin0, lout0, self.window)
+        self.compressed_share = float(w[over].sum())
+        self.input_tokens_cut = float(w @ (lin0 - lin))  # per request, mean
+        self.lin, self.lout, self.w = lin, lout, w
+        self.mean_output = float(w @ lout)
+        self.ctx = float(w @ (lout * (lin + lout / 2.0)) / max(self.mean_output, 1e-12))
+        s = max(self.slots, 1)
+        if settings.accounting == "paper":
+            own = (lin + lout).astype(float)
+            S = profile.prefill_s(lin, s, own) + lout * profile.decode_s(s, own)
+            # reported prefill: chunks x one iteration at batch 1, at the reference context
+            ref = getattr(getattr(profile, "spec", None), "ref_ctx_tokens", None)
+            self.prefill_report_s = float(w @ profile.prefill_s(lin, 1.0, own if ref is None else ref))
+            self.prefill_full_s = np.asarray(profile.prefill_s(lin, s, own))
+            self.mean_service_s = float(w @ S)
+            var = float(w @ (S - self.mean_service_s) ** 2)
+            self.cv2 = max(0.01, var / self.mean_service_s**2)  # the planner's floor
+            self._family: PoolFamily | None = None
+        else:
+            # physical accounting: the formulas live in PoolFamily (one pool = one column)
+            b = PoolFamily(profile, lin0, lout0, w, self.rate_rps, [-1], _NO_LIMIT, self.window,
+                          settings)
+            self._family = b
+            self.ctx = float(b.ctx[0])
+            self.prefill_full_s = b.prefill_full_s[:, 0]
+            self.prefill_report_s = float(w @ self.prefill_full_s)
+            self.mean_service_s = float(b.mean_service_s[0])
+            self.cv2 = float(b.cv2[0])
+        # the least target any size can meet: prompts slower than it must fit the margin
+        self.ttft_floor_s = weighted_quantile(self.prefill_full_s, self.w,
+                                               1.0 - settings.prefill_late_budget) \
+            if settings.accounting == "physical" else 0.0
+        # no size meets the SLO when prefill alone (no waiting) misses it too often
+        self.prefill_late_share = float(self.w[self.prefill_full_s > settings.slo_s].sum())
+
+    @property
+    def feasible_at_any_size(self) -> bool:
+        """False when no instance count can meet the SLO (no slots, or prefill alone too slow)."""
+        if self.empty:
+            return self.slots >= 1
+        if self.settings.accounting == "paper":
+            return self.slots >= 1
+        return self.slots >= 1 and self.prefill_late_share <= self.settings.prefill_late_budget
+
+    def min_instances_util(self) -> int:
+        """Fewest instances that keep utilisation at or below the cap."""
+        if self.empty:
+            return 1  # coverage: a range with no sampled traffic still needs one instance
+        a = self.rate_rps * self.settings.peak_factor * self.mean_service_s
+        return max(1, math.ceil(a / (self.slots * self.settings.utilization_cap) - 1e-9))
+
+    def metrics(self, instances: ArrayLike) -> dict[str, NDArray]:
+        """Vectorised metrics for an array of instance counts."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        st = self.settings
+        acct = st.accounting
+        if self.empty:
+            z = np.zeros_like(N)
+            return {
+                "instances": N, "utilization": z, "mean_batch": z, "p99_ttft_ms": z,
+                "p99_wait_ms": z, "slo_met": (N >= 1) & (self.slots >= 1),  # coverage
+                "power_w": N * self.profile.instance_power_w(0.0, acct),
+                "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
+                "output_tok_per_s": z,
+            }
+        if np.any(N < 1):  # no instance for real traffic: nothing is served
+            out = self.metrics(np.maximum(N, 1.0))
+            zero = N < 1
+            for key, val in (("utilization", np.inf), ("mean_batch", 0.0), ("p99_ttft_ms", np.inf),
+                             ("p99_wait_ms", np.inf), ("power_w", 0.0), ("cost_per_hr", 0.0),
+                             ("output_tok_per_s", 0.0)):
+                out[key] = np.where(zero, val, out[key])
+            out["slo_met"] = np.where(zero, False, out["slo_met"])
+            out["instances"] = N
+            return out
+        lam = self.rate_rps
+        q = self._queue(N)
+        rho = q["rho_mean"]
+        if acct == "paper":
+            ttft = q["w99"] + self.prefill_report_s
+            batch = self.paper_batch(N)
+        else:
+            ttft = ttft_quantile_s(np.atleast_1d(q["pw"]), np.atleast_1d(q["theta"]),
+                                   self.prefill_full_s, self.w, st.quantile)
+            batch = self.operating_batch(N)
+        slo_ok = self._slo_ok(N, q)
+        w99 = q["w99"]
+        power = self._power(N, batch)
+        stable = q["rho"] < 1.0
+        return {
+            "instances": N,
+            "utilization": rho,
+            "mean_batch": batch,
+            "p99_ttft_ms": np.where(stable, ttft * 1000.0, np.inf),
+            "p99_wait_ms": np.where(stable, w99 * 1000.0, np.inf),
+            "slo_met": slo_ok & stable,
+            "power_w": power,
+            "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
+            "output_tok_per_s": np.full(N.shape, lam * self.mean_output),
+        }
+
+    def _power(self, N: NDArray, batch: NDArray) -> NDArray:
+        return N * self.profile.instance_power_w(np.maximum(batch, 0.0), self.settings.accounting)
+
+    def power_w(self, instances: ArrayLike) -> NDArray[np.float64]:
+        """Pool watts at each instance count (the operating batch and power curve only)."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        if self.empty:
+            return N * self.profile.instance_power_w(0.0, self.settings.accounting)
+        if self._family is None:  # paper
+            return self._power(N, self.paper_batch(N))
+        return self._family.power_w(np.zeros(len(N), dtype=int), N)
+
+    def paper_batch(self, instances: ArrayLike) -> NDArray[np.float64]:
+        """``paper`` accounting's batch for power, ``int(rho s)`` with full-batch service times:
+        non-increasing in the instance count."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        rho = np.minimum(self.rate_rps * self.mean_service_s / (N * self.slots), 1.0)
+        return np.floor(rho * self.slots)
+
+    @property
+    def family(self) -> PoolFamily | None:
+        """The one-column :class:`PoolFamily` behind a physical-accounting pool (else None)."""
+        return None if self.empty else self._family
+
+    def mean_service_at(self, batch: ArrayLike) -> NDArray[np.float64]:
+        """``E[S(n)]`` over the pool's mix at decode batch ``n`` (physical accounting)."""
+        n = np.atleast_1d(np.asarray(batch, dtype=float))
+        return self._require_family().mean_service_at(np.zeros(len(n), dtype=int), n)
+
+    def operating_batch(self, instances: ArrayLike) -> NDArray[np.float64]:
+        """Sequences in flight per instance at each count (physical accounting, Little's law)."""
+        N = np.atleast_1d(np.asarray(instances, dtype=float))
+        return self._require_family().operating_batch(np.zeros(len(N), dtype=int), N)
+
+    def _require_family(self) -> PoolFamily:
+        if self._family is None:
+            raise ValueError("available in physical accounting only")
+        return self._family
+
+    def min_instances(self, limit: int = 1_000_000) -> int | None:
+        """Smallest instance count meeting the SLO and the utilisation cap; None if none can."""
+        if not self.feasible_at_any_size:
+            return None
+        if self.empty:
+            return 1  # coverage: one instance serves the range's (unsampled) requests
+        if self._family is not None:
+            n = int(self._family.min_instances(limit)[0])
+            return None if n < 0 else n
+        lo = self.min_instances_util()
+        block = 32
+        start = lo
+        while start <= limit:
+            cand = np.arange(start, start + block)
+            ok = self._slo_ok(cand)
+            if ok.any():
+                return int(cand[np.argmax(ok)])
+            start += block
+            block *= 2
+        return None
+
+    def _paper_floor(self) -> int:
+        """``paper`` mode: the planner's SLO search starts at ``ceil(lam / mu_instance) + 1``."""
+        mu_instance = self.slots / self.mean_service_s
+        return max(1, math.ceil(self.rate_rps / mu_instance) + 1)
+
+    def _queue(self, N: NDArray) -> dict[str, NDArray]:
+        """Queue quantities at the DESIGN rate ``peak_factor * lam`` (the mean rate for rho_mean)."""
+        st = self.settings
+        Nf = np.asarray(N, dtype=float)
+        c = Nf * self.slots
+        lam = self.rate_rps * st.peak_factor
+        mu = 1.0 / self.mean_service_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where(c > 0, lam * self.mean_service_s / np.maximum(c, 1e-300), np.inf)
+        out = {"c": c, "rho": rho, "rho_mean": rho / st.peak_factor,
+               "w99": kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)}
+        if self._family is not None:
+            out.update(self._family.queue(np.zeros(len(np.atleast_1d(Nf)), dtype=int),
+                                         np.atleast_1d(Nf)))
+        return out
+
+    def _slo_ok(self, N: NDArray, q: dict[str, NDArray] | None = None) -> NDArray:
+        """Does each instance count meet the SLO test and the utilisation cap (at design rate)?"""
+        st = self.settings
+        q = q if q is not None else self._queue(N)
+        cap_ok = (q["rho"] <= st.utilization_cap + 1e-12) & (q["rho"] < 1)
+        if st.accounting == "paper":
+            return (q["w99"] <= st.slo_s + 1e-12) & cap_ok & (
+                np.asarray(N, dtype=float) >= self._paper_floor())
+        Nf = np.atleast_1d(np.asarray(N, dtype=float))
+        return self._require_family().slo_ok(np.zeros(len(Nf), dtype=int), Nf, q)
+
+

@@ -1,1 +1,0 @@
-"""Formulations and algorithms: the fleet MIP, baselines and exhaustive enumeration."""

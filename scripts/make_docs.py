@@ -1,0 +1,419 @@
+"""Every figure in ``docs/figures/`` and every result table of README.md and ``docs/*.md``.
+
+Run ``python scripts/make_docs.py`` (everything; about 3 minutes on the 2-core machine, most of
+it the simulator's validation study) or name parts: ``python scripts/make_docs.py readme
+studies``. ``--check`` rewrites nothing and exits 1 when a generated text differs from the
+file (the figures are then not drawn).
+
+Generated text lives between markers (each on a line of its own) in the Markdown files::
+
+    <!-- fleetopt:begin NAME -->
+    ... written by this script ...
+    <!-- fleetopt:end NAME -->
+
+and everything between them is replaced; the rest of each file is left alone. The output is
+deterministic: fixed seeds, no timings in generated text (timings are benchmarks:
+``benchmarks/``), and PNGs without a software-version stamp. ``tests/test_docs.py`` checks the
+README's tables (and the other fast parts) against a fresh run.
+
+Parts:
+
+* ``readme``: README "Results on the shipped examples" (``fleetopt compare`` per example);
+* ``baselines``: the comparison table of each shipped example in ``docs/baselines.md``;
+* ``studies``: the procurement example of ``docs/studies.md`` (its config is the TOML block on
+  that page), ``study_frontier.png`` and ``study_topology.png`` (the ``azure-mixed`` optimum);
+* ``power``: ``power_fit.png`` from the shipped measurements and fits (``docs/data.md``'s own
+  tables come from ``scripts/derive_data.py``, which needs the raw data sets);
+* ``paper``: ``paper_*.png``, by executing ``notebooks/paper_reproduction.ipynb`` with
+  ``FLEETOPT_EXPORT_FIGURES=1``;
+* ``simulation``: the validation study's tables of ``docs/simulation.md`` and ``sim_*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+FIGURES = DOCS / "figures"
+EXAMPLES = ("azure-h100", "azure-mixed", "paper-azure")
+MARK = "<!-- fleetopt:{} {} -->"
+
+#: every figure in docs/figures and the part that draws it
+FIGURE_PARTS: dict[str, str] = {
+    "study_frontier.png": "studies", "study_topology.png": "studies", "power_fit.png": "power",
+    "paper_fleet_kw.png": "paper", "paper_tokw_vs_context.png": "paper",
+    "sim_validation.png": "simulation", "sim_ttft_ccdf.png": "simulation",
+    "sim_load_sweep.png": "simulation", "sim_correction.png": "simulation",
+}
+
+
+# ------------------------------------------------------------------------------------------
+# markers
+
+
+def replace_between(text: str, name: str, body: str) -> str:
+    """``text`` with the lines between the ``name`` markers replaced by ``body``."""
+    begin, end = MARK.format("begin", name), MARK.format("end", name)
+    pat = re.compile(r"^" + re.escape(begin) + r"\n.*?^" + re.escape(end), re.S | re.M)
+    if len(pat.findall(text)) != 1:
+        raise SystemExit(f"make_docs: expected one '{begin}' ... '{end}' block")
+    return pat.sub(lambda _m: f"{begin}\n{body.rstrip()}\n{end}", text)
+
+
+def between(text: str, name: str) -> str:
+    """The text between the ``name`` markers."""
+    begin, end = MARK.format("begin", name), MARK.format("end", name)
+    m = re.search(r"^" + re.escape(begin) + r"\n(.*?)^" + re.escape(end), text, re.S | re.M)
+    if m is None:
+        raise SystemExit(f"make_docs: no '{begin}' block")
+    return m.group(1).rstrip()
+
+
+# ------------------------------------------------------------------------------------------
+# the tables
+
+
+def _pct(v: float | None, sign: bool = False) -> str:
+    if v is None or v != v:
+        return "–"
+    return f"{v:+.1f}%" if sign else f"{v:.1f}%"
+
+
+def comparisons() -> dict[str, Any]:
+    """``compare_solutions`` and its frame per shipped example (computed once per run)."""
+    from fleetopt.problem.config import load_config
+    from fleetopt.studies.compare import compare_solutions, comparison_frame
+
+    out = {}
+    for ex in EXAMPLES:
+        problem = load_config(ex)
+        sols = compare_solutions(problem)
+        out[ex] = (problem, sols, comparison_frame(sols, problem.objective))
+    return out
+
+
+#: the README's description of each example
+README_EXAMPLES = {
+    "azure-h100": "Azure CDF, 1,000 req/s, H100 TP 4/8",
+    "azure-mixed": "Azure conv trace, 500 req/s, 5 GPU types, budget, inventory",
+    "paper-azure": "calibrated H100, published accounting, <= 2 pools",
+}
+_NAMES = {"homogeneous": "homogeneous", "pool-routing": "pool routing",
+          "two-pool-fleetopt": "two-pool"}
+
+
+def readme_results(cmp: dict[str, Any]) -> str:
+    """README: kW of every approach per shipped example, and the compression sentence."""
+    lines = ["| example | homogeneous | pool routing | two-pool FleetOpt (compress) | MIP | "
+             "MIP with compress bands |", "|---|---|---|---|---|---|"]
+    for ex in ("azure-h100", "azure-mixed", "paper-azure"):
+        _problem, sols, df = cmp[ex]
+        rows = {r["approach"]: r for r in df.to_dict("records")}
+        cells = [f"{rows[a]['power_kw']:,.1f}" for a in ("homogeneous", "pool-routing",
+                                                         "two-pool-fleetopt")]
+        for a, fam_best in (("mip", ("homogeneous", "pool-routing")),
+                            ("mip-compress", ("two-pool-fleetopt",))):
+            r = rows[a]
+            saving = r["mip_saving_vs_best_heuristic_pct"]
+            if saving == saving and saving > 0.05:
+                best = min(fam_best, key=lambda b: rows[b]["power_kw"])
+                cells.append(f"**{r['power_kw']:,.1f}** ({int(r['pools'])} pools, "
+                             f"-{saving:.1f} % vs {_NAMES[best]})")
+            else:
+                cells.append(f"{r['power_kw']:,.1f}")
+        lines.append(f"| `{ex}` ({README_EXAMPLES[ex]}) | " + " | ".join(cells) + " |")
+    rows = {r["approach"]: r for r in cmp["azure-h100"][2].to_dict("records")}
+    lines += ["", "The MIP is never worse than a baseline of its family (tested on every built-in "
+              "workload), and", "reports how many requests each compressed plan truncates (the "
+              "MIP with compress bands on", f"`azure-h100` compresses "
+              f"{100 * rows['mip-compress']['compressed']:.1f} % of requests against "
+              f"{100 * rows['two-pool-fleetopt']['compressed']:.1f} % for two-pool FleetOpt: a "
+              "different", "service, which is why the families are compared separately)."]
+    return "\n".join(lines)
+
+
+def comparison_table(df: Any) -> str:
+    """docs/baselines.md: one example's comparison, every approach."""
+    lines = ["| approach | family | status | pools | instances | GPUs | kW | tok/W | $/h | worst "
+             "P99 TTFT ms | compressed | vs homogeneous | mip saving |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in df.to_dict("records"):
+        lines.append("| " + " | ".join([
+            r["approach"], r["family"], str(r["status"]), f"{int(r['pools'])}",
+            f"{int(r['instances']):,}", f"{int(r['gpus']):,}", f"{r['power_kw']:,.1f}",
+            f"{r['tok_per_w']:.2f}", f"{r['cost_per_hr']:,.0f}",
+            f"{r['worst_p99_ttft_ms']:,.0f}", _pct(100 * r["compressed"]),
+            _pct(r["change_vs_homogeneous_pct"], sign=True),
+            _pct(r["mip_saving_vs_best_heuristic_pct"])]) + " |")
+    return "\n".join(lines)
+
+
+def procurement_config() -> dict[str, Any]:
+    """The ``procurement-demo.toml`` shown in docs/studies.md (the page's first TOML block)."""
+    text = (DOCS / "studies.md").read_text()
+    m = re.search(r"save it as `procurement-demo\.toml`\):\n\n```toml\n(.*?)```", text, re.S)
+    if m is None:
+        raise SystemExit("make_docs: docs/studies.md has no procurement-demo.toml block")
+    return tomllib.loads(m.group(1))
+
+
+PROCUREMENT_BUDGETS = "100:260:2"
+
+
+def procurement_demo() -> tuple[Any, Any]:
+    from fleetopt.problem.config import problem_from_dict
+    from fleetopt.studies.procurement import procurement_study
+
+    problem = problem_from_dict(procurement_config(), name="procurement-demo")
+    return problem, procurement_study(problem, PROCUREMENT_BUDGETS)
+
+
+def procurement_text(problem: Any, res: Any) -> str:
+    """docs/studies.md: what ``fleetopt study procurement`` prints, each plan's first budget
+    (the rows between are ``...``), without the per-point timings."""
+    from fleetopt.report import tables
+
+    cols = tuple(c for c in tables.PROCUREMENT_COLS if c.header != "point_ms")
+    df = res.frame
+    keep, prev = [], None
+    for i, r in enumerate(df.to_dict("records")):
+        key = (r["status"], r["power_w"] if r["power_w"] == r["power_w"] else None,
+               r["cost_per_hr"] if r["cost_per_hr"] == r["cost_per_hr"] else None)
+        if key != prev:
+            keep.append(i)
+        prev = key
+    shown = tables.render(df.iloc[keep], cols).splitlines()
+    out = [f"$ fleetopt study procurement procurement-demo.toml --budgets {PROCUREMENT_BUDGETS} "
+           "--plot docs/figures/study_frontier.png",
+           tables.wrap(f"{problem.name}: {problem.workload.name} at {problem.workload.rate_rps:g} "
+                       f"req/s, {problem.model}, P99 TTFT target {problem.settings.ttft_p99_ms:g} "
+                       "ms; minimum watts per budget"), shown[0]]
+    for j, line in enumerate(shown[1:]):
+        if j and keep[j] != keep[j - 1] + 1:
+            out.append("...")
+        out.append(line)
+    if keep[-1] != len(df) - 1:
+        out.append("...")
+    mc = res.min_cost_row()
+    out.append(f"cheapest plan meeting the SLO: ${mc['cost_per_hr']:,.2f}/hr, "
+               f"{mc['power_w'] / 1000:,.2f} kW, {mc['gpus']} GPUs ("
+               + ", ".join(f"{g} {n}" for g, n in mc["gpus_by_type"].items()) + ")")
+    out.append(f"timing: ... ({int(res.timing['candidates'])} candidates; the per-budget "
+               "times are in the point_ms column, left out here)")
+    return "```\n" + "\n".join(out) + "\n```"
+
+
+def procurement_summary(res: Any) -> str:
+    """docs/studies.md: the figure's plans in one paragraph."""
+    df = res.frame
+    ok = df[df["status"] == "optimal"]
+    mc = res.min_cost_row()
+    first_b200 = ok[ok["gpus_by_type"].map(lambda d: "B200" in d)]
+    free = ok.iloc[-1]
+
+    def mix(d: dict[str, int]) -> str:
+        return " + ".join(f"{n} {g}" for g, n in d.items())
+
+    parts = [f"Here the cheapest fleet is {mix(mc['gpus_by_type'])} (${mc['cost_per_hr']:,.2f}/hr, "
+             f"{mc['power_w'] / 1000:,.1f} kW)"]
+    if len(first_b200):
+        r = first_b200.iloc[0]
+        parts.append(f"from ${r['budget_per_hr']:,.0f}/hr B200s take part ({mix(r['gpus_by_type'])}, "
+                     f"{r['power_w'] / 1000:,.1f} kW)")
+    parts.append(f"and from ${free['cost_per_hr']:,.2f}/hr the least-watt fleet "
+                 f"({mix(free['gpus_by_type'])}, {free['power_w'] / 1000:,.1f} kW) is affordable "
+                 "and more budget changes nothing.")
+    text = "; ".join(parts[:-1]) + ", " + parts[-1] if len(parts) > 1 else parts[0]
+    return textwrap.fill(text, width=96, break_on_hyphens=False)
+
+
+# ------------------------------------------------------------------------------------------
+# the simulation study (docs/simulation.md)
+
+
+def simulation_tables(study: dict[str, Any]) -> dict[str, str]:
+    from fleetopt.report.tables import markdown_table
+
+    fleets = []
+    for key, (prob, fl) in study["fleets"].items():
+        if key.endswith("+conv") and prob.workload.name == study["fleets"][key[:-5]][0].workload.name:
+            continue  # the example's own workload is the trace: one fleet
+        p0, p1 = fl.pools
+        fleets.append({
+            "example": key.removesuffix("+conv"), "workload":
+            f"{prob.workload.name} @ {prob.workload.rate_rps:g}", "boundary": p0.ctx_hi,
+            "short": f"{p0.instances} x {p0.gpu} TP{p0.tp} {p0.dtype}",
+            "long": f"{p1.instances} x {p1.gpu} TP{p1.tp} {p1.dtype}"})
+    out = {"sim-fleets": markdown_table(fleets, {
+        "example": "example", "workload": "workload", "boundary": "boundary",
+        "short": "short pool", "long": "long pool (to max_ctx)"})}
+    out["sim-validation"] = markdown_table(study["table"], {
+        "case": "case", "pool": "pool", "gpu": "deployment", "instances": "N", "share": "share",
+        "sim_p99_ms": "sim P99 ms", "sim_p99_lo": "lo", "sim_p99_hi": "hi",
+        "pred_p99_ms": "pred P99 ms", "p99_ratio": "sim/pred", "sim_power_w": "sim W",
+        "pred_power_w": "pred W", "power_ratio": "W ratio", "sim_tok_s": "sim tok/s",
+        "tok_ratio": "tok ratio", "sim_batch": "sim batch", "pred_batch": "pred batch",
+        "sim_wait_prob": "P(wait)"}, {
+        "share": ".3f", "sim_p99_ms": ".1f", "sim_p99_lo": ".1f", "sim_p99_hi": ".1f",
+        "pred_p99_ms": ".1f", "p99_ratio": ".2f", "sim_power_w": ",.0f", "pred_power_w": ",.0f",
+        "power_ratio": ".3f", "sim_tok_s": ",.0f", "tok_ratio": ".3f", "sim_batch": ".1f",
+        "pred_batch": ".1f", "sim_wait_prob": ".3f"})
+    out["sim-correction"] = markdown_table(study["correction"], {
+        "case": "case", "workload": "workload", "solver": "solver", "k": "k",
+        "arrivals": "arrivals", "plan": "plan", "instances": "instances",
+        "worst_pool": "worst pool", "sim_p99_ms": "sim P99 ms", "pred_p99_ms": "pred P99 ms",
+        "meets_slo": "meets SLO", "sim_power_w": "sim W", "pred_power_w": "pred W",
+        "power_ratio": "W ratio", "tok_ratio": "tok ratio"}, {
+        "k": ".2f", "sim_p99_ms": ".0f", "pred_p99_ms": ".0f", "sim_power_w": ",.0f",
+        "pred_power_w": ",.0f", "power_ratio": ".3f", "tok_ratio": ".3f", "instances": ".0f"})
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# parts
+
+
+def _figures_deterministic() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.figure
+
+    fig_cls: Any = matplotlib.figure.Figure
+    if getattr(fig_cls.savefig, "_fleetopt", False):
+        return
+    orig = fig_cls.savefig
+
+    def savefig(self: Any, *a: Any, **k: Any) -> Any:
+        # no "Software: matplotlib x.y" stamp: the PNG bytes do not depend on the version
+        k.setdefault("metadata", {"Software": None})
+        return orig(self, *a, **k)
+
+    savefig._fleetopt = True  # type: ignore[attr-defined]
+    fig_cls.savefig = savefig
+
+
+def part_texts(part: str, cache: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """The generated texts of a part: ``{(file, marker): text}``."""
+    if part == "readme":
+        cmp = cache.setdefault("cmp", comparisons())
+        return {("README.md", "results"): readme_results(cmp)}
+    if part == "baselines":
+        cmp = cache.setdefault("cmp", comparisons())
+        return {("docs/baselines.md", f"compare-{ex}"): comparison_table(cmp[ex][2])
+                for ex in EXAMPLES}
+    if part == "studies":
+        problem, res = cache.setdefault("proc", procurement_demo())
+        return {("docs/studies.md", "procurement-output"): procurement_text(problem, res),
+                ("docs/studies.md", "procurement-summary"): procurement_summary(res)}
+    if part == "simulation":
+        from fleetopt.studies.validation import run_study
+
+        study = cache.setdefault("sim", run_study())
+        return {("docs/simulation.md", k): v for k, v in simulation_tables(study).items()}
+    return {}
+
+
+def draw(part: str, cache: dict[str, Any]) -> list[Path]:
+    """Draw the figures of a part (``FIGURE_PARTS``); the files written."""
+    _figures_deterministic()
+    import matplotlib.pyplot as plt
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    if part == "studies":
+        from fleetopt.planners.mip.solve import solve
+        from fleetopt.problem.config import load_config
+        from fleetopt.report.plots import plot_frontier, plot_topology
+
+        problem, res = cache.setdefault("proc", procurement_demo())
+        fig = plot_frontier(res.frame, FIGURES / "study_frontier.png", min_cost=res.min_cost_row(),
+                            title=f"{problem.name}: {problem.workload.name} at "
+                            f"{problem.workload.rate_rps:g} req/s, P99 TTFT "
+                            f"{problem.settings.ttft_p99_ms:g} ms")
+        plt.close(fig)
+        mixed = load_config("azure-mixed")
+        fig = plot_topology(solve(mixed), FIGURES / "study_topology.png", workload=mixed.workload)
+        plt.close(fig)
+        return [FIGURES / "study_frontier.png", FIGURES / "study_topology.png"]
+    if part == "power":
+        import json
+
+        import pandas as pd
+
+        spec = importlib.util.spec_from_file_location("derive_data", ROOT / "scripts" /
+                                                      "derive_data.py")
+        assert spec is not None and spec.loader is not None
+        derive = importlib.util.module_from_spec(spec)
+        sys.modules["derive_data"] = derive  # its dataclasses look their module up
+        spec.loader.exec_module(derive)
+        data = ROOT / "fleetopt" / "data"
+        fits = json.loads((data / "power_fits.json").read_text())["fits"]
+        derive.power_figure(fits, pd.read_csv(data / "power_points.csv"),
+                            FIGURES / "power_fit.png")
+        return [FIGURES / "power_fit.png"]
+    if part == "paper":
+        import nbclient
+        import nbformat
+
+        nb = nbformat.read(ROOT / "notebooks" / "paper_reproduction.ipynb", as_version=4)
+        os.environ["FLEETOPT_EXPORT_FIGURES"] = "1"
+        try:
+            nbclient.NotebookClient(nb, timeout=600, resources={
+                "metadata": {"path": str(ROOT / "notebooks")}}).execute()
+        finally:
+            os.environ.pop("FLEETOPT_EXPORT_FIGURES", None)
+        return [FIGURES / "paper_fleet_kw.png", FIGURES / "paper_tokw_vs_context.png"]
+    if part == "simulation":
+        from fleetopt.report.plots import plot_validation
+        from fleetopt.studies.validation import run_study
+
+        study = cache.setdefault("sim", run_study())
+        return plot_validation(study, FIGURES)
+    return []
+
+
+PARTS = ("readme", "baselines", "studies", "power", "paper", "simulation")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("parts", nargs="*", choices=PARTS, default=list(PARTS), metavar="PART",
+                    help=f"any of {', '.join(PARTS)} (default: all)")
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 if a generated text differs from the file")
+    args = ap.parse_args(argv)
+    cache: dict[str, Any] = {}
+    texts: dict[tuple[str, str], str] = {}
+    for part in args.parts:
+        texts.update(part_texts(part, cache))
+    stale = []
+    for (name, marker), body in texts.items():
+        path = ROOT / name
+        old = path.read_text()
+        new = replace_between(old, marker, body)
+        if new != old:
+            stale.append(f"{name} [{marker}]")
+            if not args.check:
+                path.write_text(new)
+    if args.check:
+        print("\n".join(f"differs: {s}" for s in stale) or "up to date")
+        return 1 if stale else 0
+    for part in args.parts:
+        for f in draw(part, cache):
+            print(f"drew {f.relative_to(ROOT)}")
+    for s in stale:
+        print(f"rewrote {s}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
