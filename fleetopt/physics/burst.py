@@ -3,9 +3,10 @@
 The planner's queueing model (:mod:`fleetopt.sizing.poolmodel`) assumes Poisson arrivals at the mean
 rate ``lambda``. Real traces are burstier: in the Azure 2023 conversation trace the long
 requests arrive in clusters, and a pool sized at the mean rate missed the P99 TTFT SLO by
-6-20x under replay in the earlier event simulator (``docs/simulation.md``). ``Settings(peak_factor=k)`` sizes every pool for the
-design rate ``k * lambda`` (queueing test and utilisation cap) while watts and tokens stay at
-``lambda``; this module estimates ``k`` from a trace's timestamps.
+6-20x under replay in the earlier event simulator (``docs/simulation.md``).
+``Settings(peak_factor=k)`` sizes every pool for the design rate ``k * lambda`` (queueing test
+and utilisation cap) while watts and tokens stay at ``lambda``; this module estimates ``k`` from
+a trace's timestamps.
 
 Method (:func:`estimate_peak_factor`)
     Rescale the arrival times to the target mean rate (``t * native_rate / rate_rps``: at a
