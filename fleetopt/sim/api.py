@@ -102,7 +102,6 @@ PREDICTIONS: dict[str, tuple[str, ...]] = {
     "mean_batch": ("mean_batch",),
     "kv_utilization": ("kv_utilization", "kv_occupancy"),
     "busy_fraction": ("busy_fraction", "compute_utilization"),
-    "preemptions_per_s": ("preemptions_per_s", "preemption_rate"),
 }
 
 #: SimStats fields that are counts or integrals: summed over replications (the rest averaged)
