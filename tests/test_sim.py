@@ -401,7 +401,8 @@ def test_temporary_roofline_cost_is_todays_roofline_per_iteration() -> None:
         p = prof.params
         c, s = 1024, 2048
         cmp, mem = cost.step_split_s(0, 0.0, c, c * s + c * (c + 1) / 2)
-        f = prof.flops_per_token_base * c + prof.attn_flops_per_ctx_token * (c * s + c * (c + 1) / 2)
+        pairs = c * s + c * (c + 1) / 2
+        f = prof.flops_per_token_base * c + prof.attn_flops_per_ctx_token * pairs
         assert cmp == pytest.approx(f / (prof.peak_flops * p.prefill_efficiency), rel=1e-12)
         assert mem == pytest.approx((prof.weight_bytes_per_gpu + c * prof.kv_bytes_per_token)
                                     / (prof.bandwidth * p.mem_efficiency), rel=1e-12)
@@ -471,6 +472,7 @@ def test_simulator_shares_nothing_pool_level_with_the_analytical_model() -> None
 
 def test_the_independence_check_can_fail(tmp_path) -> None:
     bad = tmp_path / "x.py"
-    bad.write_text("from fleetopt.sizing.sizer import pool_model\nimport fleetopt.physics.queueing\n")
+    bad.write_text("from fleetopt.sizing.sizer import pool_model\n"
+                   "import fleetopt.physics.queueing\n")
     names = _fleetopt_imports(bad)
     assert "fleetopt.sizing.sizer.pool_model" in names and "fleetopt.physics.queueing" in names

@@ -61,7 +61,7 @@ def test_quick_study_rows_are_the_runs(study) -> None:
     assert table.pred_p99_tpot_ms.isna().all() and not table.tpot_optimistic.any()
     s = study["summary"]
     assert s["pool_rows"] == len(table) and s["ttft_optimistic"] == int(table.ttft_optimistic.sum())
-    assert s["runs"] == 3 and s["runs_passed"] == int((plans.check_passed == True).sum())  # noqa: E712
+    assert s["runs"] == 3 and s["runs_passed"] == int(plans.check_passed.eq(True).sum())
 
 
 def test_quick_study_sweep_and_burst(study) -> None:

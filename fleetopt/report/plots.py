@@ -328,8 +328,8 @@ def plot_validation(study: dict[str, Any], out: str | Path) -> list[Path]:
         ax.plot(sweep.offered_tok_s, sweep.sim_tok_s, "o-", label="simulated")
         ax.plot(sweep.offered_tok_s, sweep.pred_tok_s, "s--", label="analytical")
         ax.plot(sweep.offered_tok_s, sweep.offered_tok_s, "k:", lw=0.8, label="offered")
-        ax.set_title(f"{sweep.case.iloc[0]}: the plan at {', '.join(f'{f:g}' for f in sweep.factor)}"
-                     " x its rate", fontsize=9)
+        factors = ", ".join(f"{f:g}" for f in sweep.factor)
+        ax.set_title(f"{sweep.case.iloc[0]}: the plan at {factors} x its rate", fontsize=9)
     ax.set_xlabel("offered output tokens/s (fleet)")
     ax.set_ylabel("output tokens/s")
     ax.legend(fontsize=7)

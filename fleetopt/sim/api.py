@@ -237,10 +237,12 @@ def simulate(
     costs, limits, predicted, pred_tot, profs = _engines(
         fleet, wl, settings, model, catalog, physics, kv_alloc, settings.accounting, profiles,
         engines)
-    pools = [PoolConfig(spec.instances, costs[k], limits[k], name=f"({spec.ctx_lo}, {spec.ctx_hi}]")
+    pools = [PoolConfig(spec.instances, costs[k], limits[k],
+                        name=f"({spec.ctx_lo}, {spec.ctx_hi}]")
              for k, spec in enumerate(fleet.pools)]
-    common: dict[str, Any] = dict(fleet=fleet, source=source, seed=seed, reps=reps, pools=pools, policy=pol, batches=batches,
-                  confidence=float(confidence), quantile=settings.quantile)
+    common: dict[str, Any] = dict(fleet=fleet, source=source, seed=seed, reps=reps, pools=pools,
+                                  policy=pol, batches=batches, confidence=float(confidence),
+                                  quantile=settings.quantile)
     n = AUTO_REQUESTS if requests is None else requests
     run = _run_all(n=n, warmup_fraction=warmup_fraction, warmup_s=None, **common)
     pools_out = _pools(run, fleet, predicted, profs, costs, limits, settings, tpot_target,

@@ -1,7 +1,8 @@
 """Validation study: the iteration-level simulator against the analytical evaluator.
 
 ``python scripts/make_docs.py simulation`` runs it (:func:`run_study`) and writes the tables of
-``docs/simulation.md`` and the ``sim_*.png`` figures (:func:`fleetopt.report.plots.plot_validation`).
+``docs/simulation.md`` and the ``sim_*.png`` figures
+(:func:`fleetopt.report.plots.plot_validation`).
 
 Cases (:func:`cases`): every shipped example with its own workload, and every other built-in
 workload on the hardware and rate of a base example (``azure-h100``). For each, the solver's
@@ -213,9 +214,9 @@ def summary(table: pd.DataFrame, plans: pd.DataFrame) -> dict[str, Any]:
         "ttft_optimistic": int(t.ttft_optimistic.sum()) if len(t) else 0,
         "tpot_compared": int(t.pred_p99_tpot_ms.notna().sum()) if len(t) else 0,
         "tpot_optimistic": int(t.tpot_optimistic.sum()) if len(t) else 0,
-        "not_delivering": int((t.delivers == False).sum()) if len(t) else 0,  # noqa: E712
+        "not_delivering": int(t.delivers.eq(False).sum()) if len(t) else 0,
         "plans": int(len(plans)), "plans_feasible": int(len(feasible)),
-        "runs_passed": int((feasible.check_passed == True).sum()) if len(feasible) else 0,  # noqa: E712
+        "runs_passed": int(feasible.check_passed.eq(True).sum()) if len(feasible) else 0,
         "runs": int(len(feasible)),
     }
 
