@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     entries, skipped = [], []
     t0 = time.time()
-    for gname, system, mname, mid, dtype, tp, ep, w in combos():
+    for gname, system, mname, mid, dtype, tp, ep, _w in combos():
         t = time.time()
         try:
             r = export_one(aic, gname, system, mname, mid, dtype, tp, ep, a.batch, a.ctx, a.isl)

@@ -76,6 +76,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from fleetopt.core.errors import FleetoptError
+from fleetopt.physics import kv as kvm
 from fleetopt.physics.catalog.specs import GPUSpec, ModelSpec
 
 __all__ = ["ACT_BYTES", "PRECISIONS", "PRECISION_BYTES", "ByPrecision", "StepCoefficients",
@@ -85,8 +86,8 @@ __all__ = ["ACT_BYTES", "PRECISIONS", "PRECISION_BYTES", "ByPrecision", "StepCoe
 #: weight precisions of the step model: bf16 (also fp16), fp8 with per-tensor/channel scales,
 #: fp8 with 128x128 block scales, and weight-only int8 / int4 (bf16 compute)
 PRECISIONS = ("bf16", "fp8", "fp8_block", "int8", "int4")
-PRECISION_BYTES: dict[str, float] = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0, "int8": 1.0,
-                                     "int4": 0.5}
+PRECISION_BYTES: dict[str, float] = {q: kvm.dtype_bytes("fp8" if q == "fp8_block" else q)
+                                     for q in PRECISIONS}
 #: bytes per activation element (bf16)
 ACT_BYTES = 2.0
 #: E[max of g iid standard normals] (Tippett / Harter tables); beyond: sqrt(2 ln g)
@@ -156,6 +157,8 @@ class ByPrecision:
                                   ("fp8_block", self.fp8_block)) if v is not None}
 
 
+#: the largest efficiency accepted (a fraction of a catalog peak)
+MAX_EFFICIENCY = 1.5
 _PER_PRECISION = ("eta_bw", "eta_moe", "eta_cd", "eta_cp", "eta_mc", "t_layer")
 _BOUNDED = ("eta_kv", "eta_ad", "eta_ap")
 
@@ -183,16 +186,19 @@ class StepParams:
     lat_ar: float  # latency per all-reduce, s
 
     def __post_init__(self) -> None:
+        # efficiencies are fractions of the catalog's peaks: > 0, and at most MAX_EFFICIENCY
+        # (slightly above 1 is possible where a datasheet peak is conservative)
         for name in _PER_PRECISION:
             v = getattr(self, name)
             for q, x in v.to_dict().items():
-                lo_ok = x >= 0 if name == "t_layer" else x > 0
-                if not (math.isfinite(x) and lo_ok and (name == "t_layer" or x <= 1.0)):
+                ok = x >= 0 if name == "t_layer" else 0 < x <= MAX_EFFICIENCY
+                if not (math.isfinite(x) and ok):
                     raise ValueError(f"step parameter {name}[{q}] = {x!r} out of range")
         for name in _BOUNDED:
             x = getattr(self, name)
-            if not (math.isfinite(x) and 0 < x <= 1):
-                raise ValueError(f"step parameter {name} = {x!r} must be in (0, 1]")
+            if not (math.isfinite(x) and 0 < x <= MAX_EFFICIENCY):
+                raise ValueError(f"step parameter {name} = {x!r} must be in (0, "
+                                 f"{MAX_EFFICIENCY:g}]")
         for name in ("t0", "t_host", "t_seq", "lat_ar"):
             x = getattr(self, name)
             if not (math.isfinite(x) and x >= 0):
@@ -486,15 +492,6 @@ def _peaks(gpu: GPUSpec) -> dict[str, float]:
     return {"bf16": bf16, "fp8": fp8, "fp8_block": fp8, "int8": bf16, "int4": bf16}
 
 
-def _kv_bytes(kv_dtype: str) -> float:
-    d = kv_dtype.lower()
-    table = {"fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
-    if d not in table:
-        raise FleetoptError("model.kv_dtype", f"unknown KV precision {kv_dtype!r}; use one of "
-                            f"{', '.join(table)}")
-    return table[d]
-
-
 def step_coefficients(model: ModelSpec, gpu: GPUSpec, params: StepParams, *, tp: int,
                       ep: int = 1, dtype: str = "bf16", kv_dtype: str = "bf16",
                       label: str = "") -> StepCoefficients:
@@ -557,13 +554,17 @@ def step_coefficients(model: ModelSpec, gpu: GPUSpec, params: StepParams, *, tp:
         c_we = w_exp / (bw * params.eta_moe.get(exp_q))
         c_ce = fe / (params.eta_mc.get(exp_q) * peak[exp_q])
         f_bf16eq += fe * peak["bf16"] / peak[exp_q]
-    kvb = _kv_bytes(kv_dtype)
+    try:
+        kv_tok = kvm.kv_bytes_per_token_per_gpu(
+            layers=L, kv_heads=m.kv_heads, head_dim=m.head_dim, tp=tp, kv_dtype=kv_dtype,
+            attention=m.attention, kv_lora_rank=m.kv_lora_rank,
+            qk_rope_head_dim=m.qk_rope_head_dim)
+    except ValueError as e:
+        raise FleetoptError("model.kv_dtype", str(e)) from None
     if mla:
-        kv_tok = L * (r + rope) * kvb
         f_dec = 2.0 * L * (H / tp) * (2 * r + rope)
         f_pre = 2.0 * L * (H / tp) * (nope + rope + v_hd)
     else:
-        kv_tok = 2.0 * L * max(1.0, math.ceil(kvh / tp)) * hd * kvb
         f_dec = f_pre = 4.0 * L * (H / tp) * hd
     dense_layers = L - m.moe_layers if E > 0 else L
     e_tok = (L * 8.0 * h + dense_layers * 3.0 * m.intermediate_size / tp) * ACT_BYTES

@@ -35,13 +35,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-if TYPE_CHECKING:
-    from fleetopt.physics.iteration import StepCoefficients, StepTerms
+# ``terms`` and ``coefficients`` below are fleetopt.physics.iteration's StepTerms and
+# StepCoefficients (not imported: the catalog imports this module, iteration the catalog)
+StepTerms = Any
+StepCoefficients = Any
 
 __all__ = ["POWER_QUALITIES", "Activity", "ActivityPower", "PowerCurve", "activity",
            "gpu_power_w", "logistic_power_w"]
