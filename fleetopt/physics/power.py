@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -110,22 +111,43 @@ class Activity:
     f_comm: Any
 
 
+_NP = SimpleNamespace(maximum=np.maximum, minimum=np.minimum, exp=np.exp)
+_PY = SimpleNamespace(maximum=max, minimum=min, exp=math.exp)
+
+
+def _activity(terms: Any, inv: Any, peak_bf16: Any, bw: Any) -> tuple[Any, ...]:
+    """THE activity of ``terms`` (``inv = 1 / t_step``, 0 for an empty step), for arrays and
+    floats alike: ``(u_c, u_m, f_floor, f_floor_x, f_seq, f_idle, f_fixed, f_comm)``."""
+    flx = terms.t_floor_x * inv
+    return (terms.flops_bf16eq * inv / peak_bf16, terms.bytes_mean * inv / bw,
+            terms.t_floor * inv - flx, flx, terms.t_seqwork * inv, 1.0 - terms.t_gpu * inv,
+            terms.t_fixed * inv, terms.t_comm * inv)
+
+
 def activity(terms: StepTerms, coefficients: StepCoefficients) -> Activity:
     """The :class:`Activity` of ``terms`` (one step, or a mix of steps summed with
     :meth:`~fleetopt.physics.iteration.StepTerms.total`: ratios of totals are time averages)
-    on the deployment of ``coefficients`` (broadcast: stacked coefficients work)."""
+    on the deployment of ``coefficients`` (broadcast: stacked coefficients work). A step of no
+    time is all idle."""
     t = np.asarray(terms.t_step, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(t > 0, 1.0 / np.where(t > 0, t, 1.0), 0.0)
-    fl = np.asarray(terms.t_floor, dtype=float)
-    flx = np.asarray(terms.t_floor_x, dtype=float)
-    return Activity(
-        u_c=np.asarray(terms.flops_bf16eq) * inv / np.asarray(coefficients.peak_bf16),
-        u_m=np.asarray(terms.bytes_mean) * inv / np.asarray(coefficients.bw),
-        f_floor=(fl - flx) * inv, f_floor_x=flx * inv,
-        f_seq=np.asarray(terms.t_seqwork) * inv,
-        f_idle=np.where(t > 0, 1.0 - np.asarray(terms.t_gpu) * inv, 1.0),
-        f_fixed=np.asarray(terms.t_fixed) * inv, f_comm=np.asarray(terms.t_comm) * inv)
+    arr = SimpleNamespace(**{k: np.asarray(getattr(terms, k), dtype=float) for k in
+                             ("t_floor_x", "flops_bf16eq", "bytes_mean", "t_floor", "t_seqwork",
+                              "t_gpu", "t_fixed", "t_comm")})
+    return Activity(*_activity(arr, inv, np.asarray(coefficients.peak_bf16),
+                               np.asarray(coefficients.bw)))
+
+
+def _gpu_power(m: Any, xp: Any, u_c: Any, u_m: Any, f_floor: Any, f_floor_x: Any, f_seq: Any,
+               f_idle: Any) -> Any:
+    """THE busy_sat formula (module docstring), for arrays (``xp`` numpy) and floats."""
+    s_lo = xp.minimum(xp.maximum(f_floor + f_idle, 0.0), 1.0)
+    busy = 1.0 - s_lo
+    x = m.b0 + (m.b_c * u_c + m.b_m * u_m + m.b_x * f_floor_x + m.b_s * f_seq) \
+        / xp.maximum(busy, 1e-9)
+    p_busy = m.idle_w + (m.tdp_w - m.idle_w) * (1.0 - xp.exp(-xp.maximum(x, 0.0)))
+    return m.idle_w + busy * (p_busy - m.idle_w)
 
 
 _ACTIVITY_COEFS = ("b0", "b_c", "b_m", "b_x", "b_s")
@@ -168,19 +190,24 @@ class ActivityPower:
     def gpu_power_w(self, act: Activity) -> NDArray[np.float64]:
         """Watts of ONE GPU at the (time-averaged) activity ``act``; within
         ``[idle_w, tdp_w]``."""
-        lo = np.asarray(self.idle_w, dtype=float)
-        cap = np.asarray(self.tdp_w, dtype=float)
-        s_lo = np.clip(np.asarray(act.f_floor) + np.asarray(act.f_idle), 0.0, 1.0)
-        busy = 1.0 - s_lo
-        x = self.b0 + (self.b_c * np.asarray(act.u_c) + self.b_m * np.asarray(act.u_m)
-                       + self.b_x * np.asarray(act.f_floor_x)
-                       + self.b_s * np.asarray(act.f_seq)) / np.maximum(busy, 1e-9)
-        p_busy = lo + (cap - lo) * (1.0 - np.exp(-np.maximum(x, 0.0)))
-        return np.asarray(lo + busy * (p_busy - lo), dtype=float)
+        m = SimpleNamespace(**{k: np.asarray(getattr(self, k), dtype=float) for k in
+                               ("idle_w", "tdp_w", *_ACTIVITY_COEFS)})
+        return np.asarray(_gpu_power(m, _NP, *(np.asarray(getattr(act, k), dtype=float) for k in
+                                                ("u_c", "u_m", "f_floor", "f_floor_x", "f_seq",
+                                                 "f_idle"))), dtype=float)
 
     def step_power_w(self, terms: StepTerms, coefficients: StepCoefficients) -> NDArray[np.float64]:
         """``gpu_power_w(activity(terms, coefficients))``."""
         return self.gpu_power_w(activity(terms, coefficients))
+
+    def scalar_step_power_w(self, terms: StepTerms, coefficients: StepCoefficients) -> float:
+        """:meth:`step_power_w` of one step with float terms (``scalar_terms``) and a single
+        deployment's coefficients: the scalar fast path (the same formulas)."""
+        t = terms.t_step
+        inv = 1.0 / t if t > 0 else 0.0
+        u_c, u_m, f_fl, f_flx, f_seq, f_idle, _, _ = _activity(
+            terms, inv, coefficients.peak_bf16, coefficients.bw)
+        return float(_gpu_power(self, _PY, u_c, u_m, f_fl, f_flx, f_seq, f_idle))
 
     @classmethod
     def stack(cls, models: Sequence[ActivityPower]) -> ActivityPower:
