@@ -92,7 +92,6 @@ def test_fixed_costs_host_overlap_and_comm_by_hand():
 
 def test_fp8_runs_at_the_fp8_peak_and_keeps_the_head_bf16():
     m = toy_model()
-    c16 = step_coefficients(m, TOY_GPU, UNIT, tp=1)
     c8 = step_coefficients(m, TOY_GPU, UNIT, tp=1, dtype="fp8")
     head = 1000 * 1024
     assert c8.precision == "fp8" and step_precision("fp8", m) == "fp8"

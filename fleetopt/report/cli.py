@@ -166,12 +166,11 @@ def _sim_text(res: Any, wide: bool = False, label: str = "simulated") -> tuple[s
 
 
 def _catalog_data() -> dict[str, Any]:
+    from fleetopt.physics.calibration import gpu_calibration
     from fleetopt.physics.catalog import default_catalog
+    from fleetopt.physics.profiles import vllm_defaults
     from fleetopt.problem.config import example_names, sweep_example_names
     from fleetopt.problem.workload import builtin_info
-
-    from fleetopt.physics.calibration import gpu_calibration
-    from fleetopt.physics.profiles import vllm_defaults
 
     cat = default_catalog()
     gpus = []
