@@ -227,15 +227,16 @@ def test_power_bounded_by_idle_and_tdp(catalog, k, mix):
 def test_busy_sat_bounds_for_any_activity(u_c, u_m, f_floor, f_x, f_seq, f_idle):
     pm = ActivityPower(idle_w=75.0, tdp_w=700.0, b0=0.5, b_c=3.4, b_m=0.7, b_x=1.0, b_s=1.9,
                        quality="fitted")
-    w = float(pm.gpu_power_w(Activity(u_c, u_m, f_floor, f_x, f_seq, f_idle, 0.0, 0.0)))
+    w = float(pm.gpu_power_w(Activity(u_c, u_m, f_floor=f_floor, f_floor_x=f_x, f_seq=f_seq,
+                                      f_idle=f_idle)))
     assert 75.0 - 1e-9 <= w <= 700.0 + 1e-9
 
 
 def test_power_hand_values_and_idle():
     pm = ActivityPower(idle_w=100.0, tdp_w=500.0, b0=0.0, b_c=1.0, b_m=0.0, quality="fitted")
-    idle = Activity(0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    idle = Activity(0.0, 0.0, f_idle=1.0)
     assert float(pm.gpu_power_w(idle)) == 100.0  # a GPU running no iteration
-    half = Activity(0.25, 0.0, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0)  # half floors, U_c 0.5 when busy
+    half = Activity(0.25, 0.0, f_fixed=0.5, f_floor=0.5)  # half floors, U_c 0.5 when busy
     busy = 100.0 + 400.0 * (1 - math.exp(-0.5))
     assert float(pm.gpu_power_w(half)) == pytest.approx(0.5 * 100 + 0.5 * busy)
     with pytest.raises(ValueError):

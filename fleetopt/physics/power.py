@@ -93,22 +93,23 @@ def gpu_power_w(curve: PowerCurve, batch: ArrayLike) -> NDArray[np.float64] | fl
 
 @dataclass(frozen=True)
 class Activity:
-    """Time-averaged activity of a step or a mix of steps, per GPU (arrays or floats).
+    """Time-averaged activity of a step or a mix of steps, per GPU (arrays or floats);
+    :func:`activity` computes it from step terms.
 
     ``u_c`` tensor FLOP/s over the bf16 peak; ``u_m`` HBM bytes/s over peak (average GPU);
-    time shares: ``f_floor`` bf16-level kernel floors, ``f_floor_x`` the precision's floor above
-    it, ``f_seq`` per-sequence work, ``f_idle`` host-bound (no GPU work), ``f_fixed`` all fixed
-    costs (``f_floor + f_floor_x + f_seq``), ``f_comm`` all-reduces.
+    time shares: ``f_fixed`` all fixed costs (``f_floor + f_floor_x + f_seq``), ``f_comm``
+    all-reduces, ``f_floor`` bf16-level kernel floors, ``f_floor_x`` the precision's floor above
+    it, ``f_seq`` per-sequence work, ``f_idle`` host-bound (no GPU work).
     """
 
     u_c: Any
     u_m: Any
-    f_floor: Any
-    f_floor_x: Any
-    f_seq: Any
-    f_idle: Any
-    f_fixed: Any
-    f_comm: Any
+    f_fixed: Any = 0.0
+    f_comm: Any = 0.0
+    f_floor: Any = 0.0
+    f_floor_x: Any = 0.0
+    f_seq: Any = 0.0
+    f_idle: Any = 0.0
 
 
 _NP = SimpleNamespace(maximum=np.maximum, minimum=np.minimum, exp=np.exp)
@@ -117,11 +118,12 @@ _PY = SimpleNamespace(maximum=max, minimum=min, exp=math.exp)
 
 def _activity(terms: Any, inv: Any, peak_bf16: Any, bw: Any) -> tuple[Any, ...]:
     """THE activity of ``terms`` (``inv = 1 / t_step``, 0 for an empty step), for arrays and
-    floats alike: ``(u_c, u_m, f_floor, f_floor_x, f_seq, f_idle, f_fixed, f_comm)``."""
+    floats alike, in the order of :class:`Activity`'s fields: ``(u_c, u_m, f_fixed, f_comm,
+    f_floor, f_floor_x, f_seq, f_idle)``."""
     flx = terms.t_floor_x * inv
     return (terms.flops_bf16eq * inv / peak_bf16, terms.bytes_mean * inv / bw,
-            terms.t_floor * inv - flx, flx, terms.t_seqwork * inv, 1.0 - terms.t_gpu * inv,
-            terms.t_fixed * inv, terms.t_comm * inv)
+            terms.t_fixed * inv, terms.t_comm * inv, terms.t_floor * inv - flx, flx,
+            terms.t_seqwork * inv, 1.0 - terms.t_gpu * inv)
 
 
 def activity(terms: StepTerms, coefficients: StepCoefficients) -> Activity:
@@ -205,7 +207,7 @@ class ActivityPower:
         deployment's coefficients: the scalar fast path (the same formulas)."""
         t = terms.t_step
         inv = 1.0 / t if t > 0 else 0.0
-        u_c, u_m, f_fl, f_flx, f_seq, f_idle, _, _ = _activity(
+        u_c, u_m, _, _, f_fl, f_flx, f_seq, f_idle = _activity(
             terms, inv, coefficients.peak_bf16, coefficients.bw)
         return float(_gpu_power(self, _PY, u_c, u_m, f_fl, f_flx, f_seq, f_idle))
 
