@@ -57,10 +57,13 @@ class ProfileStepCost:
         """The step's :class:`~fleetopt.physics.iteration.StepTerms` (floats; memoised)."""
         key = (decode_seqs, decode_ctx_tokens, prefill_tokens, prefill_pairs,
                prefill_ctx_tokens)
-        if key != self._key or self._terms is None:
-            self._terms = self.step.scalar_terms(*key)
-            self._key = key
-        return self._terms
+        cached = self._terms
+        if cached is not None and key == self._key:
+            return cached
+        terms: StepTerms = self.step.scalar_terms(*key)
+        self._terms = terms
+        self._key = key
+        return terms
 
     def step_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
                prefill_pairs: float, prefill_ctx_tokens: float = 0.0) -> float:
