@@ -303,6 +303,7 @@ class Problem:
         scenario and an explanation's relaxation apply."""
         kw: dict[str, Any] = {}
         st: dict[str, Any] = {}
+        ph: dict[str, Any] = {}
         inv = dict(self.inventory)
         wl: dict[str, Any] = {}
         for path, v in changes.items():
@@ -319,6 +320,8 @@ class Problem:
                 st[attr.split(".", 1)[1]] = value
             elif attr.startswith("workload."):
                 wl[attr.split(".", 1)[1]] = value
+            elif attr.startswith("physics."):
+                ph[attr.split(".", 1)[1]] = FIELDS[path].check(value)
             else:
                 kw[attr] = value
         rate = wl.get("rate", self.workload.rate_rps)
@@ -330,6 +333,8 @@ class Problem:
             kw["inventory"] = tuple(inv.items())
         if st:
             kw["settings"] = replace(self.settings, **st)
+        if ph:
+            kw["physics"] = replace(self.physics, **ph)
         return self.with_(**kw) if kw else self
 
     def settings_used(self, candidates: int | None = None) -> dict[str, Any]:

@@ -168,6 +168,12 @@ _FIELDS = (
     Field("objective.minimize", "choice", choices=OBJECTIVES, attr="objective"),
     Field("accounting.mode", "choice", choices=("physical", "paper"),
           attr="settings.accounting"),
+    # [physics]: PhysicsParams fields with a checked range (the others are checked by
+    # PhysicsParams itself); ``physics.<name>`` attributes are PhysicsParams fields
+    Field("physics.max_num_batched_tokens", "whole", lo=1, hi=10_000_000, unit="tokens",
+          attr="physics.max_num_batched_tokens"),
+    Field("physics.max_num_seqs", "whole", lo=1, hi=10_000_000, unit="sequences",
+          attr="physics.max_num_seqs"),
 )
 #: every setting, by config name
 FIELDS: dict[str, Field] = {f.path: f for f in _FIELDS}

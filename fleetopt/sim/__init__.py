@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     from fleetopt.sim.costs import instance_limits, profile_step_cost
     from fleetopt.sim.dispatch import POLICIES
     from fleetopt.sim.iteration import InstanceLimits, PoolConfig, StepCost, simulate_pools
+    from fleetopt.sim.profile_cost import ProfileStepCost, profile_limits
     from fleetopt.sim.result import PoolSim, SimResult, SimStats
 
 __all__ = [
     "POLICIES", "PREDICTIONS", "Arrivals", "InstanceLimits", "PoolConfig", "PoolSim",
-    "SimResult", "SimStats", "StepCost", "instance_limits", "profile_step_cost", "route",
-    "shipped_trace_names", "simulate", "simulate_pools", "simulate_problem",
+    "ProfileStepCost", "SimResult", "SimStats", "StepCost", "instance_limits",
+    "profile_limits", "profile_step_cost", "route", "shipped_trace_names", "simulate",
+    "simulate_pools", "simulate_problem",
 ]
 __getattr__, __dir__ = attach(__name__, globals())
