@@ -22,13 +22,9 @@ from fleetopt.problem.config import load_config
 from fleetopt.problem.fleet import Fleet, PoolSpec
 from fleetopt.problem.workload import Workload, builtin
 from fleetopt.sim import PREDICTIONS, simulate, simulate_problem
-from fleetopt.sim.costs import (
-    CalibratedStepCost,
-    TemporaryRooflineCost,
-    instance_limits,
-    profile_step_cost,
-)
-from fleetopt.sim.iteration import InstanceLimits
+from fleetopt.sim.costs import CalibratedStepCost, instance_limits, profile_step_cost
+from fleetopt.sim.iteration import InstanceLimits, PoolConfig, RequestStream, simulate_pools
+from fleetopt.sim.profile_cost import ProfileStepCost
 from fleetopt.sim.testing import ConstantStepCost, RooflineStepCost, h100_tp8_llama70b_limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,13 +221,21 @@ def test_auto_requests_extend_a_short_window() -> None:
 
 
 def test_reserved_kv_and_the_step_cost_named_in_the_limits() -> None:
+    """simulate() runs each pool on its profile's limits: paged KV over the profile's whole
+    capacity, or reserved slots at the pool's window; the step cost is the iteration model."""
     wl = builtin("azure-conv-2023", 100.0)
     fleet = Fleet((PoolSpec(0, 16384, "H100-SXM", 8, 4),))
+    prof = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b")
     r = simulate(fleet, wl, requests=3000, seed=0, kv_allocation="reserved")
     lim = r.pools[0].limits
-    prof = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b")
     assert lim["kv_allocation"] == "reserved" and lim["slots"] == prof.slots(16384)
-    assert lim["step_cost"] == "temporary-roofline" and r.totals["preemptions"] == 0
+    assert lim["kv_capacity_tokens"] == prof.slots(16384) * 16384
+    assert (lim["token_budget"], lim["max_seqs"]) == (prof.token_budget, prof.max_seqs)
+    assert lim["step_cost"] == "iteration-model" and r.totals["preemptions"] == 0
+    paged = simulate(fleet, wl, requests=600, seed=0).pools[0].limits
+    assert paged["kv_allocation"] == "paged" and paged["slots"] is None
+    assert paged["kv_capacity_tokens"] == prof.kv_capacity_tokens
+    assert paged["block_tokens"] == prof.block_tokens
     with pytest.raises(FleetoptError) as e:
         simulate(fleet, wl, requests=100, kv_allocation="swapped")
     assert e.value.field == "physics.kv_allocation"
@@ -383,38 +387,62 @@ def test_bad_arguments_name_the_field(paper_run) -> None:
 # the step-cost seam and the independence of the simulator
 
 
-def test_temporary_roofline_cost_is_todays_roofline_per_iteration() -> None:
+def _mixes(rng: np.random.Generator, n: int):
+    """Random iteration mixes ``(D, K_d, P, A_p, K_p)``: decoders with their cached tokens, and
+    (half the time) one prefill chunk of ``c`` tokens starting at position ``s``."""
+    for _ in range(n):
+        d = int(rng.integers(0, 300))
+        kd = float(d * rng.uniform(1, 30000))
+        c, s = (int(rng.integers(1, 8192)), int(rng.integers(0, 30000))) if rng.random() < 0.5 \
+            else (0, 0)
+        if d == 0 and c == 0:
+            c = 1
+        yield d, kd, c, c * s + c * (c + 1) / 2, float(s)
+
+
+def test_computed_cost_is_the_profiles_iteration_model() -> None:
+    """The seam gives a computed profile's instance ``profile.step`` per iteration: the time of
+    every mix is ``profile.step.step_s`` of it, the energy the activity power model times the
+    GPUs counted, the split its compute and memory terms, the idle power the GPUs' idle."""
     cat = default_catalog()
     rng = np.random.default_rng(3)
-    for gpu, tp, dt in (("H100-SXM", 8, "fp16"), ("H100-SXM", 2, "fp8"), ("B200", 4, "fp8"),
-                        ("A100-SXM", 8, "fp16")):
-        prof = resolve(Deployment(gpu, tp, dt), "llama-3.1-70b", cat,
-                       PhysicsParams(overhead_s=0.002))
-        cost = profile_step_cost(prof)
-        assert isinstance(cost, TemporaryRooflineCost)
-        for _ in range(50):
-            n = int(rng.integers(1, 300))
-            ctx = float(rng.uniform(1, 30000))
-            assert cost.step_s(n, n * ctx, 0, 0.0) == pytest.approx(
-                float(prof.decode_s(n, ctx)), rel=1e-12)
-        # a prefill chunk adds its FLOPs at prefill efficiency, and its KV writes
-        p = prof.params
-        c, s = 1024, 2048
-        cmp, mem = cost.step_split_s(0, 0.0, c, c * s + c * (c + 1) / 2)
-        pairs = c * s + c * (c + 1) / 2
-        f = prof.flops_per_token_base * c + prof.attn_flops_per_ctx_token * pairs
-        assert cmp == pytest.approx(f / (prof.peak_flops * p.prefill_efficiency), rel=1e-12)
-        assert mem == pytest.approx((prof.weight_bytes_per_gpu + c * prof.kv_bytes_per_token)
-                                    / (prof.bandwidth * p.mem_efficiency), rel=1e-12)
-        watts = cost.step_energy_j(8, 8000.0, 0, 0.0, 1.0)
-        assert watts == pytest.approx(float(prof.instance_power_w(8)), rel=1e-12)
-        assert cost.idle_w == pytest.approx(float(prof.instance_power_w(0)), rel=1e-12)
-    moe = [m for m in cat.models.values() if m.is_moe]
-    if moe:
-        prof = resolve(Deployment("H200-SXM", 8, "fp8"), moe[0].name, cat)
-        cost = profile_step_cost(prof)
-        assert cost.step_s(64, 64 * 2000.0, 0, 0.0) == pytest.approx(
-            float(prof.decode_s(64, 2000.0)), rel=1e-12)
+    for gpu, tp, dt, model, ep in (("H100-SXM", 8, "fp16", "llama-3.1-70b", 1),
+                                   ("H100-SXM", 2, "fp8", "llama-3.1-70b", 1),
+                                   ("B200", 4, "fp8", "llama-3.1-70b", 1),
+                                   ("A100-SXM", 8, "fp16", "llama-3.1-70b", 1),
+                                   ("H200-SXM", 8, "fp8", "qwen3-235b-a22b", 8)):
+        prof = resolve(Deployment(gpu, tp, dt, ep=ep), model, cat)
+        for accounting, gpus in (("physical", tp), ("paper", 1)):
+            cost = profile_step_cost(prof, accounting)
+            assert isinstance(cost, ProfileStepCost)
+            assert cost.idle_w == pytest.approx(gpus * prof.idle_w, rel=1e-12)
+            for mix in _mixes(rng, 40):
+                t = cost.step_s(*mix)
+                assert t == pytest.approx(prof.step.step_s(*mix), rel=1e-12), (gpu, mix)
+                terms = prof.step.terms(*mix)
+                watts = float(prof.power_model.step_power_w(terms, prof.step))
+                assert cost.step_energy_j(*mix[:4], t, mix[4]) == pytest.approx(
+                    gpus * watts * t, rel=1e-9)
+                assert cost.step_split_s(*mix) == pytest.approx(
+                    (float(terms.t_cmp), float(terms.t_mem)), rel=1e-12)
+
+
+def test_the_engine_times_a_lone_request_with_the_profiles_steps() -> None:
+    """Through the seam and the engine: a lone request's TTFT is the profile's step time of its
+    one prefill chunk, and its decode time the sum of the profile's decode steps."""
+    prof = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b")
+    pool = PoolConfig(1, profile_step_cost(prof), instance_limits(prof))
+    p, o = 3000, 6
+    s = RequestStream(np.array([0.0]), np.array([p]), np.array([o]), np.zeros(1, int))
+    res = simulate_pools(s, [pool], window_s=(0.0, 10.0), trace_iterations=True, debug=True)
+    rr, tr = res.requests, res.trace
+    assert rr.ttft_s[0] == pytest.approx(prof.step.step_s(0, 0.0, p, p * (p + 1) / 2, 0.0),
+                                         rel=1e-12)
+    dec = tr[tr.prefill_tokens == 0]
+    assert len(dec) == o - 1 and (dec.decode_seqs == 1).all()
+    assert dec.decode_ctx_tokens.min() >= p
+    expect = sum(prof.step.step_s(1, float(k)) for k in dec.decode_ctx_tokens)
+    assert rr.done_s[0] - rr.first_token_s[0] == pytest.approx(expect, rel=1e-12)
 
 
 def test_calibrated_cost_is_the_published_law() -> None:
@@ -430,20 +458,41 @@ def test_calibrated_cost_is_the_published_law() -> None:
     assert lim.token_budget == prof.spec.chunk_tokens + lim.max_seqs
 
 
-def test_instance_limits_follow_the_vllm_defaults() -> None:
+def test_instance_limits_are_the_profiles() -> None:
+    """A computed profile's engine limits are its own: token budget and sequence cap (vLLM's
+    defaults per GPU class, or the physics overrides), its paged KV capacity in whole blocks,
+    or its reserved slots at the window."""
     for gpu, budget, seqs in (("H100-SXM", 8192, 1024), ("B200", 8192, 1024),
                               ("A100-SXM", 2048, 256), ("L40S", 2048, 256)):
         dt = "fp8" if gpu == "L40S" else "fp16"
         prof = resolve(Deployment(gpu, 8, dt), "llama-3.1-70b")
         lim = instance_limits(prof)
-        assert (lim.token_budget, lim.max_seqs) == (budget, seqs), gpu
+        assert (lim.token_budget, lim.max_seqs) == (prof.token_budget, prof.max_seqs) == \
+            (budget, seqs), gpu
+        assert lim.kv_capacity_tokens == prof.kv_capacity_tokens > 0
+        assert lim.block_tokens == prof.block_tokens
         assert lim.kv_capacity_tokens % lim.block_tokens == 0
-        assert lim.kv_capacity_tokens <= prof.kv_budget_bytes / prof.kv_bytes_per_token
-        assert lim.kv_capacity_tokens > prof.kv_budget_bytes / prof.kv_bytes_per_token - 16
-    small = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b", params=PhysicsParams(max_batch=64))
-    assert instance_limits(small).max_seqs == 64
-    with pytest.raises(FleetoptError):
+        for window in (4096, 16384, 65536):
+            res = instance_limits(prof, "reserved", window)
+            assert not res.paged and res.slots == prof.slots(window) and res.window_tokens == window
+            assert (res.token_budget, res.max_seqs) == (prof.token_budget, prof.max_seqs)
+    params = PhysicsParams(max_num_batched_tokens=4096, max_num_seqs=128, block_tokens=32,
+                           max_batch=64)
+    small = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b", params=params)
+    lim = instance_limits(small)
+    assert (lim.token_budget, lim.max_seqs, lim.block_tokens) == (4096, 128, 32)
+    assert lim.kv_capacity_tokens == small.kv_capacity_tokens
+    assert lim.kv_capacity_tokens % 32 == 0
+    assert instance_limits(small, "reserved", 1024).slots == small.slots(1024) == 64
+    with pytest.raises(FleetoptError) as e:
         instance_limits(small, "reserved")  # needs the window
+    assert e.value.field == "window_tokens"
+    with pytest.raises(FleetoptError) as e:
+        instance_limits(resolve(Deployment("L40S", 1), "llama-3.1-70b"))
+    assert e.value.field == "fleet.gpu"
+    with pytest.raises(FleetoptError) as e:
+        instance_limits(prof, "reserved", 10_000_000)
+    assert e.value.field == "fleet.window_tokens"
 
 
 def _fleetopt_imports(path: Path) -> set[str]:
