@@ -7,8 +7,9 @@ Cases (100,000 Poisson requests, seed 0, the example's workload at its 1,000 req
 * ``azure-h100``: the plan the shipped planner gives today (9/12/6/1 x H100 TP8 over
   3072/6144/8192/65536): under-provisioned in the iteration mechanism, so the run also drains a
   large backlog;
-* ``azure-h100-kept-up``: a plan of the same pools that keeps up (30/30/15/2 instances, 77 in
-  all, every pool delivering its offered load), the size the new planner is expected to give;
+* ``azure-h100-kept-up``: a plan of the same pools that keeps up under the calibrated step model
+  (60/65/30/2 instances, 157 in all, every pool delivering its offered load and meeting the
+  500 ms P99 TTFT), about the size the new pool model is expected to give;
 * ``paper-azure``: the calibrated profile's plan (45 + 22 instances).
 
 Run: ``python benchmarks/bench_sim.py [case ...] [--requests N]`` (prints the figures), or
@@ -33,7 +34,7 @@ _EDGES = ((0, 3072), (3072, 6144), (6144, 8192), (8192, 65536))
 CASES: dict[str, tuple[str, Fleet | None]] = {  # example, fleet (None: the solver's plan)
     "azure-h100": ("azure-h100", None),
     "azure-h100-kept-up": ("azure-h100", Fleet(tuple(
-        PoolSpec(lo, hi, "H100-SXM", 8, n) for (lo, hi), n in zip(_EDGES, (30, 30, 15, 2),
+        PoolSpec(lo, hi, "H100-SXM", 8, n) for (lo, hi), n in zip(_EDGES, (60, 65, 30, 2),
                                                                     strict=True)))),
     "paper-azure": ("paper-azure", None),
 }
