@@ -277,7 +277,8 @@ def run_study(*, examples: Sequence[str] | None = None, workloads: Sequence[str]
             burst += b
     table = pd.DataFrame(rows)
     plans_df = pd.DataFrame(plans)
-    key = sweep_case or (base if base in fleets else next(iter(fleets), None))
+    first: str | None = next(iter(fleets), None)
+    key = sweep_case or (base if base in fleets else first)
     sweep = None
     if key is not None and key in fleets:
         prob, fl = fleets[key]
