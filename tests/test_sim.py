@@ -367,6 +367,29 @@ def test_tpot_target_enters_the_verdict(paper_run) -> None:
     assert all(p.tpot_met for p in loose.pools)
 
 
+def test_a_tpot_setting_is_the_default_target(paper_run) -> None:
+    """``[slo] tpot_p99_ms`` arrives with the pool model's TPOT target: settings that carry it
+    set the simulator's TPOT target unless ``tpot_target_ms`` is given."""
+    import dataclasses
+
+    from fleetopt.problem.settings import Settings
+
+    @dataclasses.dataclass(frozen=True)
+    class WithTpot(Settings):
+        tpot_p99_ms: float = 1.0
+
+    prob, fleet, _ = paper_run
+    st = WithTpot(**{f.name: getattr(prob.settings, f.name)
+                     for f in dataclasses.fields(Settings)})
+    kw = {"model": prob.model, "catalog": prob.catalog, "physics": prob.physics,
+          "requests": 2000, "seed": 2}
+    tight = simulate(fleet, prob.workload, st, **kw)
+    assert tight.totals["tpot_target_ms"] == 1.0
+    assert all(p.tpot_met is False for p in tight.pools) and tight.check_passed is False
+    loose = simulate(fleet, prob.workload, st, tpot_target_ms=10_000.0, **kw)
+    assert loose.totals["tpot_target_ms"] == 10_000.0 and all(p.tpot_met for p in loose.pools)
+
+
 def test_bad_arguments_name_the_field(paper_run) -> None:
     prob, fleet, _ = paper_run
     for kw, field in (({"requests": 0}, "requests"), ({"seed": -1}, "seed"),
