@@ -215,8 +215,8 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         names = {f.name for f in fields(PhysicsParams)}
         badp = set(phys_tab) - names
         if badp:
-            known = sorted(names | set(PHYSICS_SETTINGS))
-            raise FleetoptError("physics", f"unknown keys {sorted(badp)}; known: {', '.join(known)}")
+            raise FleetoptError("physics", f"unknown keys {sorted(badp)}; known: "
+                                f"{', '.join(sorted(names | set(PHYSICS_SETTINGS)))}")
         for k, v in phys_tab.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise FleetoptError(f"physics.{k}", f"must be a number, got {v!r}")

@@ -40,8 +40,8 @@ from fleetopt.core.deadline import Deadline
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.profiles import Deployment
 from fleetopt.problem.problem import Problem
-from fleetopt.sizing.servemodel import ServeFamily, idle_instance_w
 from fleetopt.sizing.limits import Limits
+from fleetopt.sizing.servemodel import ServeFamily, idle_instance_w
 from fleetopt.sizing.sizer import Sizer, pool_model
 
 __all__ = ["Candidate", "CandidateSet", "breakpoints", "build_candidates", "exact_power_table",
@@ -615,7 +615,7 @@ def _serve_curves(fam: ServeFamily, cols: np.ndarray, n0: np.ndarray, headroom: 
                     np.concatenate([n0, n0 + 1, 2 * n0 + 1]).astype(float))
     w0, w1, w2 = W[:m], W[m:2 * m], W[2 * m:]
     floor = fam.gpus[cols] * fam.idle_w[cols]
-    mono = (w1 - w0 >= floor * (1.0 - 1e-9)) & (w2 >= w0)
+    mono = (w1 >= w0) & (w2 >= w0)
     out: list[dict[str, Any] | None] = [None] * m
     for j in np.flatnonzero(mono):
         w = float(w0[j])

@@ -41,7 +41,7 @@ _MLA = {"q_lora_rank": 1536, "kv_lora_rank": 512, "qk_rope_head_dim": 64,
 _EMAX = {1: 0.0, 2: 0.5642, 4: 1.0294, 8: 1.4236, 16: 1.7660}
 
 # calibration.json, recommended set per GPU (params) and the power fit (coef); copied verbatim
-_H100 = {
+_H100: dict[str, Any] = {
     "params": {"t_seq": 4.581e-05, "t_host": 0.005853,
                "t_layer": {"bf16": 3.752e-05, "fp8": 4.46e-05, "fp8_block": 0.0001555},
                "eta_bw": {"bf16": 0.7857, "fp8": 0.6875, "fp8_block": 0.8857},
@@ -129,7 +129,8 @@ CALIBRATION: dict[str, dict[str, Any]] = {
                   "b_s": 1.948, "tdp_w": 350.0},
         "quality": "projected",
     },
-    "MI300X": {**_H100, "power": {**_H100["power"], "p_idle": 140.0, "tdp_w": 750.0},
+    "MI300X": {"params": _H100["params"],
+               "power": {**_H100["power"], "p_idle": 140.0, "tdp_w": 750.0},
                "quality": "projected"},
 }
 #: GPUs with vLLM's small-GPU defaults (2048 batched tokens, 256 sequences)
@@ -231,8 +232,9 @@ class InterimPhysics:
     @staticmethod
     def stack(items: list[InterimPhysics]) -> InterimPhysics:
         """One object whose numeric fields are arrays over ``items`` (all stack)."""
-        return InterimPhysics(**{f: np.asarray([float(getattr(x, f)) for x in items])
-                                 for f in _ARRAY_FIELDS})
+        vals: dict[str, Any] = {f: np.asarray([float(getattr(x, f)) for x in items])
+                                for f in _ARRAY_FIELDS}
+        return InterimPhysics(**vals)
 
     def take(self, idx: ArrayLike) -> InterimPhysics:
         """The deployments ``idx`` of a stacked object (arrays indexed)."""
@@ -334,7 +336,7 @@ def interim_physics(profile: Any) -> InterimPhysics:
     hd = float(m.head_dim)
     V = float(m.vocab_size or 0)
     E = int(m.experts or 0)
-    k = int(m.experts_per_token or 0)
+    k = float(m.experts_per_token or 0)
     mla = str(m.attention).lower() == "mla"
     dt = profile.dtype.lower()
     wq = "fp8" if dt in ("fp8", "int8") else "bf16"
@@ -345,10 +347,10 @@ def interim_physics(profile: Any) -> InterimPhysics:
     P_head = V * h
     P_emb = V * h
     if mla:
-        qk_nope, v_hd = _MLA["qk_nope_head_dim"], _MLA["v_head_dim"]
+        qk_nope, v_hd = float(_MLA["qk_nope_head_dim"]), float(_MLA["v_head_dim"])
         r = float(m.kv_lora_rank or _MLA["kv_lora_rank"])
         rope = float(m.qk_rope_head_dim or _MLA["qk_rope_head_dim"])
-        ql = _MLA["q_lora_rank"]
+        ql = float(_MLA["q_lora_rank"])
         attn = (h * ql + ql * H * (qk_nope + rope) + h * (r + rope) + r * H * (qk_nope + v_hd)
                 + H * v_hd * h)
     else:
@@ -382,7 +384,7 @@ def interim_physics(profile: Any) -> InterimPhysics:
     bt = int(pp.block_tokens)
     cap = int(max(profile.kv_budget_bytes, 0.0) // (profile.kv_bytes_per_token * bt)) * bt
     small = gspec.name in _SMALL_DEFAULTS
-    vals = {
+    vals: dict[str, Any] = {
         "wd_bf16": w["bf16"], "wd_fp8": w["fp8"], "we_bf16": we["bf16"], "we_fp8": we["fp8"],
         "fd_bf16": f["bf16"], "fd_fp8": f["fp8"], "fe_bf16": fe["bf16"], "fe_fp8": fe["fp8"],
         "cd_bf16": _pd(params, "eta_cd", "bf16"), "cd_fp8": _pd(params, "eta_cd", "fp8"),
@@ -392,7 +394,7 @@ def interim_physics(profile: Any) -> InterimPhysics:
         "mc_bf16": _pd(params, "eta_mc", "bf16"), "mc_fp8": _pd(params, "eta_mc", "fp8"),
         "peak_bf16": peak16, "peak_fp8": peak8, "kv_tok": kv_tok, "f_dec": f_dec,
         "f_pre": f_pre, "e_tok": e_tok, "layers": float(L), "hidden": h, "g": float(g),
-        "experts": float(E), "top_k": float(k), "ep": 1.0,
+        "experts": float(E), "top_k": k, "ep": 1.0,
         "bw": float(gspec.hbm_bw_tb_s) * 1e12, "eta_kv": float(params["eta_kv"]),
         "eta_ad": float(params["eta_ad"]), "eta_ap": float(params["eta_ap"]),
         "t0": float(params["t0"]), "t_layer": _pd(params, "t_layer", wq),

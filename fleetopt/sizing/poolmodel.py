@@ -31,9 +31,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from fleetopt.physics.compression import compress, compress_paper
 from fleetopt.physics.profiles import Profile
-from fleetopt.physics.queueing import kimura_p99_wait_s
+from fleetopt.physics.queueing import (
+    erlang_c,
+    kimura_p99_wait_s,
+    ttft_exceed_prob,
+    wait_tail_rate,
+)
 from fleetopt.problem.settings import Settings
-from fleetopt.sizing.family import family_mix, weighted_quantile
+from fleetopt.sizing.family import family_mix
 from fleetopt.sizing.servemodel import ServeFamily, idle_instance_w, physics_of
 
 __all__ = ["SERVE_KEYS", "PoolModel"]
@@ -166,7 +171,8 @@ class PoolModel:
             out.update(base)
             out.update({"utilization": ev["utilization"], "mean_batch": ev["mean_batch"],
                         "p99_ttft_ms": ev["p99_ttft_ms"], "p99_wait_ms": ev["p99_wait_ms"],
-                        "slo_met": ev["ok"] & ev["stable"], "power_w": ev["power_w"]})
+                        "slo_met": ev["ok"].astype(bool) & ev["stable"].astype(bool),
+                        "power_w": ev["power_w"]})
             return out
         q = self._queue(N)
         rho = q["rho_mean"]
@@ -197,6 +203,21 @@ class PoolModel:
         if self._family is None:  # paper
             return self._power(N, self.paper_batch(N))
         return self._family.power_w(np.zeros(len(N), dtype=np.int64), N)
+
+    def ttft_exceed_prob(self, instances: int, t_s: ArrayLike) -> NDArray[np.float64]:
+        """``P(TTFT > t)`` at ``instances`` for every ``t`` in ``t_s`` (the sizing test's tail:
+        the serving model's in physical accounting; wait + reported prefill in ``paper``)."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        if self.empty:
+            return np.zeros(len(t))
+        if self._family is not None:
+            return self._family.ttft_ccdf(0, float(instances), t)
+        c = instances * self.slots
+        lam = self.rate_rps * self.settings.peak_factor
+        pw = float(erlang_c(c, lam * self.mean_service_s))
+        th = float(wait_tail_rate(c, 1.0 / self.mean_service_s, lam, self.cv2))
+        return np.asarray(ttft_exceed_prob(np.full(len(t), pw), np.full(len(t), th),
+                                           np.array([self.prefill_report_s]), np.ones(1), t))
 
     def paper_batch(self, instances: ArrayLike) -> NDArray[np.float64]:
         """``paper`` accounting's batch for power, ``int(rho s)`` with full-batch service times:

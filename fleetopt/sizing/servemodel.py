@@ -64,7 +64,6 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.physics.kv import slots_at_window
 from fleetopt.physics.power import logistic_power_w
 from fleetopt.physics.profiles import CalibratedProfile, ComputedProfile, Profile
 from fleetopt.physics.queueing import erlang_c
@@ -81,16 +80,14 @@ KV_ALLOCATIONS = ("paged", "reserved")
 _D_FRACTIONS = np.concatenate([[0.0], 2.0 ** -np.arange(10, -1, -1.0)])
 #: prompt-length grid: 1, 2, 4, 8, then geometric from 16 tokens with this many points per
 #: doubling
-_GRID_PER_DOUBLING = 3
+_GRID_PER_DOUBLING = 2
 #: full chunks of one prompt evaluated exactly up to this many; beyond, this many sample
 #: chunks and the sum of their piecewise-linear interpolation
 _CHUNK_SAMPLES = 6
-#: classes of prompt steps in the residual of the step in progress at an arrival
-_RES_CLASSES = 3
 #: share of the prompts arriving during a step that end up in the same next step as a given
 #: request (the router spreads arrivals over the instances that can start them); set against
 #: the iteration simulator (tests/test_serve_sim.py, docs/model.md)
-_CO_SCHEDULED = float(__import__("os").environ.get("FLEETOPT_CO", "0.4"))
+_CO_SCHEDULED = 0.4
 #: TPOT classes: output lengths grouped on this grid of decode steps (lout - 1)
 _TPOT_BINS = np.unique(np.round(np.concatenate([np.arange(1, 9), 2.0 ** np.arange(3.5, 17, 0.5)])))
 
@@ -204,7 +201,8 @@ class CalibratedPhysics:
     stack = staticmethod(_stack_dataclass)
 
     def take(self, idx: ArrayLike) -> CalibratedPhysics:
-        return _take_dataclass(self, idx)  # type: ignore[no-any-return]
+        out: CalibratedPhysics = _take_dataclass(self, idx)
+        return out
 
     def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
               K_p: ArrayLike = 0.0) -> dict[str, F]:
@@ -263,15 +261,17 @@ class ContractPhysics:
         st = (type(steps[0]).stack(steps) if hasattr(type(steps[0]), "stack")  # contract
               else _stack_dataclass(steps))
         first = items[0]
+        lim: dict[str, Any] = {k: np.asarray([float(getattr(x, k)) for x in items])
+                               for k in _LIMIT_FIELDS}
         return dataclasses.replace(
-            first, step=st, power_model=_stack_dataclass([x.power_model for x in items]),
-            **{k: np.asarray([float(getattr(x, k)) for x in items]) for k in _LIMIT_FIELDS})
+            first, step=st, power_model=_stack_dataclass([x.power_model for x in items]), **lim)
 
     def take(self, idx: ArrayLike) -> ContractPhysics:
+        lim: dict[str, Any] = {k: np.asarray(getattr(self, k))[np.asarray(idx)]
+                               for k in _LIMIT_FIELDS}
         return dataclasses.replace(
             self, step=_take_dataclass(self.step, idx),
-            power_model=_take_dataclass(self.power_model, idx),
-            **{k: np.asarray(getattr(self, k))[np.asarray(idx)] for k in _LIMIT_FIELDS})
+            power_model=_take_dataclass(self.power_model, idx), **lim)
 
     def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
               K_p: ArrayLike = 0.0) -> dict[str, F]:
@@ -516,7 +516,7 @@ class ServeFamily:
         self.dep = np.repeat(np.arange(D_n), L)
         self.lc = np.tile(np.arange(L), D_n)
         lc = self.lc
-        self.phys = stack_physics(list(physics)).take(self.dep) if D_n else None
+        self.phys: Any = stack_physics(list(physics)).take(self.dep) if D_n else None
         self.share = np.asarray(mix["share"], dtype=float)[lc]
         self.nonempty = self.share > 0
         self.rate_rps = np.asarray(mix["rate_rps"], dtype=float)[lc]
@@ -538,13 +538,13 @@ class ServeFamily:
         if C == 0:
             self.feasible = np.zeros(0, dtype=bool)
             return
-        ph = self.phys
-        self.B = np.asarray(ph.token_budget, dtype=float) + np.zeros(C)
-        self.S = np.asarray(ph.max_seqs, dtype=float) + np.zeros(C)
-        self.cap_kv = np.asarray(ph.kv_capacity_tokens, dtype=float) + np.zeros(C)
-        self.bt = np.asarray(ph.block_tokens, dtype=float) + np.zeros(C)
-        self.gpus = np.asarray(ph.gpus, dtype=float) + np.zeros(C)
-        self.idle_w = np.asarray(ph.idle_w, dtype=float) + np.zeros(C)
+        ph: Any = self.phys
+        self.B = np.asarray(ph.token_budget, dtype=np.float64) + np.zeros(C)
+        self.S = np.asarray(ph.max_seqs, dtype=np.float64) + np.zeros(C)
+        self.cap_kv = np.asarray(ph.kv_capacity_tokens, dtype=np.float64) + np.zeros(C)
+        self.bt = np.asarray(ph.block_tokens, dtype=np.float64) + np.zeros(C)
+        self.gpus = np.asarray(ph.gpus, dtype=np.float64) + np.zeros(C)
+        self.idle_w = np.asarray(ph.idle_w, dtype=np.float64) + np.zeros(C)
         dmax = np.minimum(self.S, self.B - 1.0)
         if self.reserved:
             dmax = np.minimum(dmax, self.slots.astype(float))
@@ -564,6 +564,9 @@ class ServeFamily:
                            1.0)
         self.E_dec, self.Lbar, self.E_lc, self.ppt = E_dec[lc], Lbar[lc], E_lc[lc], ppt[lc]
         self.E_dec2 = (nd**2 @ Wn)[lc]
+        with np.errstate(invalid="ignore", divide="ignore"):  # remaining tokens of a decoder
+            self.rem_dec = np.where(self.E_dec > 0, (self.E_dec2 + self.E_dec)
+                                    / (2.0 * np.where(self.E_dec > 0, self.E_dec, 1.0)), 0.0)
         self.dec_share = ((nd > 0) @ Wn)[lc]
         self.E_tok = self.E_lc + self.E_dec  # tokens computed per request
         # --- prompt grid over the family (shared by its columns; each uses its neighbours)
@@ -575,36 +578,48 @@ class ServeFamily:
         A = _interp_matrix(lin, grid)  # P x Q
         self._A = A
         self.Wq = (A.T @ Wn)[:, lc].T  # C x Q
-        bt = self.bt
-        a_tok = lin[:, None] + bt[None, :] - 1.0  # KV held during prefill, block-rounded up
+        # KV held per request: lin (+ a block, rounded up) during prefill, + k at decode step k
         Wn_c = Wn[:, lc]  # P x C
         self._Wn_c = Wn_c
-        self.kv_aq = np.einsum("pc,pq->cq", Wn_c * a_tok, A)  # sum_i w_i a_i A_iq
-        self.kv_a2q = np.einsum("pc,pq->cq", Wn_c * a_tok**2, A)
-        ndc = nd[:, None]
-        self.kv_dec = (Wn_c * (ndc * a_tok + ndc * (ndc + 1.0) / 2.0)).sum(axis=0)
-        self.kv_dec2 = (Wn_c * (ndc * a_tok**2 + a_tok * ndc * (ndc + 1.0)
-                                + ndc * (ndc + 1.0) * (2.0 * ndc + 1.0) / 6.0)).sum(axis=0)
-        self.kv_hmax = np.where(Wn_c > 0, a_tok + ndc, 0.0).max(axis=0)
+        b1 = self.bt - 1.0  # per column
+        WA = A.T @ Wn  # Q x L: sum_i w_i A_iq
+        WlA = A.T @ (Wn * lin[:, None])
+        Wl2A = A.T @ (Wn * lin[:, None] ** 2)
+        self.kv_aq = (WlA[:, lc] + b1[None, :] * WA[:, lc]).T  # sum_i w_i a_i A_iq
+        self.kv_a2q = (Wl2A[:, lc] + 2.0 * b1[None, :] * WlA[:, lc]
+                       + (b1**2)[None, :] * WA[:, lc]).T
+        n1 = nd * (nd + 1.0) / 2.0
+        n2 = nd * (nd + 1.0) * (2.0 * nd + 1.0) / 6.0
+        m = {k: (v @ Wn)[lc] for k, v in (("nd", nd), ("ndl", nd * lin), ("n1", n1),
+                                          ("ndl2", nd * lin**2), ("ln1", lin * nd * (nd + 1.0)),
+                                          ("n2", n2))}
+        # sum_i w_i [nd a + nd (nd + 1) / 2] and sum_i w_i sum_k (a + k)^2, a = lin + b1
+        self.kv_dec = m["ndl"] + b1 * m["nd"] + m["n1"]
+        self.kv_dec2 = (m["ndl2"] + 2.0 * b1 * m["ndl"] + b1**2 * m["nd"] + m["ln1"]
+                        + b1 * 2.0 * m["n1"] + m["n2"])
+        hmax_l = np.where(Wn > 0, lin[:, None] + nd[:, None], 0.0).max(axis=0)
+        self.kv_hmax = hmax_l[lc] + b1
         # TPOT classes by decode steps: weights on the grid per class
         bins = _TPOT_BINS
         bi = np.clip(np.searchsorted(bins, nd, side="left"), 0, len(bins) - 1)
-        self._tp_bin = bi
-        onehot = np.zeros((len(lin), len(bins)))
-        onehot[np.arange(len(lin)), bi] = 1.0
         has = nd > 0
-        self.tp_w = ((Wn * has[:, None]).T @ onehot)[lc]  # C x Bn weights (decoding requests)
+        Bn = len(bins)
+        Wd = Wn * has[:, None]  # P x L, decoding requests only
+        tp_w = np.zeros((L, Bn))
+        tp_nd = np.zeros((L, Bn))
+        tp_q = np.zeros((L, Bn, len(grid)))
+        for b in np.unique(bi[has]):
+            sel = (bi == b) & has
+            tp_w[:, b] = Wd[sel].sum(axis=0)
+            tp_nd[:, b] = (Wd[sel] * nd[sel, None]).sum(axis=0)
+            tp_q[:, b, :] = Wd[sel].T @ A[sel]
         with np.errstate(invalid="ignore", divide="ignore"):
-            tot = self.tp_w.sum(axis=1, keepdims=True)
-            self.tp_w = np.where(tot > 0, self.tp_w / np.where(tot > 0, tot, 1.0), 0.0)
-            nd_b = ((Wn * (has * nd)[:, None]).T @ onehot)[lc]
-            wb = ((Wn * has[:, None]).T @ onehot)[lc]
-            self.tp_nd = np.where(wb > 0, nd_b / np.where(wb > 0, wb, 1.0), 1.0)
-            # mean own per class: grid weights of the class, normalised
-            self.tp_q = np.einsum("pc,pb,pq->cbq", Wn_c * has[:, None], onehot, A)
-            sq = self.tp_q.sum(axis=2, keepdims=True)
-            self.tp_q = np.where(sq > 0, self.tp_q / np.where(sq > 0, sq, 1.0), 0.0)
-        self._build_tables(lc_tok, cached)
+            tot = tp_w.sum(axis=1, keepdims=True)
+            self.tp_w = np.where(tot > 0, tp_w / np.where(tot > 0, tot, 1.0), 0.0)[lc]
+            self.tp_nd = np.where(tp_w > 0, tp_nd / np.where(tp_w > 0, tp_w, 1.0), 1.0)[lc]
+            sq = tp_q.sum(axis=2, keepdims=True)
+            self.tp_q = np.where(sq > 0, tp_q / np.where(sq > 0, sq, 1.0), 0.0)[lc]
+        self._build_tables()
         # no count can meet the TTFT target when prefill alone (no decoders) is too slow
         own0 = self.own[:, 0, :]
         self.prefill_late_share = (self.Wq * (own0 > st.slo_s)).sum(axis=1)
@@ -624,11 +639,9 @@ class ServeFamily:
         return float(own0[order][k])
 
     # --- tables ---------------------------------------------------------------------------
-    def _build_tables(self, lc_tok: F, cached: F) -> None:
+    def _build_tables(self) -> None:
         """Step costs on the (decoders, prompt) grid, per column, non-decreasing in D."""
-        C, Q, G = self.ncols, len(self.grid), len(_D_FRACTIONS)
         ph = self.phys
-        lc = self.lc
         Dg = self.dmax[None, :] * _D_FRACTIONS[:, None]  # G x C
         self.Dg = Dg.T.copy()  # C x G
         Kd = Dg * self.Lbar[None, :]
@@ -684,6 +697,8 @@ class ServeFamily:
                 np.add.at(pt[key], (gi, ci), (np.asarray(ft[key]).T * wgt).sum(axis=1) * w_e)
         own = np.maximum.accumulate(own, axis=0)
         self.own = np.transpose(own, (2, 0, 1)).copy()  # C x G x Q
+        # length of one step of the prompt (the residual), non-decreasing in D
+        self.ell = np.transpose(np.maximum.accumulate(own / n, axis=0), (2, 0, 1)).copy()
         self.nch = np.transpose(n, (2, 0, 1)).copy()
         self.tau_d = tau_d.T.copy()  # C x G
         self.tau_f = tau_f.T.copy()
@@ -692,10 +707,9 @@ class ServeFamily:
         self.dec_terms = {k: np.asarray(dec[k]).T.copy() for k in keys}  # C x G
         self.pt_terms = {k: v.T.copy() for k, v in pt.items()}
         self.power_keys = keys
-        del lc
 
     # --- the operating point --------------------------------------------------------------
-    def _rate(self, cols: NDArray[np.int64], lam1: F, g: NDArray[np.int64] | slice,
+    def _rate(self, cols: NDArray[np.int64], lam1: F, g: Any,
               t: F | None = None) -> tuple[F, F, F, F, F]:
         """``(D, S_own, S_n, tau_d, r)`` at grid points ``g`` (t None) or inside cell ``g``."""
         if t is None:
@@ -723,11 +737,17 @@ class ServeFamily:
         pos = h[:, 1:] >= 0.0
         found = pos.any(axis=1)
         g = np.where(found, np.argmax(pos, axis=1), G - 2)  # cell [g, g + 1]
+        rows = np.arange(len(cols))
+        ends = [(x[cols][rows, g], x[cols][rows, g + 1]) for x in (self.Dg, self.S_own, self.S_n,
+                                                                    self.tau_d)]
+        (D0, D1), (O0, O1), (n0, n1), (T0, T1) = ends
         lo = np.zeros(len(cols))
         hi = np.ones(len(cols))
-        for _ in range(40):
+        for _ in range(32):
             mid = 0.5 * (lo + hi)
-            Dm, _, _, _, rm = self._rate(cols, lam1, g, mid)
+            Dm = D0 + mid * (D1 - D0)
+            rm = lam1 * (n0 + mid * (n1 - n0)) + (1.0 - lam1 * (O0 + mid * (O1 - O0))) / (
+                T0 + mid * (T1 - T0))
             up = Dm * rm - need >= 0.0
             hi = np.where(up, mid, hi)
             lo = np.where(up, lo, mid)
@@ -741,13 +761,14 @@ class ServeFamily:
         """Linear interpolation of a C x G (or C x G x Q) table at (cell g, fraction t)."""
         lo, hi = tab[cols, g], tab[cols, g + 1]
         tt = t if lo.ndim == 1 else t[:, None]
-        return lo + tt * (hi - lo)  # type: ignore[no-any-return]
+        out: F = lo + tt * (hi - lo)
+        return out
 
-    def operating_point(self, cols: ArrayLike, N: ArrayLike, design: bool = True
+    def operating_point(self, cols_in: ArrayLike, N_in: ArrayLike, design: bool = True
                         ) -> dict[str, Any]:
         """Everything about (column, count) pairs at the design (or mean) rate."""
-        cols = np.asarray(cols, dtype=np.int64)
-        N = np.asarray(N, dtype=float)
+        cols = np.asarray(cols_in, dtype=np.int64)
+        N = np.asarray(N_in, dtype=float)
         pf = self.settings.peak_factor if design else 1.0
         lam = self.rate_rps[cols] * pf
         lam1 = lam / N
@@ -756,6 +777,7 @@ class ServeFamily:
         g = np.minimum(g, G - 2)
         own = self._lerp(self.own, cols, g, t)  # pairs x Q
         nch = self._lerp(self.nch, cols, g, t)
+        ell = self._lerp(self.ell, cols, g, t)
         tau_d = self._lerp(self.tau_d, cols, g, t)
         tau_f = self._lerp(self.tau_f, cols, g, t)
         _, S_own, _, _, r = self._rate(cols, lam1, g, t)
@@ -764,7 +786,7 @@ class ServeFamily:
         extra = np.maximum(own - nch * tau_d[:, None], 0.0)
         stable = found & (f < 1.0) & (r > 0) & (D <= self.dmax[cols] + 1e-9)
         return {"cols": cols, "N": N, "lam": lam, "lam1": lam1, "D": D, "g": g, "t": t,
-                "own": own, "nch": nch, "tau_d": tau_d, "tau_f": tau_f, "f": f, "r": r,
+                "own": own, "nch": nch, "ell": ell, "tau_d": tau_d, "tau_f": tau_f, "f": f, "r": r,
                 "wq": wq, "extra": extra, "stable": stable}
 
     # --- latency --------------------------------------------------------------------------
@@ -809,32 +831,31 @@ class ServeFamily:
     def _residual(self, op: dict[str, Any]) -> tuple[F, F]:
         """The residual of the step in progress at an arrival: a decode step (time share
         ``1 - f``, length ``tau_d``) or a prompt step of grid prompt ``q`` (time share ``lam1
-        w_q own_q``, length ``own_q / n_q``); the prompt steps in ``_RES_CLASSES`` classes of
-        equal time share by length, each of the root-mean-square length of its members
-        (uniform residual: the second moment of the mixture is kept). Returns ``(weights,
-        lengths)`` of shape (pairs, classes + 1), the decode kind first."""
-        wq, own, nch = op["wq"], op["own"], op["nch"]
-        lam1 = op["lam1"][:, None]
-        pi = lam1 * wq * own
-        ell = own / nch
-        order = np.argsort(ell, axis=1, kind="stable")
-        ps = np.take_along_axis(pi, order, axis=1)
-        es = np.take_along_axis(ell, order, axis=1)
-        tot = ps.sum(axis=1, keepdims=True)
-        K = _RES_CLASSES
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cls = np.minimum((K * (np.cumsum(ps, axis=1) - ps / 2.0)
-                              / np.where(tot > 0, tot, 1.0)).astype(np.int64), K - 1)
-        Wk = np.zeros((len(own), K + 1))
-        Lk = np.zeros((len(own), K + 1))
+        w_q own_q``, length ``own_q / n_q``, made non-decreasing in ``D``). Adjacent grid prompts
+        are merged in pairs, each pair at the mean of its lengths: half the kinds, and a tail
+        that cannot rise with ``N`` (every weight and every length falls). Returns ``(weights, lengths)`` of shape (pairs, kinds), the decode kind first."""
+        wq, own = op["wq"], op["own"]
+        pi = op["lam1"][:, None] * wq * own
+        ell = np.where(wq > 0, op["ell"], 0.0)
+        Q = own.shape[1]
+        K = (Q + 1) // 2
+        pad = 2 * K - Q
+        if pad:
+            pi = np.concatenate([pi, np.zeros((len(pi), pad))], axis=1)
+            ell = np.concatenate([ell, np.zeros((len(ell), pad))], axis=1)
+        Wk = np.empty((len(own), K + 1))
+        Lk = np.empty((len(own), K + 1))
         Wk[:, 0] = np.maximum(1.0 - np.clip(op["f"], 0.0, 1.0), 0.0)
         Lk[:, 0] = op["tau_d"]
-        share = np.clip(op["f"], 0.0, 1.0) / np.where(tot[:, 0] > 0, tot[:, 0], 1.0)
-        for k in range(K):
-            m = cls == k
-            wk = (ps * m).sum(axis=1)
-            Wk[:, k + 1] = wk * share
-            Lk[:, k + 1] = np.sqrt((ps * es**2 * m).sum(axis=1) / np.maximum(wk, 1e-300))
+        f = np.clip(op["f"], 0.0, 1.0)
+        tot = pi.sum(axis=1)
+        share = np.where(tot > 0, f / np.where(tot > 0, tot, 1.0), 0.0)
+        Wk[:, 1:] = pi.reshape(len(own), K, 2).sum(axis=2) * share[:, None]
+        # the mean of the pair's lengths (over members the column carries): each member's
+        # length falls with N, so does the mean
+        has = np.concatenate([wq > 0, np.zeros((len(own), pad), dtype=bool)], axis=1)
+        cnt = has.reshape(len(own), K, 2).sum(axis=2)
+        Lk[:, 1:] = ell.reshape(len(own), K, 2).sum(axis=2) / np.maximum(cnt, 1)
         return Wk, Lk
 
     def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
@@ -846,13 +867,27 @@ class ServeFamily:
         coef, th = wait["coef"][:, :, None], wait["th"][:, :, None]
         # prompts that arrive during the step in progress share the next step's budget: the
         # request's first step is longer by their extra time (mean lam1 L_k E[extra])
-        co = _CO_SCHEDULED * (op["lam1"] * wait["ES"])[:, None] * Lk
+        co = self._co_rate(op, wait)[:, None] * Lk
         p = np.zeros_like(d)
         for k in range(Wk.shape[1]):
             p += Wk[:, k:k + 1] * _wait_tail_uniform(d - co[:, k:k + 1], Lk[:, k:k + 1], coef,
                                                      th)
         out = (op["wq"] * p).sum(axis=1)
         return np.where(op["stable"] & wait["wait_ok"], np.minimum(out, 1.0), 1.0)
+
+    def _co_rate(self, op: dict[str, Any], wait: dict[str, F]) -> F:
+        """Extra prefill time per second of the step in progress that a request's first step
+        carries: the prompts that arrive during it and are scheduled with it, ``lam1 E[extra]``
+        times the share the router sends to the same instance. A router that balances
+        outstanding tokens sends a prompt where they are fewest; a prompt's own tokens then
+        steer the next ones away unless the instance's decoders hold many more
+        (``_CO_SCHEDULED x O / (O + E[l'])``, ``O = D x`` the mean remaining decode tokens of a
+        running decoder)."""
+        cols = op["cols"]
+        o = op["D"] * self.rem_dec[cols]
+        share = _CO_SCHEDULED * o / np.maximum(o + self.E_lc[cols], 1e-300)
+        out: F = share * op["lam1"] * wait["ES"]
+        return out
 
     def _quantile(self, fn: Any, lo: F, hi: F, q: float, iterations: int = 50) -> F:
         """Least t with fn(t) <= 1 - q by bisection between lo and hi (hi grown until it holds)."""
@@ -940,7 +975,7 @@ class ServeFamily:
         gr = (math.sqrt(5.0) - 1.0) / 2.0
         x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
         f1, f2 = expo(x1), expo(x2)
-        for _ in range(60):
+        for _ in range(30):  # any theta gives a valid bound: the search only tightens it
             left = f1 < f2  # the minimum lies in [lo, x2]
             hi = np.where(left, x2, hi)
             lo = np.where(left, lo, x1)
@@ -952,9 +987,9 @@ class ServeFamily:
         return np.exp(np.nan_to_num(best, nan=0.0))
 
     # --- the sizing test ------------------------------------------------------------------
-    def _tests(self, cols: ArrayLike, N: ArrayLike, full: bool = False) -> dict[str, Any]:
+    def _tests(self, cols_in: ArrayLike, N: ArrayLike, full: bool = False) -> dict[str, Any]:
         st = self.settings
-        op = self.operating_point(cols, N, design=True)
+        op = self.operating_point(cols_in, N, design=True)
         wait = self._wait(op)
         cap = st.utilization_cap + 1e-12
         cols = op["cols"]
@@ -987,6 +1022,12 @@ class ServeFamily:
                 ok &= self.tpot_exceed(op, tp, st.tpot_p99_ms / 1000.0) <= 1.0 - st.quantile + 1e-12
         return {"ok": ok, "op": op, "wait": wait, "kv": kv, "kv_bound": kv_bound,
                 "tok_util": tok_util, "dec_util": dec_util, "seq_tail": seq_tail, "tp": tp}
+
+    def ttft_ccdf(self, col: int, N: float, t_s: ArrayLike) -> F:
+        """``P(TTFT > t)`` of column ``col`` at ``N`` instances for every ``t`` in ``t_s``."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        op = self.operating_point(np.full(len(t), col), np.full(len(t), float(N)))
+        return self.ttft_exceed(op, self._wait(op), t)
 
     def slo_ok(self, cols: ArrayLike, N: ArrayLike) -> NDArray[np.bool_]:
         """Does each (column, count) pair meet every sizing test (``docs/model.md``)?"""
@@ -1069,11 +1110,11 @@ class ServeFamily:
         watts = N * self.gpus[cols] * ((1.0 - p0) * pg + p0 * idle)
         return np.where(N >= 1, watts, 0.0), pg
 
-    def evaluate(self, cols: ArrayLike, N: ArrayLike) -> dict[str, F]:
+    def evaluate(self, cols_in: ArrayLike, N_in: ArrayLike) -> dict[str, F]:
         """Every reported figure of (column, count) pairs (``PoolResult``'s new fields)."""
         st = self.settings
-        cols = np.asarray(cols, dtype=np.int64)
-        N = np.asarray(N, dtype=float)
+        cols = np.asarray(cols_in, dtype=np.int64)
+        N = np.asarray(N_in, dtype=float)
         T = self._tests(cols, N, full=True)
         op, wait, tp = T["op"], T["wait"], T["tp"]
         stable = op["stable"] & wait["wait_ok"]
@@ -1081,7 +1122,7 @@ class ServeFamily:
         Wk, Lk = res
         q = st.quantile
         own_max = op["own"].max(axis=1) if op["own"].shape[1] else np.zeros(len(cols))
-        hi0 = own_max + Lk.max(axis=1) * (1.0 + _CO_SCHEDULED * op["lam1"] * wait["ES"]) + 1e-3
+        hi0 = own_max + Lk.max(axis=1) * (1.0 + self._co_rate(op, wait)) + 1e-3
         p99 = self._quantile(lambda x: self.ttft_exceed(op, wait, x, res), np.zeros(len(cols)),
                              hi0, q)
         p99 = np.where(stable, p99, np.inf)
@@ -1100,7 +1141,7 @@ class ServeFamily:
         mean_tpot = tau_d + (tp["w"] * per_b).sum(axis=1)
         mean_tpot = np.where(stable & dec_any, mean_tpot, np.where(dec_any, np.inf, math.nan))
         # time to last token: TTFT + decode time (mean exact; tail moment-matched per class)
-        e_res = (Wk * Lk * (0.5 + _CO_SCHEDULED * (op["lam1"] * wait["ES"])[:, None])).sum(axis=1)
+        e_res = (Wk * Lk * (0.5 + self._co_rate(op, wait)[:, None])).sum(axis=1)
         e_ttft = wait["mean_wait"] + e_res + (op["wq"] * op["own"]).sum(axis=1)
         mean_ttlt = e_ttft + self.E_dec[cols] * tau_d + self.dec_share[cols] * (
             tp["w"] * tp["mean_x"]).sum(axis=1)
