@@ -4,7 +4,6 @@ analytical evaluator (``docs/simulation.md``)."""
 from __future__ import annotations
 
 import math
-
 import time
 from typing import TYPE_CHECKING, Any
 

@@ -603,10 +603,10 @@ def _serve_curves(fam: ServeFamily, cols: np.ndarray, n0: np.ndarray, headroom: 
                   max_extra: int, segments: int, stats: dict[str, int]) -> list[dict[str, Any]]:
     """Curves of physical-accounting candidates (``docs/formulation.md`` section 5).
 
-    The serving model's pool watts rise with the instance count (``W(N+1) - W(N) >= gpus x
-    idle``: every instance adds at least its idle watts and the pool's work above idle does not
-    fall), so every count above ``n_min`` is dominated and the candidate is the single exact
-    point ``n_min``. The consequence is checked on every candidate at ``n_min + 1`` and
+    The serving model's pool watts rise with the instance count (every instance adds its idle
+    watts, and the pool's power above idle is a function of its work, which does not fall), so
+    every count above ``n_min`` is dominated and the candidate is the single exact point
+    ``n_min``. The consequence is checked on every candidate at ``n_min + 1`` and
     ``2 n_min + 1``; a candidate where it fails gets the assumption-free range instead: exact
     watts at every count up to ``T = W(n_min) / (gpus x idle)``, above which ``W(N) >= N gpus
     idle > W(n_min)`` (``candidate_stats["monotone_fallback"]`` counts them)."""
@@ -614,7 +614,6 @@ def _serve_curves(fam: ServeFamily, cols: np.ndarray, n0: np.ndarray, headroom: 
     W = fam.power_w(np.concatenate([cols, cols, cols]),
                     np.concatenate([n0, n0 + 1, 2 * n0 + 1]).astype(float))
     w0, w1, w2 = W[:m], W[m:2 * m], W[2 * m:]
-    floor = fam.gpus[cols] * fam.idle_w[cols]
     mono = (w1 >= w0) & (w2 >= w0)
     out: list[dict[str, Any] | None] = [None] * m
     for j in np.flatnonzero(mono):
