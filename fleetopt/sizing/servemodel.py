@@ -185,7 +185,7 @@ class CalibratedPhysics:
     max_seqs: Any
     peak_flops: Any = math.nan
     peak_bw: Any = math.nan
-    power_terms: tuple[str, ...] = ("t_step", "tokens_decode")
+    power_terms: tuple[str, ...] = ("t_step", "batch_s")
 
     @classmethod
     def of(cls, profile: CalibratedProfile) -> CalibratedPhysics:
@@ -212,10 +212,11 @@ class CalibratedPhysics:
              + self.base_s * np.asarray(P, dtype=float) / self.chunk_tokens)
         z = np.zeros(np.broadcast(t, D).shape)
         nan = z + math.nan
-        return {"t_step": t + z, "tokens_decode": D + z, "flops_bf16eq": nan, "bytes_mean": nan}
+        # batch_s: decoders x seconds, so that its time average over steps is the mean batch
+        return {"t_step": t + z, "batch_s": D * t + z, "flops_bf16eq": nan, "bytes_mean": nan}
 
     def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F:
-        b = np.asarray(rates["tokens_decode"], dtype=float) / np.asarray(rates["t_step"])
+        b = np.asarray(rates["batch_s"], dtype=float) / np.asarray(rates["t_step"])
         return logistic_power_w(b, self.curve_idle, self.curve_plateau, self.curve_slope,
                                 self.curve_mid)
 
@@ -393,7 +394,8 @@ def idle_instance_w(profile: Profile, settings: Settings) -> float:
 def prompt_grid(lo: float, hi: float) -> F:
     """The fixed prompt-length grid restricted to cover ``[lo, hi]`` (both ends included by a
     grid point at or beyond them): 1, 2, 4, 8, then 16 tokens and geometric, with
-    ``_GRID_PER_DOUBLING`` points per doubling (rounded to whole tokens)."""
+    ``_GRID_PER_DOUBLING`` points per doubling (rounded to whole tokens). Its points are the
+    same for every range; :func:`_grid_index` gives a point's index in the whole grid."""
     top = max(float(hi), 1.0)
     k = int(math.ceil(_GRID_PER_DOUBLING * math.log2(max(top / 16.0, 1.0)))) + 1
     g = np.unique(np.concatenate([[1.0, 2.0, 4.0, 8.0], np.round(
@@ -401,6 +403,11 @@ def prompt_grid(lo: float, hi: float) -> F:
     i0 = max(int(np.searchsorted(g, lo, side="right")) - 1, 0)
     i1 = min(int(np.searchsorted(g, hi, side="left")), len(g) - 1)
     return g[i0:i1 + 1]
+
+
+def _grid_index(x: float) -> int:
+    """Index of grid point ``x`` in the whole (unrestricted) prompt grid."""
+    return int(np.searchsorted(prompt_grid(1.0, max(float(x), 1.0)), x))
 
 
 def _interp_matrix(x: F, grid: F) -> F:
@@ -420,23 +427,24 @@ def _interp_matrix(x: F, grid: F) -> F:
 def _wait_tail_uniform(d: F, ell: F, coef: F, theta: F) -> F:
     """``P(W + U > d)``, ``U ~ U(0, ell)``, ``P(W > x) = sum_m coef_m exp(-theta_m x)`` for x >= 0
     (an atom at 0 holds the rest). ``d, ell``: any broadcast shape ``S``; ``coef, theta``:
-    ``(M,) + S``-broadcastable."""
+    ``(M,) + S``-broadcastable.
+
+    With ``m = min(d, ell)``: ``P = (ell - d)^+ / ell + sum_m coef_m (exp(-theta_m (d - m)) -
+    exp(-theta_m d)) / (theta_m ell)`` for ``d > 0`` (1 for ``d <= 0``; ``ell -> 0``: the wait's
+    own tail)."""
     d = np.asarray(d, dtype=float)
     ell = np.asarray(ell, dtype=float)
     dpos = np.maximum(d, 0.0)
-    small = ell < 1e-12
-    el = np.where(small, 1.0, ell)
+    el = np.maximum(ell, 1e-12)
     m = np.minimum(dpos, el)
-    unif = np.where(small, 0.0, np.maximum(el - dpos, 0.0) / el)
-    acc = np.zeros(np.broadcast(d, ell).shape)
+    out = np.maximum(el - dpos, 0.0) / el
     for cm, th in zip(coef, theta, strict=True):
-        x = th * m
+        x = th * el
+        far = np.exp(-th * dpos)
+        near = np.exp(-th * (dpos - m))
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(x > 1e-12, -np.expm1(-x) / np.where(x > 1e-12, x, 1.0), 1.0)
-        part = np.exp(-th * (dpos - m)) * ratio * np.where(small, 0.0, m / el)
-        part = np.where(small, np.exp(-th * dpos), part)
-        acc = acc + cm * part
-    out = unif + acc
+            part = np.where(x > 1e-9, (near - far) / np.where(x > 1e-9, x, 1.0), far * m / el)
+        out = out + cm * part
     return np.where(d <= 0.0, 1.0, np.minimum(out, 1.0))
 
 
@@ -462,6 +470,19 @@ def _sum_of_waits(pa: F, ta: F, pw: F, tw: F) -> tuple[F, F]:
     ca = pa * (1.0 - pw) + pa * pw * hyp_a
     cw = (1.0 - pa) * pw + pa * pw * hyp_w
     return np.vstack([ca, cw]), np.vstack([ta, tw])
+
+
+def _rows(d: Mapping[str, Any], sel: NDArray[np.int64]) -> dict[str, Any]:
+    """The pairs ``sel`` of a dict of per-pair arrays (first axis; wait components: second)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in ("coef", "th"):
+            out[k] = v[:, sel]
+        elif isinstance(v, np.ndarray) and v.ndim >= 1:
+            out[k] = v[sel]
+        else:
+            out[k] = v
+    return out
 
 
 def lru_hit_share(hash_lists: Sequence[Sequence[int]], prompt_tokens: ArrayLike,
@@ -575,6 +596,9 @@ class ServeFamily:
         hi_l = float(lin[live].max()) if live.any() else 1.0
         grid = prompt_grid(lo_l, hi_l)
         self.grid = grid
+        # residual kinds pair grid points by their index in the whole grid (not this range's):
+        # a pool gets the same kinds in any family
+        self.grid_odd = _grid_index(float(grid[0])) % 2
         A = _interp_matrix(lin, grid)  # P x Q
         self._A = A
         self.Wq = (A.T @ Wn)[:, lc].T  # C x Q
@@ -597,7 +621,7 @@ class ServeFamily:
         self.kv_dec = m["ndl"] + b1 * m["nd"] + m["n1"]
         self.kv_dec2 = (m["ndl2"] + 2.0 * b1 * m["ndl"] + b1**2 * m["nd"] + m["ln1"]
                         + b1 * 2.0 * m["n1"] + m["n2"])
-        hmax_l = np.where(Wn > 0, lin[:, None] + nd[:, None], 0.0).max(axis=0)
+        hmax_l = np.where(Wn > 0, lin[:, None] + nd[:, None], 0.0).max(axis=0, initial=0.0)
         self.kv_hmax = hmax_l[lc] + b1
         # TPOT classes by decode steps: weights on the grid per class
         bins = _TPOT_BINS
@@ -743,7 +767,7 @@ class ServeFamily:
         (D0, D1), (O0, O1), (n0, n1), (T0, T1) = ends
         lo = np.zeros(len(cols))
         hi = np.ones(len(cols))
-        for _ in range(32):
+        for _ in range(24):
             mid = 0.5 * (lo + hi)
             Dm = D0 + mid * (D1 - D0)
             rm = lam1 * (n0 + mid * (n1 - n0)) + (1.0 - lam1 * (O0 + mid * (O1 - O0))) / (
@@ -832,30 +856,33 @@ class ServeFamily:
         """The residual of the step in progress at an arrival: a decode step (time share
         ``1 - f``, length ``tau_d``) or a prompt step of grid prompt ``q`` (time share ``lam1
         w_q own_q``, length ``own_q / n_q``, made non-decreasing in ``D``). Adjacent grid prompts
-        are merged in pairs, each pair at the mean of its lengths: half the kinds, and a tail
-        that cannot rise with ``N`` (every weight and every length falls). Returns ``(weights, lengths)`` of shape (pairs, kinds), the decode kind first."""
+        (pairs by their index in the whole grid) are merged, each pair at the root-mean-square
+        of its lengths weighted by the pool's request weights: half the kinds, and a tail that
+        cannot rise with ``N`` (every weight and every length falls). Returns ``(weights, lengths)`` of shape (pairs, kinds), the decode kind first."""
         wq, own = op["wq"], op["own"]
+        n = len(own)
         pi = op["lam1"][:, None] * wq * own
-        ell = np.where(wq > 0, op["ell"], 0.0)
-        Q = own.shape[1]
-        K = (Q + 1) // 2
-        pad = 2 * K - Q
-        if pad:
-            pi = np.concatenate([pi, np.zeros((len(pi), pad))], axis=1)
-            ell = np.concatenate([ell, np.zeros((len(ell), pad))], axis=1)
-        Wk = np.empty((len(own), K + 1))
-        Lk = np.empty((len(own), K + 1))
-        Wk[:, 0] = np.maximum(1.0 - np.clip(op["f"], 0.0, 1.0), 0.0)
-        Lk[:, 0] = op["tau_d"]
+        ell2 = wq * op["ell"] ** 2
+        w = wq
+        if self.grid_odd:  # align the pairs with the whole grid's
+            z = np.zeros((n, 1))
+            pi, ell2, w = np.hstack([z, pi]), np.hstack([z, ell2]), np.hstack([z, w])
+        if pi.shape[1] % 2:
+            z = np.zeros((n, 1))
+            pi, ell2, w = np.hstack([pi, z]), np.hstack([ell2, z]), np.hstack([w, z])
+        K = pi.shape[1] // 2
+        Wk = np.empty((n, K + 1))
+        Lk = np.empty((n, K + 1))
         f = np.clip(op["f"], 0.0, 1.0)
+        Wk[:, 0] = 1.0 - f
+        Lk[:, 0] = op["tau_d"]
         tot = pi.sum(axis=1)
         share = np.where(tot > 0, f / np.where(tot > 0, tot, 1.0), 0.0)
-        Wk[:, 1:] = pi.reshape(len(own), K, 2).sum(axis=2) * share[:, None]
-        # the mean of the pair's lengths (over members the column carries): each member's
-        # length falls with N, so does the mean
-        has = np.concatenate([wq > 0, np.zeros((len(own), pad), dtype=bool)], axis=1)
-        cnt = has.reshape(len(own), K, 2).sum(axis=2)
-        Lk[:, 1:] = ell.reshape(len(own), K, 2).sum(axis=2) / np.maximum(cnt, 1)
+        Wk[:, 1:] = pi.reshape(n, K, 2).sum(axis=2) * share[:, None]
+        # root-mean-square length over the pair, weighted by the column's request weights
+        # (fixed): each member's length falls with N, so does the pair's
+        ws = w.reshape(n, K, 2).sum(axis=2)
+        Lk[:, 1:] = np.sqrt(ell2.reshape(n, K, 2).sum(axis=2) / np.maximum(ws, 1e-300))
         return Wk, Lk
 
     def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
@@ -864,14 +891,13 @@ class ServeFamily:
         t = np.broadcast_to(np.asarray(t_s, dtype=float), op["N"].shape)
         Wk, Lk = self._residual(op) if res is None else res
         d = t[:, None] - op["own"]  # pairs x Q
-        coef, th = wait["coef"][:, :, None], wait["th"][:, :, None]
+        coef, th = wait["coef"][:, :, None, None], wait["th"][:, :, None, None]
         # prompts that arrive during the step in progress share the next step's budget: the
-        # request's first step is longer by their extra time (mean lam1 L_k E[extra])
-        co = self._co_rate(op, wait)[:, None] * Lk
-        p = np.zeros_like(d)
-        for k in range(Wk.shape[1]):
-            p += Wk[:, k:k + 1] * _wait_tail_uniform(d - co[:, k:k + 1], Lk[:, k:k + 1], coef,
-                                                     th)
+        # request's first step is longer by their extra time (_co_rate per second of the step)
+        co = self._co_rate(op, wait)[:, None] * Lk  # pairs x kinds
+        dk = d[:, None, :] - co[:, :, None]  # pairs x kinds x Q
+        pk = _wait_tail_uniform(dk, Lk[:, :, None], coef, th)
+        p = (Wk[:, :, None] * pk).sum(axis=1)
         out = (op["wq"] * p).sum(axis=1)
         return np.where(op["stable"] & wait["wait_ok"], np.minimum(out, 1.0), 1.0)
 
@@ -975,7 +1001,7 @@ class ServeFamily:
         gr = (math.sqrt(5.0) - 1.0) / 2.0
         x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
         f1, f2 = expo(x1), expo(x2)
-        for _ in range(30):  # any theta gives a valid bound: the search only tightens it
+        for _ in range(16):  # any theta gives a valid bound: the search only tightens it
             left = f1 < f2  # the minimum lies in [lo, x2]
             hi = np.where(left, x2, hi)
             lo = np.where(left, lo, x1)
@@ -988,6 +1014,9 @@ class ServeFamily:
 
     # --- the sizing test ------------------------------------------------------------------
     def _tests(self, cols_in: ArrayLike, N: ArrayLike, full: bool = False) -> dict[str, Any]:
+        """Every sizing test at (column, count) pairs; with ``full`` every figure of every
+        pair, else the expensive tails (TTFT, the KV bound, TPOT) only where the cheap tests
+        pass (a failed pair reports ``ok = False`` and NaN tails)."""
         st = self.settings
         op = self.operating_point(cols_in, N, design=True)
         wait = self._wait(op)
@@ -1002,24 +1031,29 @@ class ServeFamily:
         ok = (op["stable"] & wait["wait_ok"] & self.feasible[cols]
               & (op["f"] <= cap) & (dec_util <= cap) & (tok_util <= cap)
               & (seq_tail <= eps))
+        ok &= (wait["rho_a"] <= cap) if self.reserved else (kv["kv_util"] <= cap)
+        sel = np.arange(len(cols)) if full else np.flatnonzero(ok)
         if self.reserved:
-            ok &= wait["rho_a"] <= cap
             kv_bound = np.zeros(len(cols))
         else:
-            ok &= kv["kv_util"] <= cap
             kv_bound = kv["kv_bound"].copy()
-            need = ok & (kv_bound > eps)
-            if need.any():
-                sel = np.flatnonzero(need)
-                kv_bound[sel] = np.minimum(kv_bound[sel], self._kv_chernoff(op, sel))
+            need = sel[kv_bound[sel] > eps]
+            if len(need):
+                kv_bound[need] = np.minimum(kv_bound[need], self._kv_chernoff(op, need))
             ok &= kv_bound <= eps
-        late = self.ttft_exceed(op, wait, st.slo_s)
-        ok &= late <= 1.0 - st.quantile + 1e-12
+        late = np.full(len(cols), np.nan)
         tp = None
-        if st.tpot_p99_ms is not None or full:
-            tp = self._tpot(op, wait)
-            if st.tpot_p99_ms is not None:
-                ok &= self.tpot_exceed(op, tp, st.tpot_p99_ms / 1000.0) <= 1.0 - st.quantile + 1e-12
+        if len(sel):
+            sub = _rows(op, sel)
+            wsub = _rows(wait, sel)
+            late[sel] = self.ttft_exceed(sub, wsub, st.slo_s)
+            if st.tpot_p99_ms is not None or full:
+                tps = self._tpot(sub, wsub)
+                if st.tpot_p99_ms is not None:
+                    tex = self.tpot_exceed(sub, tps, st.tpot_p99_ms / 1000.0)
+                    ok[sel] &= tex <= 1.0 - st.quantile + 1e-12
+                tp = tps if full else None
+        ok &= late <= 1.0 - st.quantile + 1e-12
         return {"ok": ok, "op": op, "wait": wait, "kv": kv, "kv_bound": kv_bound,
                 "tok_util": tok_util, "dec_util": dec_util, "seq_tail": seq_tail, "tp": tp}
 
@@ -1035,7 +1069,8 @@ class ServeFamily:
         out = np.zeros(N.shape, dtype=bool)
         pos = N >= 1
         if pos.any():
-            out[pos] = self._tests(np.asarray(cols)[pos], N[pos])["ok"]
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                out[pos] = self._tests(np.asarray(cols)[pos], N[pos])["ok"]
         return out
 
     def _lower_bound(self, cols: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -1050,17 +1085,20 @@ class ServeFamily:
         return np.maximum(n, 1).astype(np.int64)
 
     def min_instances(self, limit: int = 1_000_000) -> NDArray[np.int64]:
-        """Per column, the fewest instances meeting every test (-1 where none or empty)."""
+        """Per column, the fewest instances meeting every test (-1 where none or empty).
+
+        Every test is monotone in the count: gallop up from a lower bound (steps 1, 2, 4, ...)
+        to the first pass, then bisect between it and the last failure; every column still
+        open is tested in the same vectorised call."""
         out = np.full(self.ncols, -1, dtype=np.int64)
         cols = np.flatnonzero(self.feasible)
         if not len(cols):
             return out
         # a column that fails even with (practically) unlimited instances never passes
-        inf_ok = self.slo_ok(cols, np.full(len(cols), float(limit)))
-        cols = cols[inf_ok]
+        cols = cols[self.slo_ok(cols, np.full(len(cols), float(limit)))]
         if not len(cols):
             return out
-        lo = self._lower_bound(cols) - 1  # a count known to fail (0: no instance)
+        lo = self._lower_bound(cols) - 1  # a count known to fail (a necessary test fails)
         hi = np.full(len(cols), -1, dtype=np.int64)
         step = np.ones(len(cols), dtype=np.int64)
         pend = np.ones(len(cols), dtype=bool)
@@ -1089,7 +1127,8 @@ class ServeFamily:
     # --- power and the report -------------------------------------------------------------
     def power_w(self, cols: ArrayLike, N: ArrayLike) -> F:
         """Pool watts at the MEAN rate for (column, count) pairs."""
-        return self._power(self.operating_point(cols, N, design=False))[0]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return self._power(self.operating_point(cols, N, design=False))[0]
 
     def _power(self, op: dict[str, Any]) -> tuple[F, F]:
         cols, g, t = op["cols"], op["g"], op["t"]
@@ -1112,6 +1151,10 @@ class ServeFamily:
 
     def evaluate(self, cols_in: ArrayLike, N_in: ArrayLike) -> dict[str, F]:
         """Every reported figure of (column, count) pairs (``PoolResult``'s new fields)."""
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return self._evaluate(cols_in, N_in)
+
+    def _evaluate(self, cols_in: ArrayLike, N_in: ArrayLike) -> dict[str, F]:
         st = self.settings
         cols = np.asarray(cols_in, dtype=np.int64)
         N = np.asarray(N_in, dtype=float)
@@ -1145,8 +1188,10 @@ class ServeFamily:
         e_ttft = wait["mean_wait"] + e_res + (op["wq"] * op["own"]).sum(axis=1)
         mean_ttlt = e_ttft + self.E_dec[cols] * tau_d + self.dec_share[cols] * (
             tp["w"] * tp["mean_x"]).sum(axis=1)
-        var_w = np.where(wait["theta"] > 0, (2.0 * wait["pw"] - wait["pw"] ** 2)
-                         / np.maximum(wait["theta"], 1e-300) ** 2, 0.0)
+        th_w = np.where(np.isfinite(wait["theta"]) & (wait["theta"] > 1e-100),
+                        wait["theta"], np.inf)
+        var_w = np.where(np.isfinite(th_w), (2.0 * wait["pw"] - wait["pw"] ** 2)
+                         / np.where(np.isfinite(th_w), th_w, 1.0) ** 2, 0.0)
         shift = tp["own_b"] + e_res[:, None] + tp["nd"] * tau_d[:, None]
         mx = wait["mean_wait"][:, None] + tp["mean_x"]
         vx = var_w[:, None] + tp["var_x"]
