@@ -492,15 +492,20 @@ _COARSE = 8  # ranges in the first pass over the boundaries
 _CHUNK_COLS = 512  # pools sized per family at most (the deadline is checked between them)
 
 
-def _jobs(K: int) -> list[tuple[int, list[int]]]:
-    """``(k, lows)`` in build order: first every arc between ``_COARSE + 1`` evenly spread
-    boundaries (so a complete small problem, plans included, exists early), then the rest; each
-    pass from the top boundary down."""
+def _jobs(K: int, compress: bool = False) -> list[tuple[int, list[int], str]]:
+    """``(k, lows, windows)`` in build order: first every arc between ``_COARSE + 1`` evenly
+    spread boundaries at its own window (so a complete small problem, plans included, exists
+    early), then those arcs' compress windows (``windows``: ``"own"``, ``"compress"`` or
+    ``"all"``), then the rest; each pass from the top boundary down."""
     coarse = sorted({round(K * j / min(K, _COARSE)) for j in range(min(K, _COARSE) + 1)})
     first = [(k, [i for i in coarse if i < k]) for k in reversed(coarse) if k > 0]
     cs = set(coarse)
     rest = [(k, [i for i in range(k) if not (k in cs and i in cs)]) for k in range(K, 0, -1)]
-    return first + [(k, lows) for k, lows in rest if lows]
+    head: list[tuple[int, list[int], str]] = [(k, lows, "own" if compress else "all")
+                                              for k, lows in first]
+    if compress:
+        head += [(k, lows, "compress") for k, lows in first]
+    return head + [(k, lows, "all") for k, lows in rest if lows]
 
 
 def _candidates_for(
@@ -529,9 +534,9 @@ def _candidates_for(
     profiles = [(d, sizer.profile(d)) for d in deployments]
     for _, prof in profiles:
         _check_service_monotone(prof)
-    for k, allowed in _jobs(K):
-        windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
-                            if gamma > 1 else [])
+    for k, allowed, which in _jobs(K, gamma > 1):
+        extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
+        windows = {"own": [b[k]], "compress": extra, "all": [b[k], *extra]}[which]
         complete = True
         for win in windows:
             if deadline is not None and deadline.expired():
@@ -593,7 +598,8 @@ def _candidates_for(
                         rate_rps=pm.rate_rps, compressed_share=pm.compressed_share, **curve,
                     ))
         if complete:
-            done.update((i, k) for i in allowed)
+            if which != "own":  # an arc is complete once its compress windows are built too
+                done.update((i, k) for i in allowed)
         else:
             break
     return cands, stats, done

@@ -765,16 +765,30 @@ class ServeFamily:
         ends = [(x[cols][rows, g], x[cols][rows, g + 1]) for x in (self.Dg, self.S_own, self.S_n,
                                                                     self.tau_d)]
         (D0, D1), (O0, O1), (n0, n1), (T0, T1) = ends
+        def hfun(x: F) -> F:
+            Dm = D0 + x * (D1 - D0)
+            rm = lam1 * (n0 + x * (n1 - n0)) + (1.0 - lam1 * (O0 + x * (O1 - O0))) / (
+                T0 + x * (T1 - T0))
+            out: F = Dm * rm - need
+            return out
+
+        # Illinois (regula falsi) on the bracket [lo, hi]: h(lo) < 0 <= h(hi); the upper end
+        # is kept, so D never falls below the root
         lo = np.zeros(len(cols))
         hi = np.ones(len(cols))
-        for _ in range(24):
-            mid = 0.5 * (lo + hi)
-            Dm = D0 + mid * (D1 - D0)
-            rm = lam1 * (n0 + mid * (n1 - n0)) + (1.0 - lam1 * (O0 + mid * (O1 - O0))) / (
-                T0 + mid * (T1 - T0))
-            up = Dm * rm - need >= 0.0
-            hi = np.where(up, mid, hi)
-            lo = np.where(up, lo, mid)
+        f_lo, f_hi = hfun(lo), hfun(hi)
+        side = np.zeros(len(cols), dtype=np.int8)
+        for _ in range(12):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+            x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
+            fx = hfun(x)
+            up = fx >= 0.0
+            f_lo = np.where(up & (side == 1), 0.5 * f_lo, f_lo)
+            f_hi = np.where(~up & (side == -1), 0.5 * f_hi, f_hi)
+            hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
+            lo, f_lo = np.where(up, lo, x), np.where(up, f_lo, fx)
+            side = np.where(up, 1, -1).astype(np.int8)
         zero = need <= 0
         t = np.where(zero, 0.0, np.where(found, hi, 1.0))
         g = np.where(zero, 0, g)
@@ -998,10 +1012,16 @@ class ServeFamily:
 
         lo = np.full(len(sel), 1e-12)
         hi = 60.0 / H
+        # any theta gives a valid bound; the normal approximation's theta is usually enough
+        kv = self._kv(_rows(op, sel))
+        th0 = np.clip((cap - kv["kv_mean"]) / np.maximum(kv["kv_var"], 1e-300), lo, hi)
+        b0 = expo(th0)
+        if np.all(b0 <= math.log(self.settings.kv_overflow_prob)):
+            return np.exp(np.minimum(b0, 0.0))
         gr = (math.sqrt(5.0) - 1.0) / 2.0
         x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
         f1, f2 = expo(x1), expo(x2)
-        for _ in range(16):  # any theta gives a valid bound: the search only tightens it
+        for _ in range(12):  # any theta gives a valid bound: the search only tightens it
             left = f1 < f2  # the minimum lies in [lo, x2]
             hi = np.where(left, x2, hi)
             lo = np.where(left, lo, x1)
@@ -1009,7 +1029,7 @@ class ServeFamily:
             fn = expo(xn)
             x1, x2, f1, f2 = (np.where(left, xn, x2), np.where(left, x1, xn),
                               np.where(left, fn, f2), np.where(left, f1, fn))
-        best = np.minimum(np.minimum(f1, f2), 0.0)
+        best = np.minimum(np.minimum(np.minimum(f1, f2), b0), 0.0)
         return np.exp(np.nan_to_num(best, nan=0.0))
 
     # --- the sizing test ------------------------------------------------------------------
