@@ -241,14 +241,15 @@ class ContractPhysics:
     max_seqs: Any
     peak_flops: Any
     peak_bw: Any
-    power_terms: tuple[str, ...] = ("t_step", "t_gpu", "t_fixed", "t_comm", "t_mem", "t_cmp",
-                                    "flops_bf16eq", "bytes_mean", "bytes")
+    #: every field of the contract's StepTerms (time-averaged for the power model)
+    power_terms: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, profile: Any) -> ContractPhysics:
         pm = profile.power_model
         gspec = getattr(profile, "gpu_spec", None)
-        return cls(step=profile.step, power_model=pm,
+        probe = cls._as_dict(profile.step.terms(np.ones(1), np.ones(1)))
+        return cls(step=profile.step, power_model=pm, power_terms=tuple(probe),
                    gpus=float(profile.gpus_per_instance), idle_w=float(pm.idle_w),
                    kv_capacity_tokens=float(profile.kv_capacity_tokens),
                    block_tokens=float(profile.block_tokens),
@@ -276,7 +277,11 @@ class ContractPhysics:
 
     def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
               K_p: ArrayLike = 0.0) -> dict[str, F]:
-        t = self.step.terms(D, K_d, P, A_p, K_p)  # contract: StepTerms (frozen dataclass)
+        return self._as_dict(self.step.terms(D, K_d, P, A_p, K_p))  # contract: StepTerms
+
+    @staticmethod
+    def _as_dict(t: Any) -> dict[str, F]:
+        """A StepTerms (frozen dataclass of arrays, or a mapping) as a dict of arrays."""
         d = t if isinstance(t, Mapping) else {f.name: getattr(t, f.name)
                                               for f in dataclasses.fields(t)}
         return {k: np.asarray(v, dtype=float) for k, v in d.items()}
@@ -1236,9 +1241,12 @@ class ServeFamily:
             "ok": T["ok"], "stable": stable, "p99_ttft_ms": p99 * 1e3, "p99_wait_ms": p99w * 1e3,
             "p99_tpot_ms": p99t * 1e3, "mean_tpot_ms": mean_tpot * 1e3,
             "p99_ttlt_ms": p99l * 1e3, "mean_ttlt_ms": np.where(stable, mean_ttlt, np.inf) * 1e3,
-            "prefill_share": op["f"], "kv_util": T["kv"]["kv_util"],
-            "kv_overflow_bound": T["kv_bound"], "decode_util": T["dec_util"],
-            "token_util": T["tok_util"], "utilization": util, "mean_step_ms": m1 * 1e3,
+            "prefill_share": op["f"],
+            "kv_util": np.where(stable, T["kv"]["kv_util"], np.inf),
+            "kv_overflow_bound": np.where(stable, T["kv_bound"], 1.0),
+            "decode_util": T["dec_util"], "token_util": T["tok_util"],
+            "utilization": np.where(stable, util, np.inf),
+            "mean_step_ms": np.where(stable, m1 * 1e3, np.inf),
             "mean_batch": opm["D"], "power_w": watts, "gpu_power_w": pg,
             "design_batch": op["D"],
         }
