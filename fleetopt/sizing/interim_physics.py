@@ -250,18 +250,23 @@ class InterimPhysics:
         A_p = np.asarray(A_p, dtype=float)
         K_p = np.asarray(K_p, dtype=float)
         T = D + P
-        Tm = np.maximum(T, 1.0)
         E = np.asarray(self.experts, dtype=float)
         moe = E > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            keep = np.where(moe, 1.0 - np.asarray(self.top_k) / np.where(moe, E, 1.0), 0.0)
-            p = 1.0 - keep ** Tm
-            n_loc = np.where(moe, E / np.maximum(np.asarray(self.ep, dtype=float), 1.0), 1.0)
-            z = _z_ep(self.ep)
-            frac = np.where(np.asarray(self.ep) > 1,
-                            np.minimum(1.0, p + z * np.sqrt(p * (1.0 - p) / n_loc)), p)
-        frac = np.where(moe, frac, 1.0)
-        frac_mean = np.where(moe, p, 1.0)
+        frac: Any
+        frac_mean: Any
+        if not np.any(moe):  # dense: every expert term is zero
+            frac = frac_mean = 1.0
+        else:
+            Tm = np.maximum(T, 1.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keep = np.where(moe, 1.0 - np.asarray(self.top_k) / np.where(moe, E, 1.0), 0.0)
+                p = 1.0 - keep ** Tm
+                n_loc = np.where(moe, E / np.maximum(np.asarray(self.ep, dtype=float), 1.0), 1.0)
+                z = _z_ep(self.ep)
+                frac = np.where(np.asarray(self.ep) > 1,
+                                np.minimum(1.0, p + z * np.sqrt(p * (1.0 - p) / n_loc)), p)
+            frac = np.where(moe, frac, 1.0)
+            frac_mean = np.where(moe, p, 1.0)
         bw = self.bw
         t_wd = self.wd_bf16 / (bw * self.bw_bf16) + self.wd_fp8 / (bw * self.bw_fp8)
         t_cd = (self.fd_bf16 * (D / self.cd_bf16 + P / self.cp_bf16) / self.peak_bf16

@@ -77,7 +77,7 @@ F = NDArray[np.float64]
 KV_ALLOCATIONS = ("paged", "reserved")
 
 # grid of decoder counts: fractions of D_max = min(max_seqs, B - 1) (0 and powers of 1/2)
-_D_FRACTIONS = np.concatenate([[0.0], 2.0 ** -np.arange(10, -1, -1.0)])
+_D_FRACTIONS = np.concatenate([[0.0], 2.0 ** -np.arange(8, -1, -1.0)])
 #: prompt-length grid: 1, 2, 4, 8, then geometric from 16 tokens with this many points per
 #: doubling
 _GRID_PER_DOUBLING = 2
@@ -415,6 +415,14 @@ def _grid_index(x: float) -> int:
     return int(np.searchsorted(prompt_grid(1.0, max(float(x), 1.0)), x))
 
 
+def _interp_index(x: F, grid: F) -> tuple[NDArray[np.int64], F]:
+    """Each point's left grid neighbour and its weight toward the right one."""
+    if len(grid) == 1:
+        return np.zeros(len(x), dtype=np.int64), np.zeros(len(x))
+    k = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+    return k, np.clip((x - grid[k]) / (grid[k + 1] - grid[k]), 0.0, 1.0)
+
+
 def _interp_matrix(x: F, grid: F) -> F:
     """``A[i, q]``: weights of point ``x_i`` on the grid (linear, two neighbours)."""
     A = np.zeros((len(x), len(grid)))
@@ -606,6 +614,7 @@ class ServeFamily:
         self.grid_odd = _grid_index(float(grid[0])) % 2
         A = _interp_matrix(lin, grid)  # P x Q
         self._A = A
+        self._ak, self._at = _interp_index(lin, grid)
         self.Wq = (A.T @ Wn)[:, lc].T  # C x Q
         # KV held per request: lin (+ a block, rounded up) during prefill, + k at decode step k
         Wn_c = Wn[:, lc]  # P x C
@@ -694,7 +703,10 @@ class ServeFamily:
                         start)
         own = np.asarray(last["t_step"], dtype=float).copy()
         wq = self.Wq.T[None, :, :]  # 1 x Q x C
-        pt = {k: (np.asarray(last[k]) * wq).sum(axis=1) for k in keys}  # G x C
+        # G x C; summed over the prompts row by row (a contiguous last axis: the same bits in
+        # any family)
+        pt = {k: np.ascontiguousarray(np.transpose(np.asarray(last[k]) * wq, (0, 2, 1)))
+              .sum(axis=2) for k in keys}
         # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
         # else that many samples and the sum of their piecewise-linear interpolation
         gi, qi, ci = np.nonzero(n >= 2.0)
@@ -731,8 +743,10 @@ class ServeFamily:
         self.nch = np.transpose(n, (2, 0, 1)).copy()
         self.tau_d = tau_d.T.copy()  # C x G
         self.tau_f = tau_f.T.copy()
-        self.S_own = np.einsum("cgq,cq->cg", self.own, self.Wq)
-        self.S_n = np.einsum("cgq,cq->cg", self.nch, self.Wq)
+        # row by row (not einsum, whose summation order depends on the family's size): a pool
+        # gets the same bits in any family
+        self.S_own = (self.own * self.Wq[:, None, :]).sum(axis=2)
+        self.S_n = (self.nch * self.Wq[:, None, :]).sum(axis=2)
         self.dec_terms = {k: np.asarray(dec[k]).T.copy() for k in keys}  # C x G
         self.pt_terms = {k: v.T.copy() for k, v in pt.items()}
         self.power_keys = keys
@@ -783,7 +797,7 @@ class ServeFamily:
         hi = np.ones(len(cols))
         f_lo, f_hi = hfun(lo), hfun(hi)
         side = np.zeros(len(cols), dtype=np.int8)
-        for _ in range(12):
+        for _ in range(10):  # a fixed count: a pair's result never depends on the others
             with np.errstate(invalid="ignore", divide="ignore"):
                 x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
             x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
@@ -955,7 +969,7 @@ class ServeFamily:
         """Per TPOT class: the gamma law of the extra time its decode steps take."""
         cols = op["cols"]
         tq = self.tp_q[cols]  # pairs x Bn x Q
-        own_b = np.einsum("pbq,pq->pb", tq, op["own"])
+        own_b = (tq * op["own"][:, None, :]).sum(axis=2)  # row by row: batch-independent
         nd = self.tp_nd[cols]  # pairs x Bn
         e1 = (op["wq"] * op["extra"]).sum(axis=1)
         e2 = (op["wq"] * op["extra"] ** 2).sum(axis=1)
@@ -999,7 +1013,10 @@ class ServeFamily:
         theta; the exponent is convex)."""
         cols = op["cols"][sel]
         lam1, r = op["lam1"][sel], op["r"][sel]
-        own_i = op["own"][sel] @ self._A.T  # pairs x P
+        k, t = self._ak, self._at  # each request's two grid neighbours (no matmul: the bits
+        own_s = op["own"][sel]     # of a pair never depend on the batch it is in)
+        own_i = own_s[:, k] * (1.0 - t)[None, :] + own_s[:, np.minimum(k + 1, own_s.shape[1] - 1)] \
+            * t[None, :]
         w = self._Wn_c[:, cols].T  # pairs x P
         a = self._lin[None, :] + self.bt[cols][:, None] - 1.0
         nd = np.maximum(self._lout - 1.0, 0.0)[None, :]
@@ -1021,8 +1038,13 @@ class ServeFamily:
         kv = self._kv(_rows(op, sel))
         th0 = np.clip((cap - kv["kv_mean"]) / np.maximum(kv["kv_var"], 1e-300), lo, hi)
         b0 = expo(th0)
-        if np.all(b0 <= math.log(self.settings.kv_overflow_prob)):
-            return np.exp(np.minimum(b0, 0.0))
+        out = np.exp(np.minimum(b0, 0.0))
+        rest = np.flatnonzero(b0 > math.log(self.settings.kv_overflow_prob))
+        if not len(rest):
+            return out
+        sel, lo, hi, b0 = sel[rest], lo[rest], hi[rest], b0[rest]
+        own_i, w, a, lam1, r, cap = (own_i[rest], w[rest], a[rest], lam1[rest], r[rest],
+                                     cap[rest])
         gr = (math.sqrt(5.0) - 1.0) / 2.0
         x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
         f1, f2 = expo(x1), expo(x2)
@@ -1035,7 +1057,8 @@ class ServeFamily:
             x1, x2, f1, f2 = (np.where(left, xn, x2), np.where(left, x1, xn),
                               np.where(left, fn, f2), np.where(left, f1, fn))
         best = np.minimum(np.minimum(np.minimum(f1, f2), b0), 0.0)
-        return np.exp(np.nan_to_num(best, nan=0.0))
+        out[rest] = np.exp(np.nan_to_num(best, nan=0.0))
+        return out
 
     # --- the sizing test ------------------------------------------------------------------
     def _tests(self, cols_in: ArrayLike, N: ArrayLike, full: bool = False) -> dict[str, Any]:
@@ -1112,9 +1135,10 @@ class ServeFamily:
     def min_instances(self, limit: int = 1_000_000) -> NDArray[np.int64]:
         """Per column, the fewest instances meeting every test (-1 where none or empty).
 
-        Every test is monotone in the count: gallop up from a lower bound (steps 1, 2, 4, ...)
-        to the first pass, then bisect between it and the last failure; every column still
-        open is tested in the same vectorised call."""
+        Every test is monotone in the count: from a lower bound, gallop up (steps 1, 4, 16,
+        ...) to the first pass, then narrow the bracket with 3 inner counts per round; every
+        column still open is tested in the same vectorised call (few calls: numpy's per-call
+        cost dominates small ones)."""
         out = np.full(self.ncols, -1, dtype=np.int64)
         cols = np.flatnonzero(self.feasible)
         if not len(cols):
@@ -1133,19 +1157,29 @@ class ServeFamily:
             ok = self.slo_ok(cols[idx], n.astype(float))
             hi[idx[ok]] = n[ok]
             lo[idx[~ok]] = n[~ok]
-            step[idx] *= 2
+            step[idx] *= 4
             pend[idx[ok]] = False
             pend[idx[~ok & (n >= limit)]] = False
         act = hi > 0
-        while True:  # bisect between the last failure and the first pass
+        k = 3
+        while True:  # (k + 1)-ary search between the last failure and the first pass
             m = act & (hi - lo > 1)
             if not m.any():
                 break
             idx = np.flatnonzero(m)
-            mid = (lo[idx] + hi[idx]) // 2
-            ok = self.slo_ok(cols[idx], mid.astype(float))
-            hi[idx[ok]] = mid[ok]
-            lo[idx[~ok]] = mid[~ok]
+            span = hi[idx] - lo[idx]
+            pts = lo[idx][:, None] + np.maximum(
+                1, (span[:, None] * np.arange(1, k + 1)[None, :]) // (k + 1))
+            pts = np.minimum(pts, hi[idx][:, None] - 1)
+            ok = self.slo_ok(np.repeat(cols[idx], k), pts.ravel().astype(float)).reshape(pts.shape)
+            anyok = ok.any(axis=1)
+            first = np.argmax(ok, axis=1)
+            rows = np.arange(len(idx))
+            new_hi = np.where(anyok, pts[rows, first], hi[idx])
+            # the largest failing inner count below the new upper end
+            fail_below = np.where(~ok & (pts < new_hi[:, None]), pts, -1).max(axis=1)
+            lo[idx] = np.maximum(lo[idx], fail_below)
+            hi[idx] = new_hi
         out[cols[act]] = hi[act]
         return out
 
