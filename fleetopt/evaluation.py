@@ -246,12 +246,26 @@ def evaluate_plan(problem: Problem, fleet: Fleet) -> FleetResult:
 def size_fleet(problem: Problem, boundaries: list[int] | None = None,
                deployment: Any = None, sizer: Sizer | None = None) -> Fleet:
     """Pools split at ``boundaries`` (default: one pool up to ``max_ctx``) on ``deployment``
-    (default: the first allowed), each sized to its smallest SLO-meeting instance count
+    (default: the first allowed deployment on which every pool meets the SLO, else the first
+    allowed, whose error is raised), each sized to its smallest SLO-meeting instance count
     (:meth:`Sizer.size`)."""
     sizer = sizer or Sizer(problem)
+    if deployment is not None:
+        return _size_on(problem, boundaries, deployment, sizer)
+    first: FleetoptError | None = None
+    for d in problem.deployments():  # the first that can be sized, else the first's error
+        try:
+            return _size_on(problem, boundaries, d, sizer)
+        except FleetoptError as e:
+            first = first or e
+    assert first is not None
+    raise first
+
+
+def _size_on(problem: Problem, boundaries: list[int] | None, d: Any, sizer: Sizer) -> Fleet:
+    """:func:`size_fleet` on one deployment."""
     bnds = boundaries or []
     edges = [0, *sorted(bnds), problem.max_ctx]
-    d = deployment or problem.deployments()[0]
     pools = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sp = sizer.size(lo, hi, hi, d)

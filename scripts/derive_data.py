@@ -172,6 +172,8 @@ def load_trace(data: Path, spec: TraceSpec) -> pd.DataFrame:
             "output_tokens": np.maximum(out, 1),
         }
     )
+    if path.suffix != ".csv" and "hash_ids" in raw:  # Mooncake: prompt block hashes
+        df["hash_ids"] = raw["hash_ids"].to_list()
     return df.sort_values("arrival_s", kind="mergesort").reset_index(drop=True)
 
 
@@ -282,6 +284,36 @@ def write_trace_gz(path: Path, df: pd.DataFrame) -> None:
         gz.write(buf.getvalue().encode())
 
 
+#: tokens per block of a trace's hash_ids (Mooncake: 512)
+HASH_BLOCK_TOKENS = 512
+
+
+def encode_hashes(ids: list[int]) -> str:
+    """One request's block hashes as space-separated runs (``0 14-27`` = 0, 14, 15, ..., 27)."""
+    out: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if j == i else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return " ".join(out)
+
+
+def write_hashes_gz(path: Path, df: pd.DataFrame) -> None:
+    """``<name>.hashes.txt.gz``: a header line, then one line of block hashes per request, in the
+    order of the trace's rows (fleetopt.problem.workload.read_hashes reads it)."""
+    buf = io.StringIO()
+    buf.write(f"# hash_ids block_tokens={HASH_BLOCK_TOKENS} requests={len(df)}\n")
+    for ids in df["hash_ids"]:
+        buf.write(encode_hashes([int(x) for x in ids]) + "\n")
+    with open(path, "wb") as fh, gzip.GzipFile(
+        filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=9
+    ) as gz:
+        gz.write(buf.getvalue().encode())
+
+
 def derive_workloads(data: Path, out_dir: Path, trace_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for spec in TRACES:
@@ -307,6 +339,8 @@ def derive_workloads(data: Path, out_dir: Path, trace_dir: Path) -> dict[str, An
         }
         write_json(out_dir / f"{spec.name}.json", obj, compact_key="points")
         write_trace_gz(trace_dir / f"{spec.name}.csv.gz", df)
+        if "hash_ids" in df:
+            write_hashes_gz(trace_dir / f"{spec.name}.hashes.txt.gz", df)
         report[spec.name] = {
             "checks": checks,
             "n_points": len(points),
@@ -670,6 +704,7 @@ python scripts/derive_data.py --shared ../shared
 | `workloads/mooncake-conversation.json` | (input, output) length histogram | kvcache-ai/Mooncake `FAST25-release/traces/conversation_trace.jsonl` | Apache-2.0 |
 | `workloads/azure.json`, `lmsys.json`, `agent-heavy.json` | CDF of total length (input + output) | vllm-project/semantic-router `src/fleet-sim/data/*_cdf.json` | Apache-2.0 |
 | `traces/<name>.csv.gz` for the three histogram workloads | arrival-ordered request trace | as the histogram of the same name | as above |
+| `traces/mooncake-conversation.hashes.txt.gz` | the Mooncake trace's prompt block hashes (512-token blocks) | kvcache-ai/Mooncake `FAST25-release/traces/conversation_trace.jsonl` | Apache-2.0 |
 | `power_fits.json` | per-GPU logistic power-vs-batch fit | ml-energy/leaderboard v3, `public/data/models/`, task lm-arena-chat | Apache-2.0 |
 | `power_points.csv` | the measured per-GPU points behind the fit | as above | Apache-2.0 |
 
@@ -725,6 +760,14 @@ Gzip CSV, header `arrival_s,input_tokens,output_tokens`, one row per request sor
 arrival, `arrival_s` relative to the first request with millisecond resolution (the Mooncake
 trace itself has millisecond timestamps). Use them for trace replay at the recorded rate or
 time-scaled.
+
+`traces/mooncake-conversation.hashes.txt.gz` holds the Mooncake trace's prompt block hashes
+(`hash_ids`: one id per 512-token block of the prompt, equal ids for equal prefixes; Apache-2.0
+like the trace): a header line `# hash_ids block_tokens=512 requests=N`, then one line per
+request in the order of the CSV's rows, runs of consecutive ids written `a-b` (`0 14-27` is
+0, 14, 15, ..., 27). `fleetopt.problem.workload.builtin_trace("mooncake-conversation")` returns
+them as `hash_ids` (flat) and `hash_offsets` beside the lengths, for prefix-cache estimates and
+the simulator's per-instance LRU.
 
 ## Total-length CDFs (`kind: "cdf"`)
 
@@ -824,7 +867,11 @@ a GPU with no work; a planner that powers idle replicas should use a separate id
 leaderboard's `avg_batch_size`, power = `avg_power_watts / num_gpus`).
 """)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts).rstrip() + "\n")
+    # the calibration section (scripts/derive_calibration.py) follows its marker: kept
+    old = path.read_text() if path.exists() else ""
+    mark = "<!-- derive_calibration -->"
+    tail = "\n" + mark + old.split(mark, 1)[1] if mark in old else ""
+    path.write_text("\n".join(parts).rstrip() + "\n" + tail)
 
 
 # ----------------------------------------------------------------------------------------

@@ -23,12 +23,19 @@ def test_catalog_lists_everything(capsys):
                                               "L40S", "MI300X"}
     assert {m["name"] for m in d["models"]} == {
         "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-235b-a22b", "qwen3-30b-a3b",
-        "mixtral-8x7b", "deepseek-v3"}
+        "mixtral-8x7b", "deepseek-v3", "qwen3-235b-a22b-instruct-2507",
+        "qwen3-30b-a3b-instruct-2507", "qwen3-8b"}
+    cal = {g["name"]: g["step_calibration"] for g in d["gpus"]}
+    assert cal == {"H100-SXM": "fitted", "B200": "fitted", "H200-SXM": "projected",
+                   "GB200": "projected", "A100-SXM": "projected", "L40S": "projected",
+                   "MI300X": "projected"}
+    assert all(g["power_model_quality"] == cal[g["name"]] for g in d["gpus"])
     assert "1w-law-h100" in {p["name"] for p in d["profiles"]}
     assert {"azure-conv-2023", "azure-code-2023", "mooncake-conversation", "azure", "lmsys",
             "agent-heavy"} <= {w["name"] for w in d["workloads"]}
     code, out, _ = run(capsys, "catalog")
     assert code == 0 and "GPUs" in out and "Example configs" in out
+    assert "step_cal" in out and "projected" in out and "fitted" in out
 
 
 def test_evaluate_json_shape(capsys):
@@ -236,3 +243,59 @@ def test_docs_list_every_flag():
 
     walk(build_parser(), ["fleetopt"])
     assert not missing, missing
+
+
+# ------------------------------------------------------------------------------ instance
+
+
+def test_instance_json_shape(capsys):
+    code, out, _ = run(capsys, "instance", "--model", "llama-3.1-70b", "--gpu", "H100-SXM",
+                       "--tp", "8", "--dtype", "fp16", "--batch", "1,8,64", "--ctx", "2048",
+                       "--window", "16384", "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["schema"] == "fleetopt.instance/1"
+    assert list(d)[:5] == ["schema", "deployment", "kv_tokens", "window_tokens", "slots_reserved"]
+    dep = d["deployment"]
+    assert (dep["gpu"], dep["model"], dep["tp"], dep["ep"], dep["gpus"]) == \
+        ("H100-SXM", "llama-3.1-70b", 8, 1, 8)
+    assert dep["calibration"] == "fitted" and dep["token_budget"] == 8192
+    from fleetopt.physics.profiles import Deployment, resolve
+
+    prof = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b")
+    assert d["kv_tokens"] == prof.kv_capacity_tokens and d["slots_reserved"] == prof.slots(16384)
+    assert [p["batch"] for p in d["points"]] == [1, 8, 64]
+    for p in d["points"]:
+        assert {"batch", "ctx", "step_ms", "output_tok_per_s", "prefill_tok_per_s_max",
+                "power_w_per_gpu"} <= set(p)
+        assert p["ctx"] == 2048
+        assert p["step_ms"] == pytest.approx(1e3 * prof.step.step_s(p["batch"],
+                                                                     p["batch"] * 2048.0))
+        assert p["output_tok_per_s"] == pytest.approx(p["batch"] / p["step_ms"] * 1e3)
+        assert 75.0 <= p["power_w_per_gpu"] <= 700.0
+    steps = [p["step_ms"] for p in d["points"]]
+    assert steps == sorted(steps)
+
+
+def test_instance_table_and_expert_parallelism(capsys):
+    code, out, _ = run(capsys, "instance", "--model", "qwen3-235b-a22b-instruct-2507", "--gpu",
+                       "B200", "--tp", "8", "--ep", "8", "--dtype", "fp8")
+    assert code == 0 and "EP8" in out and "fp8_block" in out and "out_tok/s" in out
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--ep", "8"], "--ep"),  # a dense model
+    (["--tp", "3"], "--tp"),
+    (["--batch", "1,x"], "--batch"),
+    (["--batch", "0"], "--batch"),
+    (["--dtype", "fp4"], "--dtype"),
+    (["--gpu", "H900"], "--gpu"),
+    (["--gpu", "1w-law-h100"], "--gpu"),
+    (["--model", "llama-9"], "--model"),
+    (["--tp", "1", "--model", "llama-3.1-405b"], "--tp"),  # does not fit
+])
+def test_instance_bad_flags_exit_2(capsys, args, flag):
+    base = {"--model": "llama-3.1-70b", "--gpu": "H100-SXM", "--tp": "8", "--dtype": "fp16"}
+    extra = dict(zip(args[::2], args[1::2], strict=True))
+    argv = ["instance"] + [x for k, v in {**base, **extra}.items() for x in (k, v)]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.startswith(f"fleetopt: error: {flag}")

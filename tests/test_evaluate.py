@@ -77,7 +77,7 @@ def test_coverage_and_fit_errors():
     wl = builtin("azure", 100)
     with pytest.raises(FleetoptError, match="raise the last pool's ctx_hi"):
         evaluate(Fleet((PoolSpec(0, 4096, "H100-SXM", 8, 10),)), wl)
-    with pytest.raises(FleetoptError, match="needs .* GB of weights per GPU"):
+    with pytest.raises(FleetoptError, match="needs .* GiB of weights per GPU"):
         evaluate(Fleet((PoolSpec(0, 65536, "L40S", 1, 10),)), wl)
     with pytest.raises(FleetoptError, match="contiguous"):
         Fleet((PoolSpec(0, 100, "H100-SXM", 8, 1), PoolSpec(200, 300, "H100-SXM", 8, 1)))

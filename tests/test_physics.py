@@ -42,7 +42,8 @@ def test_profile_llama70b_h100_tp8(catalog):
     p = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b", catalog)
     weights = 70.6e9 * 2 / 8
     assert p.weight_bytes_per_gpu == pytest.approx(weights)
-    budget = 80e9 * 0.9 - weights - 2e9
+    gib = 2.0 ** 30  # the catalog's memory sizes are GiB (vendors' "80 GB" is binary)
+    budget = 80 * gib * 0.9 - weights - 2 * gib
     assert p.kv_budget_bytes == pytest.approx(budget)
     assert p.slots(8192) == (int(budget // (16 * 40960))) // 512
     # batch 1, tiny context: memory-bound weight streaming
@@ -57,7 +58,7 @@ def test_profile_llama70b_h100_tp8(catalog):
 def test_model_too_big_is_reported(catalog):
     p = resolve(Deployment("H100-SXM", 1), "llama-3.1-405b", catalog)
     msg = p.fit_error()
-    assert msg and "needs 811.8 GB of weights per GPU" in msg and "has 70.0 GB" in msg
+    assert msg and "needs 756.0 GiB of weights per GPU" in msg and "has 70.0 GiB" in msg
 
 
 def test_moe_expert_fraction():

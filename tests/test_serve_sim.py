@@ -14,11 +14,10 @@ from fleetopt.physics.catalog import default_catalog
 from fleetopt.physics.profiles import Deployment, resolve
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import builtin
-from fleetopt.sim.iteration import InstanceLimits, PoolConfig, poisson_stream, simulate_pools
+from fleetopt.sim.iteration import PoolConfig, poisson_stream, simulate_pools
 from fleetopt.sim.metrics import summarize
 from fleetopt.sizing.poolmodel import PoolModel
-from fleetopt.sizing.servemodel import physics_of
-from tests.support.sim_cost import PhysicsStepCost
+from fleetopt.sim.profile_cost import ProfileStepCost, profile_limits
 
 
 @pytest.mark.slow
@@ -29,12 +28,9 @@ def test_analytical_pool_agrees_with_the_iteration_simulator():
     N = 10
     pm = PoolModel(prof, wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps, 16384, st)
     m = {k: float(v[0]) for k, v in pm.metrics([N]).items()}
-    ph = physics_of(prof, st)
     stream = poisson_stream(wl.input_tokens, wl.output_tokens, wl.weights, 12000, 100.0, 0)
-    lim = InstanceLimits(token_budget=int(ph.token_budget), max_seqs=int(ph.max_seqs),
-                         kv_allocation="paged", kv_capacity_tokens=int(ph.kv_capacity_tokens),
-                         block_tokens=int(ph.block_tokens))
-    sim = summarize(simulate_pools(stream, [PoolConfig(N, PhysicsStepCost(ph), lim)])).pools[0]
+    lim = profile_limits(prof, "paged")
+    sim = summarize(simulate_pools(stream, [PoolConfig(N, ProfileStepCost(prof), lim)])).pools[0]
     assert sim.delivered_fraction > 0.99 and sim.preemptions == 0
     assert m["p99_ttft_ms"] == pytest.approx(sim.p99_ttft_ms, rel=0.15)
     assert m["mean_tpot_ms"] == pytest.approx(sim.mean_tpot_ms, rel=0.08)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.catalog import default_catalog
-from fleetopt.physics.profiles import Deployment, resolve
+from fleetopt.physics.profiles import Deployment, PhysicsParams, resolve
 from fleetopt.problem.config import problem_from_dict
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import Workload, builtin
@@ -184,12 +184,14 @@ def test_reserved_slots_cost_instances_on_long_windows():
 
 
 def test_engine_overrides_change_the_step_and_are_checked():
-    few = _pool(rate=200, settings=Settings(500, max_num_batched_tokens=2048))
+    small = resolve(Deployment("H100-SXM", 8, "fp16"), "llama-3.1-70b", CAT,
+                    PhysicsParams(max_num_batched_tokens=2048))
+    few = _pool(rate=200, prof=small)
     many = _pool(rate=200)
     assert few.family.B[0] == 2048 and many.family.B[0] == 8192
     assert few.metrics([20])["p99_ttft_ms"][0] != many.metrics([20])["p99_ttft_ms"][0]
-    with pytest.raises(FleetoptError, match="max_num_batched_tokens"):
-        _pool(settings=Settings(500, max_num_batched_tokens=512, max_num_seqs=1024))
+    with pytest.raises(FleetoptError, match="max_num"):
+        PhysicsParams(max_num_batched_tokens=512, max_num_seqs=1024)
 
 
 def test_config_keys_reach_the_settings_and_are_refused_when_bad():
@@ -201,7 +203,8 @@ def test_config_keys_reach_the_settings_and_are_refused_when_bad():
     s = p.settings
     assert (s.tpot_p99_ms, s.kv_allocation, s.kv_overflow_prob, s.prefix_cache_hit) == \
         (60.0, "reserved", 1e-4, 0.2)
-    assert (s.max_num_batched_tokens, s.max_num_seqs, p.physics.reserve_gb) == (4096, 512, 3.0)
+    assert (p.physics.max_num_batched_tokens, p.physics.max_num_seqs,
+            p.physics.reserve_gb) == (4096, 512, 3.0)
     used = p.settings_used()
     assert used["tpot_p99_ms"] == 60.0 and used["kv_allocation"] == "reserved"
     for sec, key, bad in (("physics", "kv_allocation", "slotted"), ("physics", "kv_overflow_prob", 0),
@@ -215,83 +218,33 @@ def test_config_keys_reach_the_settings_and_are_refused_when_bad():
 
 
 # ------------------------------------------------------------------------------------------
-# the seam: a profile of the physics contract
+# the seam: a computed profile's iteration model, as the pool model sees it
 
-@dataclasses.dataclass(frozen=True)
-class _Terms:  # the contract's StepTerms (frozen dataclass of arrays)
-    t_step: np.ndarray
-    t_gpu: np.ndarray
-    t_fixed: np.ndarray
-    t_floor: np.ndarray
-    t_floor_x: np.ndarray
-    t_comm: np.ndarray
-    flops_bf16eq: np.ndarray
-    bytes_mean: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True)
-class _Step:  # the contract's StepCoefficients, here over the interim step model
-    inner: object
-
-    def terms(self, D, K_d, P=0.0, A_p=0.0, K_p=0.0):
-        return _Terms(**self.inner.terms(D, K_d, P, A_p, K_p))
-
-    @staticmethod
-    def stack(items):
-        return _Step(type(items[0].inner).stack([x.inner for x in items]))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Power:  # the contract's ActivityPower: per-GPU watts of an Activity
-    idle_w: float
-
-
-class _ContractProfile:
-    def __init__(self, prof):
-        from fleetopt.sizing.interim_physics import interim_physics
-
-        self.inner = interim_physics(prof)
-        self.prof = prof
-        self.step = _Step(self.inner)
-        self.power_model = _Power(float(self.inner.idle_w))
-        self.kv_capacity_tokens = int(self.inner.kv_capacity_tokens)
-        self.token_budget, self.max_seqs = 8192, 1024
-        self.block_tokens = 16
-        self.gpus_per_instance = prof.gpus_per_instance
-        self.gpu_spec = prof.gpu_spec
-
-    def label(self):
-        return self.prof.label()
-
-
-def test_contract_profiles_go_through_the_seam(monkeypatch):
-    prof = _prof()
-    cp = _ContractProfile(prof)
-    ph = physics_of(cp, Settings(500))  # type: ignore[arg-type]
+@pytest.mark.parametrize("dep,model", [(("H100-SXM", 8, "fp16"), "llama-3.1-70b"),
+                                       (("B200", 4, "fp8"), "llama-3.1-70b"),
+                                       (("H200-SXM", 8, "fp8"), "mixtral-8x7b")])
+def test_the_pool_model_runs_the_profiles_own_step_and_power(dep, model):
+    """physics_of(profile) is the profile's StepCoefficients and ActivityPower: the same step
+    terms, and at the time-averaged terms of ONE step the watts of that step."""
+    prof = resolve(Deployment(*dep), model, CAT)
+    ph = physics_of(prof, Settings(500))
     assert isinstance(ph, ContractPhysics)
-    inner = cp.inner
-
-    def activity(rates, step):  # the contract's physics.power.activity (absent until merge)
-        return rates
-
-    stacked = type(inner).stack([inner])
-
-    def gpu_power_w(self, act):
-        return stacked.take(np.zeros(np.shape(act["t_step"]), dtype=int)).gpu_power_w(act)
-
-    from fleetopt.physics import power
-
-    monkeypatch.setattr(power, "activity", activity, raising=False)
-    monkeypatch.setattr(_Power, "gpu_power_w", gpu_power_w, raising=False)
-    w = builtin("azure-conv-2023", 100)
-    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps, [-1], 1 << 40,
-                     16384)
-    a = ServeFamily([ph], mix, Settings(500), [prof.slots(16384)])
-    b = ServeFamily([physics_of(prof, Settings(500))], mix, Settings(500), [prof.slots(16384)])
-    N = np.array([8.0, 12.0])
-    ea, eb = a.evaluate(np.zeros(2, dtype=int), N), b.evaluate(np.zeros(2, dtype=int), N)
-    for key in ("p99_ttft_ms", "p99_tpot_ms", "power_w", "mean_batch"):
-        np.testing.assert_allclose(ea[key], eb[key], rtol=1e-12)
+    assert (ph.token_budget, ph.max_seqs, ph.kv_capacity_tokens, ph.block_tokens, ph.gpus) == (
+        prof.token_budget, prof.max_seqs, prof.kv_capacity_tokens, prof.block_tokens,
+        prof.gpus_per_instance)
+    D, K, P, A, Kp = (np.array([1.0, 64.0, 200.0]), np.array([1e3, 1e5, 6e5]),
+                      np.array([0.0, 2048.0, 512.0]), np.array([0.0, 3e6, 4e5]),
+                      np.array([0.0, 1e4, 2e5]))
+    got = ph.terms(D, K, P, A, Kp)
+    want = prof.step.terms(D, K, P, A, Kp)
+    for f in dataclasses.fields(want):
+        np.testing.assert_allclose(got[f.name], getattr(want, f.name), rtol=1e-12)
+    rates = {k: v / got["t_step"] for k, v in got.items()}
+    np.testing.assert_allclose(ph.gpu_power_w(rates),
+                               prof.power_model.step_power_w(want, prof.step), rtol=1e-9)
+    stacked = ContractPhysics.stack([ph, physics_of(_prof(), Settings(500))])
+    two = stacked.terms(np.array([64.0, 64.0]), np.array([1e5, 1e5]))
+    assert two["t_step"][0] == pytest.approx(float(ph.terms(64.0, 1e5)["t_step"]), rel=1e-12)
 
 
 def test_a_profile_without_an_iteration_model_is_refused_in_physical_accounting():

@@ -543,3 +543,81 @@ def test_an_instance_takes_as_many_requests_as_its_next_iteration_starts() -> No
     # 100-token prompts: the 512-token budget starts the first 6 (500 tokens pending < 512)
     assert handed == [True] * 6 + [False] * 6 and len(router.queue) == 6
     assert inst.wait_tok == 600 and len(inst.waiting) == 6
+
+
+# ------------------------------------------------------------------------------ ProfileStepCost
+
+
+def _profile_pool(instances: int = 1, **kw):
+    from fleetopt.physics.profiles import Deployment, resolve
+    from fleetopt.sim.profile_cost import ProfileStepCost, profile_limits
+
+    prof = resolve(Deployment("H100-SXM", 8), "llama-3.1-70b")
+    return prof, PoolConfig(instances, ProfileStepCost(prof), profile_limits(prof, **kw))
+
+
+def test_profile_step_cost_times_and_energies_come_from_the_profile():
+    prof, pool = _profile_pool()
+    s = poisson_stream([900, 3000, 20000], [50, 200, 20], None, 60, 2.0, 3)
+    res = simulate_pools(s, [pool], window_s=(0.0, 1e4), trace_iterations=True, debug=True)
+    tr = res.trace
+    assert res.requests.finished.all() and len(tr) > 100
+    gpus = prof.gpus_per_instance
+    for r in tr.sample(40, random_state=0).itertuples():
+        mix = (r.decode_seqs, r.decode_ctx_tokens, r.prefill_tokens, r.prefill_pairs,
+               r.prefill_ctx_tokens)
+        assert r.step_s == pytest.approx(prof.step.step_s(*mix), rel=1e-12)
+        watts = float(prof.power_model.step_power_w(prof.step.terms(*mix), prof.step))
+        assert r.energy_j == pytest.approx(gpus * watts * r.step_s, rel=1e-9)
+    ii = res.instances
+    assert pool.cost.idle_w == gpus * prof.idle_w == 600.0
+    assert ii.energy_j[0] == pytest.approx(tr.energy_j.sum() + 600.0 * ii.idle_s[0], rel=1e-9)
+    assert ii.busy_s[0] + ii.idle_s[0] == pytest.approx(1e4)
+    assert pool.limits.token_budget == 8192 and pool.limits.kv_capacity_tokens == \
+        prof.kv_capacity_tokens
+
+
+def test_prefill_chunks_pass_their_kv_reads():
+    """A 20,000-token prompt runs in chunks of the 8,192-token budget starting at 0, 8192 and
+    16,384: each step's prefill_ctx_tokens is its chunk's start (the KV the chunk reads)."""
+    _, pool = _profile_pool()
+    s = stream([0.0], [20000], [3])
+    res = simulate_pools(s, [pool], trace_iterations=True, debug=True)
+    pre = res.trace[res.trace.prefill_tokens > 0]
+    assert pre.prefill_tokens.tolist() == [8192, 8192, 3616]
+    assert pre.prefill_ctx_tokens.tolist() == [0, 8192, 16384]
+    # a cached prefix is read too: the second copy of a prompt starts after its cached blocks
+    _, pool = _profile_pool()
+    s = stream([0.0, 10.0], [1536, 1536], [2, 2], hash_ids=[[1, 2, 3], [1, 2, 3]])
+    res = simulate_pools(s, [pool], trace_iterations=True, debug=True)
+    pre = res.trace[res.trace.prefill_tokens > 0]
+    assert pre.prefill_ctx_tokens.tolist() == [0, 1535]  # all but the last token cached
+    assert pre.prefill_tokens.tolist() == [1536, 1]
+
+
+def test_a_cost_without_prefill_kv_still_runs():
+    """The protocol before prefill_ctx_tokens existed: four-argument costs are wrapped."""
+    from fleetopt.sim.scheduler import adapt_cost
+
+    class Old:
+        idle_w = 10.0
+
+        def step_s(self, nd, ctx, p, a):
+            return 0.01
+
+        def step_energy_j(self, nd, ctx, p, a, dt):
+            return 5.0 * dt
+
+    step, energy, split = adapt_cost(Old())
+    assert step(1, 2, 3, 4, 5) == 0.01 and energy(1, 2, 3, 4, 0.01, 5) == 0.05 and split is None
+    s = stream([0.0, 0.5], [100, 9000], [5, 5])
+    res = simulate_pools(s, [PoolConfig(1, Old(), h100_tp8_llama70b_limits())])
+    assert res.requests.finished.all()
+
+
+def test_profile_step_cost_needs_a_computed_profile():
+    from fleetopt.physics.profiles import Deployment, resolve
+    from fleetopt.sim.profile_cost import ProfileStepCost
+
+    with pytest.raises(FleetoptError, match="computed profile"):
+        ProfileStepCost(resolve(Deployment("1w-law-h100", 8), "llama-3.1-70b"))

@@ -111,3 +111,56 @@ def test_shipped_trace_has_timestamps():
     t = builtin_trace("azure-conv-2023")
     assert len(t["input"]) == 19366
     assert np.all(np.diff(t["arrival_s"]) >= 0) and t["arrival_s"][-1] > 3000
+
+
+# ------------------------------------------------------------------------------ block hashes
+
+
+def test_mooncake_trace_carries_its_block_hashes():
+    """The shipped hash ids line up with the shipped trace: one id per 512-token block of each
+    prompt, the first requests as in Mooncake's file, prefix sharing intact."""
+    import math
+
+    from fleetopt.problem.workload import trace_hash_lists
+
+    tr = builtin_trace("mooncake-conversation")
+    n = len(tr["input"])
+    assert tr["hash_block_tokens"] == 512 and len(tr["hash_offsets"]) == n + 1
+    lens = np.diff(tr["hash_offsets"])
+    assert np.array_equal(lens, np.ceil(tr["input"] / 512).astype(np.int64))
+    lists = trace_hash_lists(tr)
+    assert lists[0] == list(range(14)) and lists[1] == [0, *range(14, 28)]
+    assert len(tr["hash_ids"]) == 288_500 and int(tr["hash_ids"].max()) == 182_789
+    shared = sum(1 for h in lists if h and h[0] == 0)
+    assert shared > n / 2  # most prompts share the first block (a common system prompt)
+    assert math.isclose(len(set(tr["hash_ids"].tolist())) / len(tr["hash_ids"]), 182_790 / 288_500)
+    assert "hash_ids" not in builtin_trace("azure-conv-2023")
+
+
+def test_user_jsonl_trace_hash_ids(tmp_path):
+    from fleetopt.problem.workload import read_trace
+
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [0, 1]}\n'
+                 '{"timestamp": 10, "input_length": 100, "output_length": 5, "hash_ids": [0]}\n')
+    tr = read_trace(p)
+    assert tr["hash_ids"].tolist() == [0, 1, 0] and tr["hash_offsets"].tolist() == [0, 2, 3]
+    p.write_text('{"timestamp": 0, "input_length": 600, "output_length": 5, "hash_ids": [0, 1]}\n'
+                 '{"timestamp": 10, "input_length": 100, "output_length": 5, "hash_ids": "x"}\n')
+    with pytest.raises(FleetoptError, match="line 2: 'hash_ids'"):
+        read_trace(p)
+
+
+def test_read_hashes_runs(tmp_path):
+    import gzip
+
+    from fleetopt.problem.workload import read_hashes
+
+    p = tmp_path / "h.txt.gz"
+    p.write_bytes(gzip.compress(b"# hash_ids block_tokens=512 requests=3\n0-3\n0 7 9-10\n\n"))
+    h = read_hashes(p)
+    assert h["hash_ids"].tolist() == [0, 1, 2, 3, 0, 7, 9, 10]
+    assert h["hash_offsets"].tolist() == [0, 4, 8, 8] and h["hash_block_tokens"] == 512
+    p.write_bytes(gzip.compress(b"# hash_ids block_tokens=512 requests=4\n0-3\n"))
+    with pytest.raises(ValueError, match="header says 4"):
+        read_hashes(p)

@@ -24,7 +24,7 @@ __all__ = ["SCHEMA_KINDS", "SCHEMA_VERSION", "is_missing", "jsonable", "read_jso
 #: the version of every JSON document fleetopt writes (``"schema": "fleetopt.<kind>/1"``)
 SCHEMA_VERSION = 1
 SCHEMA_KINDS = ("catalog", "evaluation", "plan", "comparison", "simulation", "procurement",
-                "sweep", "sweep-checkpoint")
+                "sweep", "sweep-checkpoint", "instance")
 
 
 def schema(kind: str) -> str:

@@ -10,6 +10,9 @@ Formulas
   ``kv_lora_rank + qk_rope_head_dim`` elements per layer and token, replicated on every
   TP rank (it is not split by head).
 * KV budget per GPU: ``hbm_bytes * memory_utilization - weight_shard_bytes - reserve_bytes``.
+* Paged KV capacity (tokens a GPU's KV budget holds in whole blocks of ``block_tokens``):
+  ``floor(budget / (block_tokens * kv_bytes)) * block_tokens``; an instance holds as many
+  tokens as one of its GPUs (every GPU keeps its shard, or a replica, of every token).
 * Slots at window ``C`` (sequences that fit when each may grow to ``C`` tokens), with paged
   blocks of ``block_tokens``: ``floor(budget / (block_tokens * kv_bytes)) // ceil(C / block_tokens)``,
   capped at ``max_batch``.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["BYTES_PER_ELEMENT", "dtype_bytes", "kv_budget_bytes", "kv_bytes_per_token_per_gpu",
-           "kv_heads_per_gpu", "slots_at_window"]
+           "kv_capacity_tokens", "kv_heads_per_gpu", "slots_at_window"]
 
 BYTES_PER_ELEMENT: dict[str, float] = {"fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
@@ -64,6 +67,14 @@ def kv_budget_bytes(
 ) -> float:
     """Bytes left for KV cache on one GPU (may be negative: the model does not fit)."""
     return hbm_bytes * memory_utilization - weight_bytes_per_gpu - reserve_bytes
+
+
+def kv_capacity_tokens(*, budget_bytes: float, kv_bytes_per_token: float,
+                       block_tokens: int = 16) -> int:
+    """Tokens of KV the budget holds in whole paged blocks (0 when the budget is negative)."""
+    if budget_bytes <= 0:
+        return 0
+    return int(math.floor(budget_bytes / (block_tokens * kv_bytes_per_token))) * int(block_tokens)
 
 
 def slots_at_window(

@@ -217,10 +217,15 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         if badp:
             raise FleetoptError("physics", f"unknown keys {sorted(badp)}; known: "
                                 f"{', '.join(sorted(names | set(PHYSICS_SETTINGS)))}")
+        vals = {}
         for k, v in phys_tab.items():
+            if f"physics.{k}" in FIELDS:
+                vals[k] = FIELDS[f"physics.{k}"].check(v)
+                continue
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise FleetoptError(f"physics.{k}", f"must be a number, got {v!r}")
-        physics = replace(physics, **phys_tab)
+            vals[k] = v
+        physics = replace(physics, **vals)
     raw_inv = data.get("inventory", {})
     for g, n in raw_inv.items():
         if isinstance(n, float):  # a count in a config is written as a whole number

@@ -303,6 +303,7 @@ class Problem:
         scenario and an explanation's relaxation apply."""
         kw: dict[str, Any] = {}
         st: dict[str, Any] = {}
+        ph: dict[str, Any] = {}
         inv = dict(self.inventory)
         wl: dict[str, Any] = {}
         for path, v in changes.items():
@@ -319,6 +320,8 @@ class Problem:
                 st[attr.split(".", 1)[1]] = value
             elif attr.startswith("workload."):
                 wl[attr.split(".", 1)[1]] = value
+            elif attr.startswith("physics."):
+                ph[attr.split(".", 1)[1]] = FIELDS[path].check(value)
             else:
                 kw[attr] = value
         rate = wl.get("rate", self.workload.rate_rps)
@@ -330,6 +333,8 @@ class Problem:
             kw["inventory"] = tuple(inv.items())
         if st:
             kw["settings"] = replace(self.settings, **st)
+        if ph:
+            kw["physics"] = replace(self.physics, **ph)
         return self.with_(**kw) if kw else self
 
     def settings_used(self, candidates: int | None = None) -> dict[str, Any]:
@@ -368,8 +373,8 @@ class Problem:
             "kv_overflow_prob": st.kv_overflow_prob,
             "prefix_cache_hit": st.hit_share,
             "prefix_cache_hit_source": "config" if st.prefix_cache_hit is not None else "default",
-            "max_num_batched_tokens": st.max_num_batched_tokens,
-            "max_num_seqs": st.max_num_seqs,
+            "max_num_batched_tokens": self.physics.max_num_batched_tokens,
+            "max_num_seqs": self.physics.max_num_seqs,
             "candidates": candidates,
             "warnings": list(self.warnings),
         }

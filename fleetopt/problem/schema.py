@@ -180,17 +180,20 @@ _FIELDS = (
           attr="settings.kv_allocation"),
     Field("physics.kv_overflow_prob", "number", lo=0.0, hi=0.5, lo_open=True,
           attr="settings.kv_overflow_prob"),
-    Field("physics.max_num_batched_tokens", "whole", lo=1, hi=1 << 24, unit="tokens",
-          attr="settings.max_num_batched_tokens"),
-    Field("physics.max_num_seqs", "whole", lo=1, hi=1 << 20, unit="sequences",
-          attr="settings.max_num_seqs"),
+    # [physics]: PhysicsParams fields with a checked range (the others are checked by
+    # PhysicsParams itself); ``physics.<name>`` attributes are PhysicsParams fields
+    Field("physics.max_num_batched_tokens", "whole", lo=1, hi=10_000_000, unit="tokens",
+          attr="physics.max_num_batched_tokens"),
+    Field("physics.max_num_seqs", "whole", lo=1, hi=10_000_000, unit="sequences",
+          attr="physics.max_num_seqs"),
 )
 #: every setting, by config name
 FIELDS: dict[str, Field] = {f.path: f for f in _FIELDS}
 #: the ``[physics]`` keys that are serving settings (:class:`~fleetopt.problem.settings.
 #: Settings`), not :class:`~fleetopt.physics.profiles.PhysicsParams` fields
 PHYSICS_SETTINGS: dict[str, str] = {f.path.split(".", 1)[1]: f.attr.split(".", 1)[1]
-                                    for f in _FIELDS if f.path.startswith("physics.")}
+                                    for f in _FIELDS if f.path.startswith("physics.")
+                                    and f.attr.startswith("settings.")}
 
 #: sweep scenario keys: what each one changes (its config name), and what it means
 SCENARIO_FIELDS: dict[str, tuple[str | None, str]] = {

@@ -9,8 +9,7 @@ from fleetopt.problem.schema import SETTINGS_FIELDS, check
 __all__ = ["Settings"]
 
 #: settings whose absence (None) means "not set" (the profile's value, no target, no cache)
-_OPTIONAL = frozenset({"tpot_p99_ms", "prefix_cache_hit", "max_num_batched_tokens",
-                       "max_num_seqs"})
+_OPTIONAL = frozenset({"tpot_p99_ms", "prefix_cache_hit"})
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,6 @@ class Settings:
     kv_overflow_prob: float = 1e-3  # most probability that in-flight KV exceeds the budget
     prefix_cache_hit: float | None = None  # share of prompt tokens from cache (None: 0, or
     # estimated per pool from a trace's block hashes)
-    max_num_batched_tokens: int | None = None  # token budget per step (None: the profile's)
-    max_num_seqs: int | None = None  # running sequences per instance (None: the profile's)
 
     @property
     def prefill_late_budget(self) -> float:

@@ -35,15 +35,17 @@ from fleetopt.physics.burst import peak_factor
 from fleetopt.physics.compression import compress
 from fleetopt.problem.schema import OVER_MAX_CTX, TIMESTAMP_UNITS, check
 
-__all__ = ["CDF_SUBBINS", "DEFAULT_INPUT_FRACTION", "MAX_TOKENS", "MS_EPOCH", "MS_MEDIAN_GAP",
+__all__ = ["CDF_SUBBINS", "DEFAULT_INPUT_FRACTION", "HASH_BLOCK_TOKENS", "MAX_TOKENS", "MS_EPOCH", "MS_MEDIAN_GAP",
            "MS_SPAN", "PAPER_SAMPLES", "PAPER_SEED", "SHIPPED_TRACES", "S_EPOCH", "TOO_FINE_EPOCH",
            "Workload", "auto_peak_factor", "builtin", "builtin_info", "builtin_names",
            "builtin_trace", "cdf_points", "check_input_fraction", "describe_share",
            "detect_timestamp_unit", "fit_context", "from_cdf_file", "from_trace_file", "paper_draw",
-           "paper_pool_sample", "paper_sampled", "paper_sub_cdf", "read_trace", "requests_over",
-           "source_trace", "trace_of", "trace_rate_rps"]
+           "paper_pool_sample", "paper_sampled", "paper_sub_cdf", "read_hashes", "read_trace",
+           "requests_over", "source_trace", "trace_hash_lists", "trace_of", "trace_rate_rps"]
 
 CDF_SUBBINS = 16
+#: tokens per prompt block of a trace's ``hash_ids`` (Mooncake's convention)
+HASH_BLOCK_TOKENS = 512
 #: longest input or output length accepted in a trace (tokens)
 MAX_TOKENS = 1e9
 DEFAULT_INPUT_FRACTION = 0.8
@@ -400,7 +402,9 @@ def read_trace(path: str | Path, field_name: str = "workload.trace",
     """Read a CSV(.gz) or JSONL trace: ``input``, ``output`` lengths and ``arrival_s`` (seconds
     from the first arrival) if it has a time column, with ``timestamp_unit`` ("s", "ms" or
     "datetime") and ``timestamp_rule`` (why). Numeric times are in ``timestamp_unit`` ("auto":
-    :func:`detect_timestamp_unit`); date-time strings are read as such."""
+    :func:`detect_timestamp_unit`); date-time strings are read as such. A JSONL trace with a
+    ``hash_ids`` column (Mooncake) also gives ``hash_ids`` (flat), ``hash_offsets`` and
+    ``hash_block_tokens`` (:data:`HASH_BLOCK_TOKENS`)."""
     if timestamp_unit not in TIMESTAMP_UNITS:
         raise FleetoptError("workload.timestamp_unit", f"must be one of "
                             f"{', '.join(map(repr, TIMESTAMP_UNITS))}, got {timestamp_unit!r}")
@@ -466,7 +470,50 @@ def read_trace(path: str | Path, field_name: str = "workload.trace",
     elif timestamp_unit != "auto":
         raise FleetoptError("workload.timestamp_unit", f"{p} has no timestamp column (one of "
                             f"{', '.join(_TIME_COLS)}); remove timestamp_unit")
+    if kind == "jsonl" and "hash_ids" in rows[0]:
+        out.update(_hash_column(rows, p, field_name))
     return out
+
+
+def _hash_column(rows: list[dict[str, Any]], p: Path, field_name: str) -> dict[str, Any]:
+    """A JSONL trace's ``hash_ids`` (Mooncake: one id per :data:`HASH_BLOCK_TOKENS`-token block
+    of the prompt): flat ids, per-request offsets (row ``i`` owns ``ids[off[i]:off[i+1]]``)."""
+    lens = np.zeros(len(rows) + 1, dtype=np.int64)
+    flat: list[int] = []
+    for i, r in enumerate(rows):
+        h = r.get("hash_ids")
+        if not isinstance(h, list) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                              and x >= 0 for x in h):
+            raise FleetoptError(field_name, f"{p} line {r.get('__line__', i + 1)}: 'hash_ids' "
+                                "must be a list of whole numbers >= 0 (one per 512-token prompt "
+                                f"block), got {str(h)[:40]!r}")
+        flat.extend(h)
+        lens[i + 1] = len(h)
+    return {"hash_ids": np.asarray(flat, dtype=np.int64), "hash_offsets": np.cumsum(lens),
+            "hash_block_tokens": HASH_BLOCK_TOKENS}
+
+
+def read_hashes(path: str | Path) -> dict[str, Any]:
+    """A shipped ``<trace>.hashes.txt.gz`` (``scripts/derive_data.py``): ``hash_ids`` (flat),
+    ``hash_offsets`` (``n + 1``) and ``hash_block_tokens``. Its first line is ``# hash_ids
+    block_tokens=B requests=N``; each further line holds one request's ids in the order of the
+    trace's rows, runs of consecutive ids written ``a-b``."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        head = f.readline().split()
+        meta = dict(kv.split("=", 1) for kv in head[2:])
+        flat: list[int] = []
+        offsets = [0]
+        for line in f:
+            for tok in line.split():
+                a, _, b = tok.partition("-")
+                flat.extend(range(int(a), int(b or a) + 1))
+            offsets.append(len(flat))
+    if len(offsets) - 1 != int(meta["requests"]):
+        raise ValueError(f"{path}: {len(offsets) - 1} hash lines, header says "
+                         f"{meta['requests']}")
+    return {"hash_ids": np.asarray(flat, dtype=np.int64),
+            "hash_offsets": np.asarray(offsets, dtype=np.int64),
+            "hash_block_tokens": int(meta["block_tokens"])}
 
 
 def _is_datetime(v: Any) -> bool:
@@ -562,14 +609,33 @@ def fit_context(workload: Workload, limit: int, mode: str,
 
 
 def builtin_trace(name: str) -> dict[str, Any]:
-    """Arrival times and lengths of a shipped trace (for replay in the simulator)."""
+    """Arrival times and lengths of a shipped trace (for replay in the simulator), with its
+    prompt block hashes (``hash_ids``, ``hash_offsets``, ``hash_block_tokens``: Mooncake) when
+    the trace has them (:func:`read_hashes`)."""
     d = resources.files("fleetopt.data").joinpath("traces")
     names = sorted(p.name.split(".")[0] for p in d.iterdir() if p.name.endswith(".csv.gz"))
     key = {n.lower(): n for n in names}.get(str(name).lower())
     if key is None:
         raise unknown_name("workload.name", str(name), names, "trace")
     with resources.as_file(d.joinpath(f"{key}.csv.gz")) as p:
-        return read_trace(p)
+        tr = read_trace(p)
+    hashes = d.joinpath(f"{key}.hashes.txt.gz")
+    if hashes.is_file():
+        with resources.as_file(hashes) as p:
+            h = read_hashes(p)
+        if len(h["hash_offsets"]) != len(tr["input"]) + 1:
+            raise ValueError(f"{key}: hash lines do not match the trace's requests")
+        tr.update(h)
+    return tr
+
+
+def trace_hash_lists(trace: dict[str, Any]) -> list[list[int]] | None:
+    """One list of block hashes per request of ``trace`` (None when it has none)."""
+    if "hash_ids" not in trace:
+        return None
+    flat = trace["hash_ids"].tolist()
+    off = trace["hash_offsets"].tolist()
+    return [flat[off[i]:off[i + 1]] for i in range(len(off) - 1)]
 
 
 # --- the published planner's sampling convention (opt-in, for ``paper`` accounting) ---------

@@ -166,18 +166,29 @@ def _sim_text(res: Any, wide: bool = False, label: str = "simulated") -> tuple[s
 
 
 def _catalog_data() -> dict[str, Any]:
+    from fleetopt.physics.calibration import gpu_calibration
     from fleetopt.physics.catalog import default_catalog
+    from fleetopt.physics.profiles import vllm_defaults
     from fleetopt.problem.config import example_names, sweep_example_names
     from fleetopt.problem.workload import builtin_info
 
     cat = default_catalog()
-    gpus = [{"name": g.name, "hbm_gb": g.hbm_gb, "hbm_bw_tb_s": g.hbm_bw_tb_s,
-             "fp16_tflops": g.fp16_tflops, "fp8_tflops": g.fp8_tflops, "tdp_w": g.tdp_w,
-             "price_per_gpu_hr": g.price_per_gpu_hr, "power_quality": g.power.quality,
-             "idle_w": g.power.idle_w, "plateau_w": g.power.plateau_w} for g in cat.gpus.values()]
+    gpus = []
+    for g in cat.gpus.values():
+        cal = gpu_calibration(g)
+        tok, seqs = vllm_defaults(g)
+        gpus.append({
+            "name": g.name, "hbm_gb": g.hbm_gb, "hbm_bw_tb_s": g.hbm_bw_tb_s,
+            "fp16_tflops": g.fp16_tflops, "fp8_tflops": g.fp8_tflops, "tdp_w": g.tdp_w,
+            "price_per_gpu_hr": g.price_per_gpu_hr, "power_quality": g.power.quality,
+            "idle_w": g.power.idle_w, "plateau_w": g.power.plateau_w,
+            "step_calibration": cal.quality, "power_model_quality": cal.power.quality,
+            "idle_w_no_iteration": float(cal.power.idle_w),
+            "max_num_batched_tokens": tok, "max_num_seqs": seqs})
     models = [{"name": m.name, "params_total_b": m.params_total_b,
                "params_active_b": m.params_active_b, "layers": m.layers, "kv_heads": m.kv_heads,
-               "attention": m.attention, "experts": m.experts, "max_context": m.max_context}
+               "attention": m.attention, "experts": m.experts, "max_context": m.max_context,
+               "fp8_scheme": m.fp8_scheme, "fp8_scope": m.fp8_scope}
               for m in cat.models.values()]
     profiles = [{"name": p.name, "model": p.model, "tp": p.tp, "dtype": p.dtype,
                  "price_per_gpu_hr": p.price_per_gpu_hr, "source": p.source}
@@ -204,6 +215,74 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     parts.append(report.wrap("Example sweeps (fleetopt study sweep NAME)\n  "
                              + ", ".join(data["sweep_examples"])))
     _emit(args, "\n\n".join(parts))
+    return 0
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    """``"1,8,64"`` as whole numbers >= 1 (an error naming ``flag`` otherwise)."""
+    try:
+        vals = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(v < 1 or v > 10_000_000 for v in vals):
+        raise FleetoptError(flag, f"must be whole numbers from 1 to 10,000,000 separated by "
+                            f"commas (e.g. 1,8,64), got {text!r}")
+    return vals
+
+
+def _instance_profile(args: argparse.Namespace) -> Any:
+    """The computed profile of the ``instance`` flags, each checked (errors name the flag)."""
+    from fleetopt.physics.catalog import default_catalog
+    from fleetopt.physics.kv import BYTES_PER_ELEMENT
+    from fleetopt.physics.profiles import Deployment, check_ep, resolve
+
+    cat = default_catalog()
+    model = cat.model(args.model, "--model")
+    if cat.is_profile(args.gpu):
+        raise FleetoptError("--gpu", f"{args.gpu!r} is a calibrated profile; instance describes "
+                            f"a catalog GPU: one of {', '.join(sorted(cat.gpus))}")
+    gpu = cat.gpu(args.gpu, "--gpu")
+    for flag, v in (("--dtype", args.dtype), ("--kv-dtype", args.kv_dtype)):
+        if v.lower() not in BYTES_PER_ELEMENT:
+            raise FleetoptError(flag, f"unknown precision {v!r}; use one of "
+                                f"{', '.join(BYTES_PER_ELEMENT)}")
+    if args.tp not in (1, 2, 4, 8, 16) or args.tp > gpu.max_tp:
+        raise FleetoptError("--tp", f"must be one of 1, 2, 4, 8, 16 and at most {gpu.name}'s "
+                            f"{gpu.max_tp}, got {args.tp}")
+    ep = check_ep(model, args.tp, args.ep, "--ep")
+    prof = resolve(Deployment(gpu.name, args.tp, args.dtype.lower(), args.kv_dtype.lower(), ep),
+                   model, cat, field_name="--gpu")
+    err = prof.fit_error()
+    if err:
+        raise FleetoptError("--tp", err)
+    return prof
+
+
+def cmd_instance(args: argparse.Namespace) -> int:
+    from fleetopt.physics.instance import instance_summary
+
+    _check_outputs(args)
+    batches = _int_list(args.batch, "--batch")
+    ctx = _int_list(str(args.ctx), "--ctx")[0]
+    window = _int_list(str(args.window), "--window")[0]
+    prof = _instance_profile(args)
+    data = versioned("instance", instance_summary(prof, batches, ctx, window))
+    if args.format == "json":
+        _emit(args, to_json(data))
+        return 0
+    d = data["deployment"]
+    head = [
+        f"{prof.model.display or prof.model.name} on {prof.label()} ({d['gpus']} GPUs, "
+        f"{d['step_precision']} weights, {d['weight_gib_per_gpu']:.1f} GiB per GPU)",
+        f"calibration: step {d['calibration']} ({d['calibration_set']}), power "
+        f"{d['power_quality']}; idle {d['idle_w_per_gpu']:.0f} W per GPU, TDP "
+        f"{d['tdp_w_per_gpu']:.0f} W",
+        f"engine: token budget {d['token_budget']:,} per iteration, at most {d['max_seqs']:,} "
+        f"sequences; KV {data['kv_tokens']:,} tokens paged ({d['block_tokens']}-token blocks), "
+        f"{data['slots_reserved']:,} reserved slots at a window of {window:,} tokens",
+    ]
+    _emit(args, "\n".join(report.wrap(h) for h in head) + "\n"
+          + report.render(data["points"], report.INSTANCE_COLS, wide=args.wide))
     return 0
 
 
@@ -390,6 +469,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help=OUT_HELP)
     c.add_argument("--wide", action="store_true", help=WIDE_HELP)
     c.set_defaults(func=cmd_catalog)
+
+    i = sub.add_parser("instance", help="what one instance does: KV, step time, throughput, "
+                       "power per batch", description="What one instance of a deployment does: "
+                       "its KV capacity, engine limits and, per decode batch at one context, the "
+                       "step time, output tokens/s, the largest prefill rate beside it and the "
+                       "per-GPU power (the calibrated iteration model, docs/model.md).")
+    i.add_argument("--model", required=True, help="a catalog model (fleetopt catalog)")
+    i.add_argument("--gpu", required=True, help="a catalog GPU")
+    i.add_argument("--tp", type=int, required=True, help="tensor-parallel degree")
+    i.add_argument("--ep", type=int, default=1, help="expert parallelism (mixtures of experts: "
+                   "1 or --tp; default 1)")
+    i.add_argument("--dtype", required=True, help="weight precision: fp16, bf16, fp8, int8, int4")
+    i.add_argument("--kv-dtype", default="fp16", help="KV-cache precision (default fp16)")
+    i.add_argument("--batch", default="1,8,64,256",
+                   help="decode batches, comma-separated (default 1,8,64,256)")
+    i.add_argument("--ctx", type=int, default=1024,
+                   help="cached context of every sequence, tokens (default 1024)")
+    i.add_argument("--window", type=int, default=8192,
+                   help="window of the reserved slots reported, tokens (default 8192)")
+    i.add_argument("--format", choices=FORMATS, default="table")
+    i.add_argument("--out", help=OUT_HELP)
+    i.add_argument("--wide", action="store_true", help=WIDE_HELP)
+    i.set_defaults(func=cmd_instance)
 
     x = sub.add_parser("example", help="print a shipped example config to copy and edit",
                        description="Print a shipped example config (or sweep) to standard output, "

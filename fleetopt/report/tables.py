@@ -20,7 +20,7 @@ from fleetopt.core.jsonio import is_missing
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COMPARE_COLS", "GPU_COLS", "MODEL_COLS", "POOL_COLS", "PROCUREMENT_COLS",
+__all__ = ["COMPARE_COLS", "GPU_COLS", "INSTANCE_COLS", "MODEL_COLS", "POOL_COLS", "PROCUREMENT_COLS",
            "PROFILE_COLS", "SEP", "SIM_COLS", "SWEEP_COLS", "WIDTH", "WORKLOAD_COLS", "Col",
            "cell", "join_wrapped", "markdown_table", "render", "settings_line", "slo_verdict",
            "wrap"]
@@ -334,17 +334,30 @@ SWEEP_COLS: tuple[Col, ...] = (
 
 #: catalog tables (catalog)
 GPU_COLS: tuple[Col, ...] = (
-    Col("name", "name", str), Col("hbm_GB", "hbm_gb", "{:,.0f}"),
+    Col("name", "name", str), Col("hbm_GiB", "hbm_gb", "{:,.0f}"),
     Col("hbm_TB/s", "hbm_bw_tb_s", "{:.2f}"), Col("fp16_TFLOPS", "fp16_tflops", "{:,.0f}"),
     Col("fp8_TFLOPS", "fp8_tflops", "{:,.0f}"), Col("tdp_W", "tdp_w", "{:,.0f}"),
-    Col("$/gpu/hr", "price_per_gpu_hr", "{:.2f}"), Col("power_fit", "power_quality", str),
-    Col("idle_W", "idle_w", "{:,.0f}"), Col("plateau_W", "plateau_w", "{:,.0f}"),
+    Col("$/gpu/hr", "price_per_gpu_hr", "{:.2f}"), Col("step_cal", "step_calibration", str),
+    Col("power_model", "power_model_quality", str),
+    Col("idle_W", "idle_w_no_iteration", "{:,.0f}"),
+    Col("curve", "power_quality", str, drop=1), Col("curve_lo_W", "idle_w", "{:,.0f}", drop=2),
+    Col("curve_hi_W", "plateau_w", "{:,.0f}", drop=2),
 )
 MODEL_COLS: tuple[Col, ...] = (
     Col("name", "name", str), Col("params_B", "params_total_b", "{:,.1f}"),
     Col("active_B", "params_active_b", "{:,.1f}"), Col("layers", "layers", "{:d}"),
     Col("kv_heads", "kv_heads", "{:d}"), Col("attention", "attention", str),
     Col("experts", "experts", "{:d}"), Col("max_ctx_tok", "max_context", "{:,d}"),
+    Col("fp8", lambda r: f"{r['fp8_scheme']}/{r['fp8_scope']}", str, drop=1),
+)
+#: what one instance does (instance)
+INSTANCE_COLS: tuple[Col, ...] = (
+    Col("batch", "batch", "{:,d}"), Col("ctx_tok", "ctx", "{:,d}"),
+    Col("step_ms", "step_ms", "{:,.2f}"), Col("out_tok/s", "output_tok_per_s", "{:,.0f}"),
+    Col("prefill_tok/s_max", "prefill_tok_per_s_max", "{:,.0f}"),
+    Col("W/GPU", "power_w_per_gpu", "{:,.0f}"),
+    Col("bound", lambda r: "compute" if r["compute_bound"] else "memory", str),
+    Col("fits", lambda r: "yes" if r["within_limits"] else "NO", str),
 )
 PROFILE_COLS: tuple[Col, ...] = (
     Col("name", "name", str), Col("model", "model", str), Col("tp", "tp", "{:d}"),

@@ -76,23 +76,28 @@ class StepCost(Protocol):
     * ``decode_ctx_tokens``: the sum over them of the tokens each has cached (its KV read);
     * ``prefill_tokens``: prompt (or recompute) tokens computed in the step, all chunks;
     * ``prefill_pairs``: attention (query, key) pairs of those chunks: a chunk covering
-      positions ``s+1 .. s+c`` adds ``c*s + c*(c+1)/2``.
+      positions ``s+1 .. s+c`` adds ``c*s + c*(c+1)/2``;
+    * ``prefill_ctx_tokens``: the KV tokens those chunks read, the sum of their start
+      positions ``s`` (a chunk continuing a prompt, or starting after a cached prefix).
 
     ``step_energy_j`` is the whole instance's energy over the step (it receives the step time);
     ``idle_w`` the whole instance's power when it runs no iteration. A cost may also expose
-    ``step_split_s(decode_seqs, decode_ctx_tokens, prefill_tokens, prefill_pairs) ->
-    (compute_s, memory_s)`` (:class:`SplitStepCost`): the engine then reports the
-    compute/memory busy split.
+    ``step_split_s(decode_seqs, decode_ctx_tokens, prefill_tokens, prefill_pairs,
+    prefill_ctx_tokens) -> (compute_s, memory_s)`` (:class:`SplitStepCost`): the engine then
+    reports the compute/memory busy split. A cost whose methods take no ``prefill_ctx_tokens``
+    (the protocol before it was added) still works: the engine then leaves it out
+    (:func:`fleetopt.sim.scheduler.adapt_cost`).
     """
 
     @property
     def idle_w(self) -> float: ...
 
     def step_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-               prefill_pairs: float) -> float: ...
+               prefill_pairs: float, prefill_ctx_tokens: float = 0.0) -> float: ...
 
     def step_energy_j(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-                      prefill_pairs: float, step_s: float) -> float: ...
+                      prefill_pairs: float, step_s: float,
+                      prefill_ctx_tokens: float = 0.0) -> float: ...
 
 
 @runtime_checkable
@@ -100,7 +105,8 @@ class SplitStepCost(StepCost, Protocol):
     """A :class:`StepCost` that also reports its compute and memory terms."""
 
     def step_split_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-                     prefill_pairs: float) -> tuple[float, float]: ...
+                     prefill_pairs: float,
+                     prefill_ctx_tokens: float = 0.0) -> tuple[float, float]: ...
 
 
 @dataclass(frozen=True)
@@ -413,7 +419,7 @@ class IterationSimOutput:
 
 
 TRACE_COLUMNS = ("instance", "start_s", "step_s", "decode_seqs", "decode_ctx_tokens",
-                 "prefill_tokens", "prefill_pairs", "batched_tokens", "kv_used_units",
+                 "prefill_tokens", "prefill_pairs", "prefill_ctx_tokens", "batched_tokens", "kv_used_units",
                  "kv_capacity_units", "running", "preempted", "emitted_tokens", "energy_j")
 
 

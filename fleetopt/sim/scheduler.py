@@ -22,7 +22,9 @@ One iteration, in order:
    after this iteration, cached prefix included; reserved: a free slot); a request's first chunk
    is ``min(prefill tokens not cached, remaining budget)``;
 5. iteration time and energy come from the :class:`~fleetopt.sim.iteration.StepCost` of the mix
-   ``(decode sequences, their cached context tokens, prefill tokens, prefill attention pairs)``.
+   ``(decode sequences, their cached context tokens, prefill tokens, prefill attention pairs,
+   prefill KV tokens read)``; the last is the sum of the chunks' start positions (a continued
+   prompt's tokens already in KV, or a new request's cached prefix).
 
 At the end of the iteration every decoder emits one token, every sequence whose prefill
 completed emits its first (or, after a recompute, its next) token, and sequences that reached
@@ -50,6 +52,7 @@ Tokens, blocks and completions are exact integers; nothing is approximated.
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
@@ -58,7 +61,36 @@ from typing import Any
 from fleetopt.core.errors import FleetoptError
 from fleetopt.sim.prefix_cache import PrefixCache
 
-__all__ = ["InstanceScheduler", "RequestState", "Window"]
+__all__ = ["InstanceScheduler", "RequestState", "Window", "adapt_cost"]
+
+
+def _takes(fn: Callable[..., Any], n: int) -> bool:
+    """Whether ``fn`` accepts ``n`` positional arguments."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    params = list(sig.parameters.values())
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    pos = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(pos) >= n
+
+
+def adapt_cost(cost: Any) -> tuple[Callable[..., float], Callable[..., float],
+                                   Callable[..., tuple[float, float]] | None]:
+    """``(step_s, step_energy_j, step_split_s or None)`` of ``cost``, each taking the prefill
+    KV tokens read (``prefill_ctx_tokens``) as its last argument; a cost written before that
+    argument existed is wrapped to leave it out."""
+    step, energy = cost.step_s, cost.step_energy_j
+    split = getattr(cost, "step_split_s", None)
+    if not _takes(step, 5):
+        step = (lambda f: lambda nd, ctx, p, a, kp: f(nd, ctx, p, a))(step)
+    if not _takes(energy, 6):
+        energy = (lambda f: lambda nd, ctx, p, a, dt, kp: f(nd, ctx, p, a, dt))(energy)
+    if split is not None and not _takes(split, 5):
+        split = (lambda f: lambda nd, ctx, p, a, kp: f(nd, ctx, p, a))(split)
+    return step, energy, split
 
 
 class RequestState:
@@ -154,9 +186,9 @@ class InstanceScheduler:
     ) -> None:
         self.index = index
         self.pool = pool
-        self.step_s: Callable[..., float] = cost.step_s
-        self.energy_j: Callable[..., float] = cost.step_energy_j
-        split = getattr(cost, "step_split_s", None)
+        step, energy, split = adapt_cost(cost)
+        self.step_s: Callable[..., float] = step
+        self.energy_j: Callable[..., float] = energy
         self.split_s: Callable[..., tuple[float, float]] | None = split
         self.idle_w = float(cost.idle_w)
         self.paged = paged
@@ -284,11 +316,13 @@ class InstanceScheduler:
 
         ptok = 0
         pairs = 0
+        kp = 0  # KV tokens the chunks read: the sum of their start positions
         completing = self.completing
         if chunk > 0:
             s = self.pf_done
             ptok = chunk
             pairs = chunk * s + chunk * (chunk + 1) // 2
+            kp = s
             budget -= chunk
             if s + chunk == self.pf_len:
                 completing.append(pf)
@@ -346,6 +380,7 @@ class InstanceScheduler:
                 hits += h
                 ptok += c
                 pairs += c * h + c * (c + 1) // 2
+                kp += h
                 budget -= c
                 if h + c == q:
                     completing.append(r)
@@ -359,30 +394,31 @@ class InstanceScheduler:
             return -1.0
         self.outstanding -= ptok + hits
         ctx = self.soff + nd * m
-        dt = self.step_s(nd, ctx, ptok, pairs)
+        dt = self.step_s(nd, ctx, ptok, pairs, kp)
         if not dt > 0.0:
             raise FleetoptError("pool.cost", f"step_s must return a time > 0, got {dt!r} for "
                                 f"decode_seqs={nd}, decode_ctx_tokens={ctx}, "
-                                f"prefill_tokens={ptok}, prefill_pairs={pairs}")
-        e = self.energy_j(nd, ctx, ptok, pairs, dt)
+                                f"prefill_tokens={ptok}, prefill_pairs={pairs}, "
+                                f"prefill_ctx_tokens={kp}")
+        e = self.energy_j(nd, ctx, ptok, pairs, dt, kp)
         te = t + dt
         if not self.busy:
             self._idle_until(t)
             self.busy = True
         w = self.win
         if te > w.t0 and t < w.t1:
-            self._account(t, te, dt, e, nd, ctx, ptok, pairs)
+            self._account(t, te, dt, e, nd, ctx, ptok, pairs, kp)
         if w.t0 <= te <= w.t1:
             self.w_tokens += nd + len(completing)
             self.w_prefill += ptok
             self.w_iters += 1
         if self.trace is not None:
-            self.trace.append((self.index, t, dt, nd, ctx, ptok, pairs, nd + ptok, self.used,
+            self.trace.append((self.index, t, dt, nd, ctx, ptok, pairs, kp, nd + ptok, self.used,
                                self.cap, len(self.running), preempted, nd + len(completing), e))
         return te
 
     def _account(self, t: float, te: float, dt: float, e: float, nd: int, ctx: int,
-                 ptok: int, pairs: int) -> None:
+                 ptok: int, pairs: int, kp: int) -> None:
         """Add the part of iteration ``[t, te]`` inside the window to the integrals."""
         w = self.win
         a = t if t > w.t0 else w.t0
@@ -397,7 +433,7 @@ class InstanceScheduler:
         self.w_batch_s += len(self.running) * span
         w.spread(a, b, e / dt)
         if self.split_s is not None:
-            c_s, m_s = self.split_s(nd, ctx, ptok, pairs)
+            c_s, m_s = self.split_s(nd, ctx, ptok, pairs, kp)
             self.w_cterm_s += c_s * frac
             self.w_mterm_s += m_s * frac
             if c_s >= m_s:

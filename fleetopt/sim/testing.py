@@ -42,11 +42,12 @@ class ConstantStepCost:
     idle_w: float = 100.0
 
     def step_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-               prefill_pairs: float) -> float:
+               prefill_pairs: float, prefill_ctx_tokens: float = 0.0) -> float:
         return self.iteration_s
 
     def step_energy_j(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-                      prefill_pairs: float, step_s: float) -> float:
+                      prefill_pairs: float, step_s: float,
+                      prefill_ctx_tokens: float = 0.0) -> float:
         return self.busy_w * step_s
 
 
@@ -61,6 +62,8 @@ class RooflineStepCost:
       GPU, over the achieved FLOP rate;
     * power per GPU: ``idle + (max - idle) * min(1, compute share + mem_power_weight * memory
       share)`` of the step; the instance draws ``gpus`` times that.
+
+    The prefill chunks' KV reads (``prefill_ctx_tokens``) are not part of this stand-in.
     """
 
     fixed_s: float = 3e-3
@@ -82,7 +85,7 @@ class RooflineStepCost:
         return self.gpus * self.gpu_idle_w
 
     def step_split_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-                     prefill_pairs: float) -> tuple[float, float]:
+                     prefill_pairs: float, prefill_ctx_tokens: float = 0.0) -> tuple[float, float]:
         """(compute term, memory term) in seconds (the last mix's terms are memoised: the
         engine asks for the time, the energy and the split of each step in turn)."""
         key = (decode_seqs, decode_ctx_tokens, prefill_tokens, prefill_pairs)
@@ -100,13 +103,14 @@ class RooflineStepCost:
         return cmp, mem
 
     def step_s(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-               prefill_pairs: float) -> float:
+               prefill_pairs: float, prefill_ctx_tokens: float = 0.0) -> float:
         cmp, mem = self.step_split_s(decode_seqs, decode_ctx_tokens, prefill_tokens,
                                      prefill_pairs)
         return self.fixed_s + (cmp if cmp > mem else mem)
 
     def step_energy_j(self, decode_seqs: int, decode_ctx_tokens: float, prefill_tokens: int,
-                      prefill_pairs: float, step_s: float) -> float:
+                      prefill_pairs: float, step_s: float,
+                      prefill_ctx_tokens: float = 0.0) -> float:
         cmp, mem = self.step_split_s(decode_seqs, decode_ctx_tokens, prefill_tokens,
                                      prefill_pairs)
         act = (cmp + self.mem_power_weight * mem) / step_s if step_s > 0 else 0.0

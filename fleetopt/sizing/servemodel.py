@@ -247,26 +247,25 @@ class ContractPhysics:
     @classmethod
     def of(cls, profile: Any) -> ContractPhysics:
         pm = profile.power_model
-        gspec = getattr(profile, "gpu_spec", None)
         probe = cls._as_dict(profile.step.terms(np.ones(1), np.ones(1)))
         return cls(step=profile.step, power_model=pm, power_terms=tuple(probe),
                    gpus=float(profile.gpus_per_instance), idle_w=float(pm.idle_w),
                    kv_capacity_tokens=float(profile.kv_capacity_tokens),
                    block_tokens=float(profile.block_tokens),
                    token_budget=float(profile.token_budget), max_seqs=float(profile.max_seqs),
-                   peak_flops=float(gspec.fp16_tflops) * 1e12 if gspec else math.nan,
-                   peak_bw=float(gspec.hbm_bw_tb_s) * 1e12 if gspec else math.nan)
+                   peak_flops=float(profile.step.peak_bf16),
+                   peak_bw=float(profile.step.bw))
 
     @staticmethod
     def stack(items: Sequence[ContractPhysics]) -> ContractPhysics:
         steps = [x.step for x in items]
-        st = (type(steps[0]).stack(steps) if hasattr(type(steps[0]), "stack")  # contract
-              else _stack_dataclass(steps))
+        st = type(steps[0]).stack(steps)
         first = items[0]
         lim: dict[str, Any] = {k: np.asarray([float(getattr(x, k)) for x in items])
                                for k in _LIMIT_FIELDS}
         return dataclasses.replace(
-            first, step=st, power_model=_stack_dataclass([x.power_model for x in items]), **lim)
+            first, step=st, power_model=type(first.power_model).stack(
+                [x.power_model for x in items]), **lim)
 
     def take(self, idx: ArrayLike) -> ContractPhysics:
         lim: dict[str, Any] = {k: np.asarray(getattr(self, k))[np.asarray(idx)]
@@ -287,10 +286,13 @@ class ContractPhysics:
         return {k: np.asarray(v, dtype=float) for k, v in d.items()}
 
     def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F:
-        from fleetopt.physics import power as pw
+        from fleetopt.physics.iteration import StepTerms
+        from fleetopt.physics.power import activity
 
-        act = pw.activity(rates, self.step)  # type: ignore[attr-defined]  # contract
-        return np.asarray(self.power_model.gpu_power_w(act), dtype=float)  # contract
+        shape = np.broadcast(*(np.asarray(v, dtype=float) for v in rates.values())).shape
+        avg = StepTerms(**{k: np.broadcast_to(np.asarray(rates[k], dtype=float), shape)
+                           for k in self.power_terms})
+        return np.asarray(self.power_model.gpu_power_w(activity(avg, self.step)), dtype=float)
 
 
 class _Stacked:
@@ -348,35 +350,20 @@ def stack_physics(items: Sequence[Any]) -> Any:
 
 
 def physics_of(profile: Profile, settings: Settings | None = None) -> Any:
-    """THE SEAM: the :class:`InstancePhysics` of a profile, with the settings' engine overrides
-    (``[physics] max_num_batched_tokens`` / ``max_num_seqs``).
-
-    * a profile with the physics contract's attributes (``step``, ``power_model``, ...):
-      :class:`ContractPhysics`;
-    * a calibrated profile: :class:`CalibratedPhysics`;
-    * a computed profile without them (until the physics branch merges):
-      :mod:`fleetopt.sizing.interim_physics` (TEMPORARY).
-    """
-    if hasattr(profile, "step") and hasattr(profile, "power_model"):
+    """The :class:`InstancePhysics` of a profile: a computed profile's iteration model
+    (:class:`ContractPhysics`: ``profile.step``, ``profile.power_model`` and its engine limits,
+    which already carry ``[physics] max_num_batched_tokens`` / ``max_num_seqs``), or a
+    calibrated profile's published constants (:class:`CalibratedPhysics`). ``settings`` is
+    accepted for the callers' symmetry; no setting changes an instance's physics."""
+    del settings
+    if isinstance(profile, ComputedProfile):
         ph: Any = ContractPhysics.of(profile)
     elif isinstance(profile, CalibratedProfile):
         ph = CalibratedPhysics.of(profile)
-    elif isinstance(profile, ComputedProfile):
-        from fleetopt.sizing.interim_physics import interim_physics  # TEMPORARY (issue 11)
-
-        ph = interim_physics(profile)
     else:
         raise FleetoptError("deployment", f"{type(profile).__name__} has no iteration model "
                             "(step costs and power): physical accounting needs one; use a "
                             "computed or calibrated profile, or paper accounting")
-    if settings is not None:
-        ch = {}
-        if settings.max_num_batched_tokens is not None:
-            ch["token_budget"] = float(settings.max_num_batched_tokens)
-        if settings.max_num_seqs is not None:
-            ch["max_seqs"] = float(settings.max_num_seqs)
-        if ch:
-            ph = dataclasses.replace(ph, **ch)
     if float(ph.token_budget) < float(ph.max_seqs):
         raise FleetoptError("physics.max_num_batched_tokens", f"must be >= max_num_seqs "
                             f"({int(ph.max_seqs)}) so every running sequence decodes each step, "

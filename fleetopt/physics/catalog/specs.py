@@ -16,14 +16,27 @@ from fleetopt.core.errors import FleetoptError
 from fleetopt.physics import kv as kvm
 from fleetopt.physics.power import PowerCurve
 
-__all__ = ["GPU_RULES", "MODEL_RULES", "POWER_RULES", "PROFILE_RULES", "TP_DEGREES",
+__all__ = ["FP8_SCHEMES", "FP8_SCOPES", "GIB", "GPU_RULES", "MODEL_RULES", "POWER_RULES",
+           "PROFILE_RULES", "TP_DEGREES",
            "CalibratedSpec", "GPUSpec", "ModelSpec", "Rule", "calibrated_from_table",
            "gpu_from_table", "model_from_table", "power_fields", "validated_record"]
 
 
+#: bytes in one of the catalog's memory units: vendors' "80 GB", "141 GB", "180 GB", "186 GB" HBM
+#: sizes are binary (GiB-sized: an H100 80GB reports 81,559 MiB, a B200 183,359 MiB, a GB200
+#: 189,471 MiB in nvidia-smi), so ``hbm_gb`` (and every memory size fleetopt prints) is GiB
+GIB = float(2 ** 30)
+#: FP8 checkpoint formats (``fp8_scheme``): per-tensor / per-channel scales, or 128x128 blocks
+FP8_SCHEMES = ("tensor", "block")
+#: which linears an FP8 checkpoint quantises (``fp8_scope``): all but the LM head, or only the
+#: FFN of layers 1..L-2 (Meta's Llama-3.1-405B-Instruct-FP8)
+FP8_SCOPES = ("linear", "ffn")
+
+
 @dataclass(frozen=True)
 class GPUSpec:
-    """One GPU type. Numbers are per GPU; TFLOPS are dense (no sparsity)."""
+    """One GPU type. Numbers are per GPU; TFLOPS are dense (no sparsity); ``hbm_gb`` is GiB
+    (:data:`GIB`: vendors' memory sizes are binary)."""
 
     name: str
     hbm_gb: float
@@ -40,6 +53,11 @@ class GPUSpec:
     price_source: str = ""
     spec_source: str = ""
     aliases: tuple[str, ...] = ()
+
+    @property
+    def hbm_bytes(self) -> float:
+        """Device memory in bytes (``hbm_gb`` GiB)."""
+        return self.hbm_gb * GIB
 
     def peak_flops(self, dtype: str) -> float:
         """Peak dense FLOP/s for matmuls with weights in ``dtype`` (fp8 falls back to fp16)."""
@@ -72,6 +90,16 @@ class ModelSpec:
     qk_rope_head_dim: int = 0
     moe_intermediate_size: int = 0
     shared_experts: int = 0
+    #: MLA only: the query's low-rank dimension (0: no query compression) and the per-head
+    #: no-rope query/key and value dimensions (0: ``head_dim``)
+    q_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    #: the FP8 checkpoint's scales (``FP8_SCHEMES``) and the linears it quantises (``FP8_SCOPES``)
+    fp8_scheme: str = "tensor"
+    fp8_scope: str = "linear"
+    #: where the FP8 scheme and scope come from (the checkpoint named)
+    fp8_source: str = ""
     display: str = ""
     source: str = ""
     aliases: tuple[str, ...] = ()
@@ -79,6 +107,16 @@ class ModelSpec:
     @property
     def is_moe(self) -> bool:
         return self.experts > 0
+
+    @property
+    def nope_head_dim(self) -> int:
+        """MLA: the no-rope query/key dimension per head (``head_dim`` unless given)."""
+        return self.qk_nope_head_dim or self.head_dim
+
+    @property
+    def value_head_dim(self) -> int:
+        """MLA: the value dimension per head (``head_dim`` unless given)."""
+        return self.v_head_dim or self.head_dim
 
 
 @dataclass(frozen=True)
@@ -199,7 +237,10 @@ MODEL_RULES: dict[str, Rule] = {
     "experts_per_token": _I_NONNEG, "moe_layers": _I_NONNEG,
     "expert_params_b": Rule("float", ge=0), "kv_lora_rank": _I_NONNEG,
     "qk_rope_head_dim": _I_NONNEG, "moe_intermediate_size": _I_NONNEG,
-    "shared_experts": _I_NONNEG, "display": _STR, "source": _STR, "aliases": Rule("names"),
+    "shared_experts": _I_NONNEG, "q_lora_rank": _I_NONNEG, "qk_nope_head_dim": _I_NONNEG,
+    "v_head_dim": _I_NONNEG, "fp8_scheme": Rule("choice", choices=FP8_SCHEMES),
+    "fp8_scope": Rule("choice", choices=FP8_SCOPES), "fp8_source": _STR,
+    "display": _STR, "source": _STR, "aliases": Rule("names"),
 }
 
 
@@ -305,6 +346,15 @@ def model_from_table(name: str, t: Any, where: str, base: ModelSpec | None = Non
                             f"({rec.get('experts', 0)}), got {rec['experts_per_token']}")
     if rec.get("attention", "gqa") == "mla" and rec.get("kv_lora_rank", 0) < 1:
         raise FleetoptError(f"{f}.kv_lora_rank", "an MLA model needs kv_lora_rank >= 1")
+    if rec.get("experts", 0) > 0 and rec.get("experts_per_token", 0) < 1:
+        raise FleetoptError(f"{f}.experts_per_token", "a mixture of experts needs "
+                            "experts_per_token >= 1")
+    if rec.get("experts", 0) > 0 and not rec.get("expert_params_b", 0.0) > 0:
+        raise FleetoptError(f"{f}.expert_params_b", "a mixture of experts needs "
+                            "expert_params_b > 0 (the routed experts' parameters)")
+    if rec.get("experts", 0) > 0 and not 1 <= rec.get("moe_layers", 0) <= rec["layers"]:
+        raise FleetoptError(f"{f}.moe_layers", f"must be from 1 to layers ({rec['layers']}) "
+                            f"for a mixture of experts, got {rec.get('moe_layers', 0)}")
     return ModelSpec(name=base.name if base is not None else name, **rec)
 
 
