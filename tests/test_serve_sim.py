@@ -16,8 +16,8 @@ from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import builtin
 from fleetopt.sim.iteration import PoolConfig, poisson_stream, simulate_pools
 from fleetopt.sim.metrics import summarize
-from fleetopt.sizing.poolmodel import PoolModel
 from fleetopt.sim.profile_cost import ProfileStepCost, profile_limits
+from fleetopt.sizing.poolmodel import PoolModel
 
 
 @pytest.mark.slow
