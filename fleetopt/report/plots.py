@@ -356,7 +356,7 @@ def _validation_figures(df: pd.DataFrame, fleets: dict[str, Any], sweep: pd.Data
         ccdf = 1.0 - np.arange(1, len(x) + 1) / len(x)
         ax.step(x * 1000, ccdf, where="post", label="simulated")
         pm = pool_model_of(prob, fl.pools[k])
-        t = np.linspace(0, max(x.max(), pm.prefill_full_s.max()) * 1.05, 400)
+        t = np.linspace(0, max(x.max(), pm.ttft_floor_s, 1e-3) * 1.05, 400)
         ax.plot(t * 1000, analytical_ccdf(pm, fl.pools[k].instances, t), label="analytical")
         ax.axhline(0.01, color="grey", ls=":", lw=0.8)
         ax.set_yscale("log")

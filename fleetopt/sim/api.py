@@ -3,6 +3,7 @@ analytical evaluator (``docs/simulation.md``)."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -169,7 +170,11 @@ def simulate_problem(problem: Problem, plan: Any = None, **kw: Any) -> SimResult
 
 def _predict_custom(spec: Any, prof: Profile, wl: Workload,
                     settings: Settings) -> tuple[float, float, float, float, float]:
-    pm = pool_model(spec, prof, wl, settings)
+    try:
+        pm = pool_model(spec, prof, wl, settings)
+    except FleetoptError:  # a custom profile without an iteration model: no prediction
+        nan = math.nan
+        return nan, nan, nan, nan, nan
     if pm.empty:
         return (0.0, float(spec.instances * prof.instance_power_w(0.0, settings.accounting)),
                 0.0, 0.0, 0.0)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.physics.queueing import erlang_c, ttft_exceed_prob, ttft_quantile_s, wait_tail_rate
+from fleetopt.physics.queueing import erlang_c, ttft_quantile_s, wait_tail_rate
 from fleetopt.planners import baselines
 from fleetopt.planners.mip.solve import solve
 from fleetopt.problem.config import example_names, load_config
@@ -77,7 +77,12 @@ def pool_model_of(problem: Problem, spec: PoolSpec, rate_rps: float | None = Non
 
 def analytical_ttft_s(pm: PoolModel, instances: int, cv2: float | None = None,
                       quantile: float | None = None) -> float:
-    """The evaluator's TTFT quantile (physical mode), optionally with another ``cv2``."""
+    """The evaluator's P99 TTFT; in ``paper`` accounting optionally with another service
+    ``cv2`` or quantile (the serving model of physical accounting has no single ``cv2``)."""
+    if pm.family is not None:
+        if cv2 is not None or quantile is not None:
+            raise ValueError("cv2 and quantile apply to paper accounting's queue only")
+        return float(pm.metrics([instances])["p99_ttft_ms"][0]) / 1000.0
     c = instances * pm.slots
     lam, es = pm.rate_rps, pm.mean_service_s
     pw = erlang_c(c, lam * es)
@@ -87,19 +92,16 @@ def analytical_ttft_s(pm: PoolModel, instances: int, cv2: float | None = None,
 
 
 def analytical_ccdf(pm: PoolModel, instances: int, t_s: np.ndarray) -> np.ndarray:
-    """``P(TTFT > t)`` of the evaluator's model (physical mode) at each ``t`` in ``t_s``
-    (:func:`fleetopt.physics.queueing.ttft_exceed_prob`, the sizing test itself)."""
-    c = instances * pm.slots
-    lam, es = pm.rate_rps, pm.mean_service_s
-    pw = float(erlang_c(c, lam * es))
-    th = float(wait_tail_rate(c, 1.0 / es, lam, pm.cv2))
-    t = np.asarray(t_s, dtype=float)
-    return np.asarray(ttft_exceed_prob(np.full(len(t), pw), np.full(len(t), th),
-                                       pm.prefill_full_s, pm.w, t))
+    """``P(TTFT > t)`` of the evaluator's model at each ``t`` in ``t_s`` (the sizing test's
+    tail, :meth:`fleetopt.sizing.poolmodel.PoolModel.ttft_exceed_prob`)."""
+    return pm.ttft_exceed_prob(instances, np.asarray(t_s, dtype=float))
 
 
 def cv2_to_match(pm: PoolModel, instances: int, target_s: float) -> float | None:
-    """Service ``cv2`` at which the evaluator's P99 TTFT equals ``target_s`` (None: no cv2 does)."""
+    """Service ``cv2`` at which the evaluator's P99 TTFT equals ``target_s`` (None: no cv2 does,
+    or the pool is sized by the serving model, which has no single service ``cv2``)."""
+    if pm.family is not None:
+        return None
     lo, hi = pm.cv2, 200.0
     if analytical_ttft_s(pm, instances, lo) >= target_s:
         return lo
@@ -146,7 +148,7 @@ def compare_case(problem: Problem, fleet: Fleet, case: str, seeds: tuple[int, ..
         if row["optimistic"] and problem.settings.accounting == "physical":
             pm = pool_model_of(problem, spec, runs[0].totals["rate_rps"])
             c2 = cv2_to_match(pm, spec.instances, sim / 1000.0)
-            row["cv2_model"], row["cv2_needed"] = pm.cv2, c2
+            row["cv2_model"], row["cv2_needed"] = getattr(pm, "cv2", None), c2
         rows.append(row)
     return rows
 
