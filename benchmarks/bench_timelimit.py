@@ -29,7 +29,7 @@ def hard_problem() -> Problem:
 
     return Problem(workload=builtin("azure-conv-2023", 1000), model="llama-3.1-70b", gpus=GPUS,
                    tp=(1, 2, 4, 8), max_pools=4, max_ctx=16384, boundaries=boundaries(64),
-                   settings=Settings(500), budget_per_hr=183.303,
+                   settings=Settings(500), budget_per_hr=900.0,
                    inventory=(("MI300X", 1),))
 
 

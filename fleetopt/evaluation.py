@@ -20,6 +20,7 @@ from fleetopt.physics.profiles import PhysicsParams, Profile, resolve
 from fleetopt.problem.fleet import Fleet, PoolSpec
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import Workload, describe_share, requests_over
+from fleetopt.sizing.poolmodel import SERVE_KEYS
 from fleetopt.sizing.sizer import WHY_NO_SLOT, Sizer, pool_model
 
 if TYPE_CHECKING:
@@ -56,6 +57,18 @@ class PoolResult:
     min_instances: int | None
     compressed_share: float = 0.0
     kv_dtype: str = "fp16"
+    # the serving model's figures (physical accounting; None in paper accounting)
+    p99_tpot_ms: float | None = None  # P99 over requests of their mean inter-token time
+    mean_tpot_ms: float | None = None
+    p99_ttlt_ms: float | None = None  # time to last token
+    mean_ttlt_ms: float | None = None
+    prefill_share: float | None = None  # time share of an instance in prompt steps
+    kv_util: float | None = None  # mean KV occupancy / KV capacity (paged)
+    kv_overflow_bound: float | None = None  # bound on P(in-flight KV > capacity)
+    decode_util: float | None = None  # running decoders / max_num_seqs
+    token_util: float | None = None  # tokens per second / full-step capacity
+    mean_step_ms: float | None = None
+    tpot_slo_ms: float | None = None  # the TPOT target in the verdict (None: no target)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -81,6 +94,9 @@ class FleetResult:
         served = sum(p.arrival_rate for p in self.pools)
         comp = (sum(p.compressed_share * p.arrival_rate for p in self.pools) / served) if served else 0.0
         worst = max((p.p99_ttft_ms for p in self.pools if p.arrival_rate > 0), default=0.0)
+        tps = [p.p99_tpot_ms for p in self.pools if p.arrival_rate > 0
+               and p.p99_tpot_ms is not None and not math.isnan(p.p99_tpot_ms)]
+        worst_tpot = max(tps) if tps else None
         return {
             "instances": sum(p.instances for p in self.pools),
             "gpus": sum(p.gpus for p in self.pools),
@@ -89,6 +105,8 @@ class FleetResult:
             "output_tok_per_s": tok,
             "tok_per_w": tok / power if power > 0 else 0.0,
             "worst_p99_ttft_ms": worst if math.isfinite(worst) else None,
+            "worst_p99_tpot_ms": worst_tpot if worst_tpot is None or math.isfinite(worst_tpot)
+            else None,
             "slo_met": all(p.slo_met for p in self.pools),
             "compressed_share": comp,
             "accounting": self.accounting,
@@ -143,6 +161,7 @@ def evaluate_pool(
     m = pm.metrics([spec.instances])
     power = float(m["power_w"][0])
     tok = float(m["output_tok_per_s"][0])
+    serve = {k: _opt(m[k][0]) for k in SERVE_KEYS}
     return PoolResult(
         ctx_lo=spec.ctx_lo, ctx_hi=spec.ctx_hi, gpu=profile.gpu, tp=profile.tp,
         dtype=profile.dtype, instances=spec.instances,
@@ -153,7 +172,15 @@ def evaluate_pool(
         power_w=power, output_tok_per_s=tok, tok_per_w=tok / power if power > 0 else 0.0,
         cost_per_hr=float(m["cost_per_hr"][0]), min_instances=pm.min_instances(),
         compressed_share=pm.compressed_share, kv_dtype=profile.kv_dtype,
+        tpot_slo_ms=settings.tpot_p99_ms if settings.accounting == "physical" else None,
+        **serve,
     )
+
+
+def _opt(x: Any) -> float | None:
+    """A figure of the serving model, or None where the accounting has none (NaN)."""
+    v = float(x)
+    return None if math.isnan(v) else v
 
 
 def evaluate(

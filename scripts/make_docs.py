@@ -166,7 +166,7 @@ def procurement_config() -> dict[str, Any]:
     return tomllib.loads(m.group(1))
 
 
-PROCUREMENT_BUDGETS = "100:260:2"
+PROCUREMENT_BUDGETS = "2200:2400:10"
 
 
 def procurement_demo() -> tuple[Any, Any]:

@@ -150,11 +150,6 @@ def test_config_auto_uses_the_estimate(tmp_path):
     assert prob.settings.peak_factor > 2.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12: under the iteration-level simulator today's analytical pool model is optimistic "
-    "(it does not share an iteration's compute), so neither plan meets the SLO; the per-pool "
-    "burst correction is re-derived on the new pool model (sizing/servemodel.py) after issue "
-    "11 lands: remove this mark then"))
 def test_corrected_plan_meets_slo_under_replay_uncorrected_misses():
     """azure-mixed (the conversation trace at 500 req/s), pool routing: at k = 1 the long pool
     misses the 500 ms SLO by several x under replay; planned with auto it meets it."""

@@ -109,12 +109,12 @@ def test_each_inventory_type_alone():
 def test_budget_or_inventory_with_numbers(free):
     """Both bind: a little more budget with this inventory, or more GPUs with this budget."""
     cost = free.totals["cost_per_hr"]
-    inv = tuple((g, 2) for g in ("H100-SXM", "A100-SXM", "L40S"))
+    inv = tuple((g, 8) for g in ("H100-SXM", "A100-SXM", "L40S"))
     msg, rel = _explained(_base(budget_per_hr=cost * 0.95, inventory=inv))
     fs = _fields(rel)
     assert {"budget.cost_per_hr"} in fs and any(f <= {f"inventory.{g}" for g, _ in inv}
                                                 for f in fs)
-    assert "budget must be at least $" in msg and "GPUs (is 2)" in msg
+    assert "budget must be at least $" in msg and "GPUs (is 8)" in msg
 
 
 def test_budget_and_inventory_together(free):

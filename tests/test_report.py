@@ -90,7 +90,7 @@ def test_units_in_headers_and_compressed_share(capsys):
     header = next(line for line in out.splitlines() if line.startswith("ctx_tokens"))
     for h in ("p99_ttft_ms", "power_kW", "compressed_%", "window_tok"):
         assert h in header
-    assert "compressed 54.5 % of requests" in out.replace("\n  ", " ")
+    assert "compressed 63.2 % of requests" in out.replace("\n  ", " ")
     code, out, _ = run(capsys, "solve", "azure-h100")
     header = next(line for line in out.splitlines() if line.startswith("ctx_tokens"))
     assert "compressed_%" not in header and "window_tok" not in header  # no compression

@@ -49,7 +49,7 @@ def test_compare_json_is_pure_json() -> None:
 
 
 def test_procurement_json_is_pure_json() -> None:
-    d = _json_only(_cli("study", "procurement", "azure-mixed", "--budgets", "30:60:10",
+    d = _json_only(_cli("study", "procurement", "azure-mixed", "--budgets", "200:260:20",
                         "--format", "json"))
     assert {r["status"] for r in d["rows"]} >= {"optimal"}
 

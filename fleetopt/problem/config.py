@@ -8,7 +8,9 @@ The format is ``docs/config.md``::
                  input_fraction (CDFs);  timestamp_unit = "auto" | "s" | "ms" (traces)
                  over_max_ctx = "error" | "drop" | "truncate"
     [model]      name = "llama-3.1-70b";  dtype = "fp16"  (or a list of allowed weight precisions)
+                 prefix_cache_hit = 0.0 (share of prompt tokens served from cache)
     [slo]        ttft_p99_ms = 500;  quantile = 0.99;  peak_factor = 1.0 | "auto"
+                 tpot_p99_ms = 50 (optional)
     [fleet]      gpus = ["H100-SXM"];  tp = [8];  max_pools = 4;  max_ctx = 65536
                  utilization_cap = 0.85;  boundaries = [...];  compress_gamma = 2.0;  max_gpus = ...
                  [[fleet.pool]] ctx_lo, ctx_hi, gpu, tp, instances  (a fleet to evaluate)
@@ -16,7 +18,8 @@ The format is ``docs/config.md``::
     [inventory]  H100-SXM = 512
     [objective]  minimize = "power" | "cost" | "power_then_cost"
     [accounting] mode = "physical" | "paper"
-    [physics]    any PhysicsParams field
+    [physics]    any PhysicsParams field;  kv_allocation = "paged" | "reserved"
+                 kv_overflow_prob = 1e-3;  max_num_batched_tokens;  max_num_seqs
     catalog = "my_catalog.toml"
 
 Relative paths resolve against the config file's folder.
@@ -35,7 +38,13 @@ from fleetopt.physics.catalog import Catalog, default_catalog
 from fleetopt.physics.profiles import PhysicsParams
 from fleetopt.problem.fleet import Fleet
 from fleetopt.problem.problem import Problem
-from fleetopt.problem.schema import CONFIG_KEYS, CONFIG_SECTIONS, FIELDS, check_inventory
+from fleetopt.problem.schema import (
+    CONFIG_KEYS,
+    CONFIG_SECTIONS,
+    FIELDS,
+    PHYSICS_SETTINGS,
+    check_inventory,
+)
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import (
     builtin,
@@ -183,6 +192,11 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
     pf, pf_auto = _peak_factor(slo)
     origin["peak_factor"] = "config" if "peak_factor" in slo else "default"
     dflt = Settings()
+    phys_tab = dict(data.get("physics", {}))
+    serving = {attr: _value(phys_tab, key, f"physics.{key}")
+               for key, attr in PHYSICS_SETTINGS.items() if key in phys_tab}
+    for key in PHYSICS_SETTINGS:
+        phys_tab.pop(key, None)
     settings = Settings(
         ttft_p99_ms=_value(slo, "ttft_p99_ms", "slo.ttft_p99_ms", dflt.ttft_p99_ms),
         utilization_cap=_value(fleet, "utilization_cap", "fleet.utilization_cap",
@@ -192,15 +206,19 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         peak_factor=pf,
         prefill_tail_share=_value(slo, "prefill_tail_share", "slo.prefill_tail_share",
                                   dflt.prefill_tail_share),
+        tpot_p99_ms=_value(slo, "tpot_p99_ms", "slo.tpot_p99_ms"),
+        prefix_cache_hit=_value(wl, "prefix_cache_hit", "workload.prefix_cache_hit"),
+        **serving,
     )
     physics = PhysicsParams()
     if "physics" in data:
         names = {f.name for f in fields(PhysicsParams)}
-        badp = set(data["physics"]) - names
+        badp = set(phys_tab) - names
         if badp:
-            raise FleetoptError("physics", f"unknown keys {sorted(badp)}; known: {', '.join(sorted(names))}")
+            raise FleetoptError("physics", f"unknown keys {sorted(badp)}; known: "
+                                f"{', '.join(sorted(names | set(PHYSICS_SETTINGS)))}")
         vals = {}
-        for k, v in data["physics"].items():
+        for k, v in phys_tab.items():
             if f"physics.{k}" in FIELDS:
                 vals[k] = FIELDS[f"physics.{k}"].check(v)
                 continue

@@ -59,7 +59,10 @@ _POOL_FIELDS = set(POOL_KEYS)
 PLAN_POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "dtype", "instances", "gpus", "arrival_rate",
                   "utilization", "mean_batch", "slots", "window_tokens", "p99_ttft_ms",
                   "slo_met", "power_w", "output_tok_per_s", "tok_per_w", "cost_per_hr",
-                  "min_instances", "compressed_share", "kv_dtype")
+                  "min_instances", "compressed_share", "kv_dtype", "p99_tpot_ms",
+                  "mean_tpot_ms", "p99_ttlt_ms", "mean_ttlt_ms", "prefill_share", "kv_util",
+                  "kv_overflow_bound", "decode_util", "token_util", "mean_step_ms",
+                  "tpot_slo_ms")
 #: fleetopt JSON documents whose ``pools`` are a fleet (``docs/config.md``)
 FLEET_SCHEMAS = ("fleetopt.plan/1", "fleetopt.evaluation/1")
 

@@ -369,6 +369,12 @@ class Problem:
             "gpus": list(self.gpus), "tp": list(self.tp),
             "accounting": st.accounting, "profiles": "+".join(kinds),
             "physics_overrides": physics,
+            "tpot_p99_ms": st.tpot_p99_ms, "kv_allocation": st.kv_allocation,
+            "kv_overflow_prob": st.kv_overflow_prob,
+            "prefix_cache_hit": st.hit_share,
+            "prefix_cache_hit_source": "config" if st.prefix_cache_hit is not None else "default",
+            "max_num_batched_tokens": self.physics.max_num_batched_tokens,
+            "max_num_seqs": self.physics.max_num_seqs,
             "candidates": candidates,
             "warnings": list(self.warnings),
         }

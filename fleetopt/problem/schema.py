@@ -20,8 +20,8 @@ from typing import Any
 
 from fleetopt.core.errors import FleetoptError
 
-__all__ = ["CONFIG_KEYS", "CONFIG_SECTIONS", "FIELDS", "MAX_RATE_RPS", "OBJECTIVES", "OVER_MAX_CTX",
-           "SCENARIO_FIELDS", "SETTINGS_FIELDS", "TIMESTAMP_UNITS", "TP_DEGREES", "Field", "check",
+__all__ = ["CONFIG_KEYS", "CONFIG_SECTIONS", "FIELDS", "KV_ALLOCATIONS", "MAX_RATE_RPS",
+           "OBJECTIVES", "OVER_MAX_CTX", "PHYSICS_SETTINGS", "SCENARIO_FIELDS", "SETTINGS_FIELDS", "TIMESTAMP_UNITS", "TP_DEGREES", "Field", "check",
            "check_inventory", "config_name"]
 
 OBJECTIVES = ("power", "cost", "power_then_cost")
@@ -30,6 +30,8 @@ OVER_MAX_CTX = ("error", "drop", "truncate")
 #: ``[workload] timestamp_unit`` of a trace file
 TIMESTAMP_UNITS = ("auto", "s", "ms")
 TP_DEGREES = (1, 2, 4, 8, 16)
+#: ``[physics] kv_allocation``: blocks for the tokens a sequence holds, or a window-sized slot
+KV_ALLOCATIONS = ("paged", "reserved")
 #: largest arrival rate accepted (a billion requests a second; beyond, the arithmetic overflows)
 MAX_RATE_RPS = 1e9
 
@@ -38,12 +40,14 @@ CONFIG_SECTIONS = frozenset({"workload", "model", "slo", "fleet", "budget", "inv
                              "objective", "accounting", "physics", "catalog", "name",
                              "description"})
 #: the keys of each table with a fixed set of keys (``[inventory]`` and ``[physics]`` have
-#: their own: GPU names, and :class:`~fleetopt.physics.profiles.PhysicsParams` fields)
+#: their own: GPU names, and :class:`~fleetopt.physics.profiles.PhysicsParams` fields plus the
+#: serving settings of :data:`PHYSICS_SETTINGS`)
 CONFIG_KEYS: dict[str, frozenset[str]] = {
     "workload": frozenset({"name", "trace", "cdf", "rate", "input_fraction", "timestamp_unit",
-                           "over_max_ctx"}),
+                           "over_max_ctx", "prefix_cache_hit"}),
     "model": frozenset({"name", "dtype", "kv_dtype"}),
-    "slo": frozenset({"ttft_p99_ms", "quantile", "peak_factor", "prefill_tail_share"}),
+    "slo": frozenset({"ttft_p99_ms", "quantile", "peak_factor", "prefill_tail_share",
+                      "tpot_p99_ms"}),
     "fleet": frozenset({"gpus", "tp", "max_pools", "max_ctx", "utilization_cap", "boundaries",
                         "compress_gamma", "max_gpus", "pool", "kv_dtype"}),
     "budget": frozenset({"cost_per_hr"}),
@@ -168,6 +172,14 @@ _FIELDS = (
     Field("objective.minimize", "choice", choices=OBJECTIVES, attr="objective"),
     Field("accounting.mode", "choice", choices=("physical", "paper"),
           attr="settings.accounting"),
+    Field("slo.tpot_p99_ms", "number", lo=0.0, lo_open=True, unit="ms",
+          attr="settings.tpot_p99_ms"),
+    Field("workload.prefix_cache_hit", "number", lo=0.0, hi=1.0, hi_open=True,
+          attr="settings.prefix_cache_hit"),
+    Field("physics.kv_allocation", "choice", choices=KV_ALLOCATIONS,
+          attr="settings.kv_allocation"),
+    Field("physics.kv_overflow_prob", "number", lo=0.0, hi=0.5, lo_open=True,
+          attr="settings.kv_overflow_prob"),
     # [physics]: PhysicsParams fields with a checked range (the others are checked by
     # PhysicsParams itself); ``physics.<name>`` attributes are PhysicsParams fields
     Field("physics.max_num_batched_tokens", "whole", lo=1, hi=10_000_000, unit="tokens",
@@ -177,6 +189,11 @@ _FIELDS = (
 )
 #: every setting, by config name
 FIELDS: dict[str, Field] = {f.path: f for f in _FIELDS}
+#: the ``[physics]`` keys that are serving settings (:class:`~fleetopt.problem.settings.
+#: Settings`), not :class:`~fleetopt.physics.profiles.PhysicsParams` fields
+PHYSICS_SETTINGS: dict[str, str] = {f.path.split(".", 1)[1]: f.attr.split(".", 1)[1]
+                                    for f in _FIELDS if f.path.startswith("physics.")
+                                    and f.attr.startswith("settings.")}
 
 #: sweep scenario keys: what each one changes (its config name), and what it means
 SCENARIO_FIELDS: dict[str, tuple[str | None, str]] = {
@@ -184,6 +201,7 @@ SCENARIO_FIELDS: dict[str, tuple[str | None, str]] = {
     "workload": ("workload.name", "built-in workload name (fleetopt catalog lists them)"),
     "rate_rps": ("workload.rate", "arrival rate, requests/s"),
     "ttft_p99_ms": ("slo.ttft_p99_ms", "P99 TTFT target, ms"),
+    "tpot_p99_ms": ("slo.tpot_p99_ms", "P99 TPOT target, ms (mean inter-token time)"),
     "utilization_cap": ("fleet.utilization_cap", "utilisation cap per pool, (0, 1]"),
     "model": ("model.name", "model name"),
     "dtype": ("model.dtype", "allowed weight precision(s)"),

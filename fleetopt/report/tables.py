@@ -219,6 +219,11 @@ def _pct(key: str) -> Callable[[Mapping[str, Any]], Any]:
     return _scaled(key, 100.0)
 
 
+def _tpot_target(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """A TPOT target is set: the P99 TPOT is part of the verdict."""
+    return any(not is_missing(r.get("tpot_slo_ms")) for r in rows)
+
+
 #: pools of an evaluated fleet or a plan (evaluate, solve)
 POOL_COLS: tuple[Col, ...] = (
     Col("ctx_tokens", _ctx, str),
@@ -232,12 +237,20 @@ POOL_COLS: tuple[Col, ...] = (
     Col("util_%", _pct("utilization"), "{:.1f}", drop=4),
     Col("mean_batch", "mean_batch", "{:,.1f}", wide=True),
     Col("p99_ttft_ms", "p99_ttft_ms", "{:,.1f}"),
+    Col("p99_tpot_ms", "p99_tpot_ms", "{:,.1f}", when=_tpot_target),
     Col("slo_met", "slo_met", str),
     Col("power_kW", _scaled("power_w", 1e-3), "{:,.2f}"),
     Col("tok/W", "tok_per_w", "{:,.2f}", drop=2),
     Col("$/hr", "cost_per_hr", "{:,.2f}", drop=1),
     Col("compressed_%", _pct("compressed_share"), "{:.1f}", when=_compresses),
     Col("min_instances", "min_instances", "{:,d}", wide=True),
+    Col("p99_tpot_ms", "p99_tpot_ms", "{:,.1f}", wide=True,
+        when=lambda rs: not _tpot_target(rs)),
+    Col("mean_tpot_ms", "mean_tpot_ms", "{:,.1f}", wide=True),
+    Col("p99_ttlt_ms", "p99_ttlt_ms", "{:,.0f}", wide=True),
+    Col("prefill_%", _pct("prefill_share"), "{:.1f}", wide=True),
+    Col("kv_%", _pct("kv_util"), "{:.1f}", wide=True),
+    Col("mean_step_ms", "mean_step_ms", "{:,.1f}", wide=True),
     Col("slots", "slots", "{:,d}", wide=True),
     Col("kv_dtype", "kv_dtype", str, wide=True),
     Col("output_tok/s", "output_tok_per_s", "{:,.0f}", wide=True),
@@ -474,6 +487,19 @@ def settings_line(used: dict[str, Any]) -> str:
     else:
         phys += " (default parameters)" if "computed" in u["profiles"] else ""
     parts.append(phys)
+    if u["accounting"] == "physical" and "kv_allocation" in u:
+        serve = [f"{u['kv_allocation']} KV"
+                 + (f" (overflow <= {u['kv_overflow_prob']:g})" if u["kv_allocation"] == "paged"
+                    else "")]
+        if u.get("tpot_p99_ms") is not None:
+            serve.append(f"P99 TPOT {u['tpot_p99_ms']:g} ms")
+        if u.get("prefix_cache_hit"):
+            serve.append(f"prefix hit {u['prefix_cache_hit']:g} ({u['prefix_cache_hit_source']})")
+        for key, name in (("max_num_batched_tokens", "token budget"),
+                          ("max_num_seqs", "max seqs")):
+            if u.get(key) is not None:
+                serve.append(f"{name} {u[key]:,}")
+        parts.append(", ".join(serve))
     if u.get("candidates") is not None:
         parts.append(f"{u['candidates']:,} candidates")
     return "used: " + ", ".join(parts)

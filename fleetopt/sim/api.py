@@ -92,7 +92,8 @@ PREDICTIONS: dict[str, tuple[str, ...]] = {
     "p50_tpot_ms": ("p50_tpot_ms",),
     "p90_tpot_ms": ("p90_tpot_ms",),
     "mean_tpot_ms": ("mean_tpot_ms",),
-    "mean_e2e_ms": ("mean_e2e_ms",),
+    "mean_e2e_ms": ("mean_e2e_ms", "mean_ttlt_ms"),
+    "p99_e2e_ms": ("p99_e2e_ms", "p99_ttlt_ms"),
     "arrival_rate": ("arrival_rate",),
     "output_tok_per_s": ("output_tok_per_s",),
     "power_w": ("power_w",),
@@ -100,7 +101,7 @@ PREDICTIONS: dict[str, tuple[str, ...]] = {
     "tok_per_j": ("tok_per_j", "tok_per_w"),
     "utilization": ("utilization",),
     "mean_batch": ("mean_batch",),
-    "kv_utilization": ("kv_utilization", "kv_occupancy"),
+    "kv_utilization": ("kv_utilization", "kv_occupancy", "kv_util"),
     "busy_fraction": ("busy_fraction", "compute_utilization"),
 }
 
@@ -494,7 +495,7 @@ def _predictions(result: Any) -> dict[str, Any]:
         v = None
         if result is not None:
             for a in attrs:
-                if hasattr(result, a):
+                if getattr(result, a, None) is not None:
                     v = getattr(result, a)
                     break
         out[metric] = None if v is None else float(v)
@@ -506,7 +507,7 @@ def _fleet_predictions(results: list[Any], totals: dict[str, Any] | None = None
     """The fleet's predicted figures (worst pool for the latencies, sums for the rest)."""
     def worst(attr: str) -> float | None:
         vals = [getattr(r, attr) for r in results
-                if hasattr(r, attr) and getattr(r, "arrival_rate", 1.0) > 0]
+                if getattr(r, attr, None) is not None and getattr(r, "arrival_rate", 1.0) > 0]
         if not vals:
             return None
         v = max(float(x) for x in vals)

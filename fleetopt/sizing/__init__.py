@@ -16,14 +16,15 @@ if TYPE_CHECKING:
         exact_power_table,
         prune_dominated,
     )
-    from fleetopt.sizing.family import NotStackable, PoolFamily
+    from fleetopt.sizing.family import NotStackable, family_mix
     from fleetopt.sizing.limits import Limits, objective_key, pick, plan_key
     from fleetopt.sizing.poolmodel import PoolModel
+    from fleetopt.sizing.servemodel import InstancePhysics, ServeFamily, physics_of
     from fleetopt.sizing.sizer import SizedPool, Sizer, pool_model
 
 __all__ = [
-    "Candidate", "CandidateSet", "Limits", "NotStackable", "PoolFamily", "PoolModel",
-    "SizedPool", "Sizer", "build_candidates", "exact_power_table", "objective_key", "pick",
-    "plan_key", "pool_model", "prune_dominated",
+    "Candidate", "CandidateSet", "InstancePhysics", "Limits", "NotStackable", "PoolModel",
+    "ServeFamily", "SizedPool", "Sizer", "build_candidates", "exact_power_table", "family_mix",
+    "objective_key", "physics_of", "pick", "plan_key", "pool_model", "prune_dominated",
 ]
 __getattr__, __dir__ = attach(__name__, globals())

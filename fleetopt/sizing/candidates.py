@@ -40,8 +40,8 @@ from fleetopt.core.deadline import Deadline
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.profiles import Deployment
 from fleetopt.problem.problem import Problem
-from fleetopt.sizing.family import PoolFamily
 from fleetopt.sizing.limits import Limits
+from fleetopt.sizing.servemodel import ServeFamily, idle_instance_w
 from fleetopt.sizing.sizer import Sizer, pool_model
 
 __all__ = ["Candidate", "CandidateSet", "breakpoints", "build_candidates", "exact_power_table",
@@ -150,22 +150,20 @@ _PAD = np.int64(1) << np.int64(60)  # padding count in the per-column tables
 _T_CAP = 1 << 40  # no pool has this many instances
 
 
-class _FamilyOracle:
-    """Exact watts and batch lower bounds of some columns of a :class:`PoolFamily`."""
+class _ServeOracle:
+    """Exact watts of some columns of a :class:`~fleetopt.sizing.servemodel.ServeFamily`, and
+    the one lower bound on an instance's watts that needs no assumption: its GPUs at idle."""
 
-    def __init__(self, pb: PoolFamily, cols: np.ndarray) -> None:
-        self.pb, self.cols = pb, np.asarray(cols, dtype=np.int64)
-        self.slots = pb.slots[self.cols].astype(float)
+    def __init__(self, fam: ServeFamily, cols: np.ndarray) -> None:
+        self.fam, self.cols = fam, np.asarray(cols, dtype=np.int64)
+        self.slots = fam.slots[self.cols].astype(float)
 
     def exact(self, idx: np.ndarray, N: np.ndarray, floor: bool) -> tuple[np.ndarray, np.ndarray]:
-        cols = self.cols[idx]
-        N = N.astype(float)
-        b = self.pb.operating_batch(cols, N)
-        W = N * self.pb.instance_power_w(cols, b)
-        return W, (self.pb.batch_floor(cols, N, b) if floor else np.zeros_like(N))
+        return self.fam.power_w(self.cols[idx], N.astype(float)), np.zeros(len(N))
 
     def inst_w(self, idx: np.ndarray, batch: np.ndarray) -> np.ndarray:
-        return self.pb.instance_power_w(self.cols[idx], batch)
+        c = self.cols[idx]
+        return self.fam.gpus[c] * self.fam.idle_w[c]
 
 
 class _PaperOracle:
@@ -211,9 +209,10 @@ def _proven_ranges(oracle: Any, n0: np.ndarray, headroom: float, max_extra: int,
 
     * ``W(N) >= N * w(0)`` (the power curve's floor), so every ``N > T = W_d / w(0)`` is
       dominated, with ``W_d`` the least watts of the densely evaluated counts;
-    * for ``u < N < v``, with ``beta_v <= b(N')`` for all ``N' <= v`` (``PoolFamily.batch_floor``)
-      and ``X_v = v beta_v``: ``b(N) >= min(s, X_v / N)``, hence on a piece ``[a, c]`` of the
-      gap ``W(N) >= kappa N`` with ``kappa = w(min(s, X_v / c))``.
+    * for ``u < N < v``, with ``beta_v <= b(N')`` for all ``N' <= v`` and ``X_v = v beta_v``:
+      ``b(N) >= min(s, X_v / N)``, hence on a piece ``[a, c]`` of the gap ``W(N) >= kappa N``
+      with ``kappa = w(min(s, X_v / c))`` (``paper`` accounting's batch; with ``dense_to_cap``
+      every count up to ``T`` is evaluated and no gap remains).
 
     Counts are evaluated densely over ``[n0, n0 + min(ceil(headroom n0), max_extra)]`` (all of
     ``[n0, T]`` with ``dense_to_cap``), then at ``n0 + step 2^j`` up to ``T``; a gap whose lower
@@ -454,7 +453,8 @@ def build_candidates(
         # 1 s to start its server, and a pool re-imports the caller's __main__.
         workers = 1
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
-             "dominated": 0, "extended": 0, "range_points": 0, "unproven_gaps": 0}
+             "dominated": 0, "extended": 0, "range_points": 0, "unproven_gaps": 0,
+             "monotone_fallback": 0}
     cands: list[Candidate] = []
     done: set[tuple[int, int]] = {(i, k) for k in range(1, len(b)) for i in range(k)}
     if workers > 1:
@@ -489,18 +489,23 @@ def build_candidates(
 
 
 _COARSE = 8  # ranges in the first pass over the boundaries
-_CHUNK_COLS = 512  # pools sized per PoolFamily at most (the deadline is checked between them)
+_CHUNK_COLS = 512  # pools sized per family at most (the deadline is checked between them)
 
 
-def _jobs(K: int) -> list[tuple[int, list[int]]]:
-    """``(k, lows)`` in build order: first every arc between ``_COARSE + 1`` evenly spread
-    boundaries (so a complete small problem, plans included, exists early), then the rest; each
-    pass from the top boundary down."""
+def _jobs(K: int, compress: bool = False) -> list[tuple[int, list[int], str]]:
+    """``(k, lows, windows)`` in build order: first every arc between ``_COARSE + 1`` evenly
+    spread boundaries at its own window (so a complete small problem, plans included, exists
+    early), then those arcs' compress windows (``windows``: ``"own"``, ``"compress"`` or
+    ``"all"``), then the rest; each pass from the top boundary down."""
     coarse = sorted({round(K * j / min(K, _COARSE)) for j in range(min(K, _COARSE) + 1)})
     first = [(k, [i for i in coarse if i < k]) for k in reversed(coarse) if k > 0]
     cs = set(coarse)
     rest = [(k, [i for i in range(k) if not (k in cs and i in cs)]) for k in range(K, 0, -1)]
-    return first + [(k, lows) for k, lows in rest if lows]
+    head: list[tuple[int, list[int], str]] = [(k, lows, "own" if compress else "all")
+                                              for k, lows in first]
+    if compress:
+        head += [(k, lows, "compress") for k, lows in first]
+    return head + [(k, lows, "all") for k, lows in rest if lows]
 
 
 def _candidates_for(
@@ -519,7 +524,7 @@ def _candidates_for(
     wl = problem.workload
     tot = wl.total_tokens
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "extended": 0,
-             "range_points": 0, "unproven_gaps": 0}
+             "range_points": 0, "unproven_gaps": 0, "monotone_fallback": 0}
     cands: list[Candidate] = []
     done: set[tuple[int, int]] = set()
     sizer = Sizer(problem)
@@ -529,9 +534,9 @@ def _candidates_for(
     profiles = [(d, sizer.profile(d)) for d in deployments]
     for _, prof in profiles:
         _check_service_monotone(prof)
-    for k, allowed in _jobs(K):
-        windows = [b[k]] + ([b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9]
-                            if gamma > 1 else [])
+    for k, allowed, which in _jobs(K, gamma > 1):
+        extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
+        windows = {"own": [b[k]], "compress": extra, "all": [b[k], *extra]}[which]
         complete = True
         for win in windows:
             if deadline is not None and deadline.expired():
@@ -579,24 +584,59 @@ def _candidates_for(
                         continue
                     n0 = np.array([n_min])
                     if pm.family is not None:
-                        rg = _proven_ranges(_FamilyOracle(pm.family, np.array([0])), n0,
-                                            headroom, max_extra)
+                        curve = _serve_curves(pm.family, np.array([0]), n0, headroom,
+                                              max_extra, segments, stats)[0]
                     else:  # paper accounting: closed-form watts at every count
                         rg = _proven_ranges(_PaperOracle(pm), n0, headroom, max_extra,
                                             dense_to_cap=True)
-                    _count(stats, rg, n0)
+                        _count(stats, rg, n0)
+                        curve = _curves(rg, n0, segments)[0]
                     cands.append(Candidate(
                         i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d,
                         inventory_key=d.gpu, gpus_per_instance=prof.gpus_per_instance,
                         cost_per_instance_hr=prof.instance_cost_per_hr(st.accounting),
-                        rate_rps=pm.rate_rps, compressed_share=pm.compressed_share,
-                        **_curves(rg, n0, segments)[0],
+                        rate_rps=pm.rate_rps, compressed_share=pm.compressed_share, **curve,
                     ))
         if complete:
-            done.update((i, k) for i in allowed)
+            if which != "own":  # an arc is complete once its compress windows are built too
+                done.update((i, k) for i in allowed)
         else:
             break
     return cands, stats, done
+
+
+def _serve_curves(fam: ServeFamily, cols: np.ndarray, n0: np.ndarray, headroom: float,
+                  max_extra: int, segments: int, stats: dict[str, int]) -> list[dict[str, Any]]:
+    """Curves of physical-accounting candidates (``docs/formulation.md`` section 5).
+
+    The serving model's pool watts rise with the instance count (every instance adds its idle
+    watts, and the pool's power above idle is a function of its work, which does not fall), so
+    every count above ``n_min`` is dominated and the candidate is the single exact point
+    ``n_min``. The consequence is checked on every candidate at ``n_min + 1`` and
+    ``2 n_min + 1``; a candidate where it fails gets the assumption-free range instead: exact
+    watts at every count up to ``T = W(n_min) / (gpus x idle)``, above which ``W(N) >= N gpus
+    idle > W(n_min)`` (``candidate_stats["monotone_fallback"]`` counts them)."""
+    m = len(cols)
+    W = fam.power_w(np.concatenate([cols, cols, cols]),
+                    np.concatenate([n0, n0 + 1, 2 * n0 + 1]).astype(float))
+    w0, w1, w2 = W[:m], W[m:2 * m], W[2 * m:]
+    mono = (w1 >= w0) & (w2 >= w0)
+    out: list[dict[str, Any] | None] = [None] * m
+    for j in np.flatnonzero(mono):
+        w = float(w0[j])
+        n = int(n0[j])
+        out[j] = {"n_points": (n,), "exact_n": (n,), "power_exact_w": (w,),
+                  "segs": ((n, n, w, 0.0),)}
+    stats["range_points"] += 3 * m
+    bad = np.flatnonzero(~mono)
+    stats["monotone_fallback"] = stats.get("monotone_fallback", 0) + len(bad)
+    if len(bad):
+        rg = _proven_ranges(_ServeOracle(fam, cols[bad]), n0[bad], headroom, max_extra,
+                            dense_to_cap=True)
+        _count(stats, rg, n0[bad])
+        for j, curve in zip(bad, _curves(rg, n0[bad], segments), strict=True):
+            out[j] = curve
+    return [c for c in out if c is not None]
 
 
 def _count(stats: dict[str, int], rg: _Ranges, n0: np.ndarray) -> None:
@@ -667,9 +707,8 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
         if not len(cols):
             continue
         n0 = n_min[cols]
-        rg = _proven_ranges(_FamilyOracle(pb, cols), n0, headroom, max_extra)
-        _count(stats, rg, n0)
-        for col, curve in zip(cols, _curves(rg, n0, segments), strict=True):
+        curves = _serve_curves(pb, cols, n0, headroom, max_extra, segments, stats)
+        for col, curve in zip(cols, curves, strict=True):
             d, prof = members[int(pb.dep[col])]
             i = lows[int(pb.lc[col])]
             out.append(Candidate(
@@ -685,7 +724,7 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
 def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any) -> Candidate:
     """A pool over a range with no sampled requests: one instance, so the range is served."""
     acct = problem.settings.accounting
-    w1 = float(prof.instance_power_w(0.0, acct))
+    w1 = idle_instance_w(prof, problem.settings)
     return Candidate(
         i=i, k=k, lo=b[i], hi=b[k], window=b[k], deployment=d, inventory_key=d.gpu,
         gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=prof.instance_cost_per_hr(acct),

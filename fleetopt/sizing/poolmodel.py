@@ -7,15 +7,10 @@ generation, the baselines and the enumerator all call this one class: one formul
 
 Conventions (``docs/model.md``):
 
-* ``physical`` accounting (default):
-  - service time of request i at batch n: ``S_i(n) = prefill_s(l_in_i, n, Lbar) + l_out_i *
-    decode_s(n, Lbar)``, with ``Lbar`` the time-averaged context of the sequences in flight,
-    ``Lbar = E[l_out (l_in + l_out/2)] / E[l_out]``;
-  - queueing uses the full-batch service time ``S(s)``: a request waits only when every slot is
-    busy, and then the batch is ``s``; utilisation ``rho = lam E[S(s)] / (N s)``;
-  - the SLO test is ``q``-quantile of (wait + prefill at full batch) <= target, and ``rho <= cap``;
-  - the operating batch (for power) is the largest fixed point ``n = lam E[S(n)] / N <= rho s``;
-  - power = ``N * tp * P(n)``.
+* ``physical`` accounting (default): the serving model of
+  :mod:`fleetopt.sizing.servemodel` (shared iterations, paged or reserved KV, TTFT and TPOT
+  tails, activity power), one pool as a one-column :class:`~fleetopt.sizing.servemodel.
+  ServeFamily`, so a pool gets the same numbers alone as in the MIP's families.
 * ``paper`` accounting reproduces the published planner: service time at full batch with each
   request's own length as context, ``cv2`` floored at 0.01, SLO test on Kimura's P99 wait alone
   (prefill only added to the reported figure, as mean prefill at batch 1 with the profile's
@@ -36,11 +31,21 @@ from numpy.typing import ArrayLike, NDArray
 
 from fleetopt.physics.compression import compress, compress_paper
 from fleetopt.physics.profiles import Profile
-from fleetopt.physics.queueing import kimura_p99_wait_s, ttft_quantile_s
+from fleetopt.physics.queueing import (
+    erlang_c,
+    kimura_p99_wait_s,
+    ttft_exceed_prob,
+    wait_tail_rate,
+)
 from fleetopt.problem.settings import Settings
-from fleetopt.sizing.family import PoolFamily, weighted_quantile
+from fleetopt.sizing.family import family_mix
+from fleetopt.sizing.servemodel import ServeFamily, idle_instance_w, physics_of
 
-__all__ = ["PoolModel"]
+__all__ = ["SERVE_KEYS", "PoolModel"]
+
+#: figures of the serving model (physical accounting) that ``paper`` accounting leaves NaN
+SERVE_KEYS = ("p99_tpot_ms", "mean_tpot_ms", "p99_ttlt_ms", "mean_ttlt_ms", "prefill_share",
+              "kv_util", "kv_overflow_bound", "decode_util", "token_util", "mean_step_ms")
 
 
 _NO_LIMIT = 1 << 62  # an upper edge above any request
@@ -58,6 +63,7 @@ class PoolModel:
         rate_rps: float,
         window: int,
         settings: Settings,
+        hit: float | None = None,
     ) -> None:
         self.profile = profile
         self.settings = settings
@@ -96,23 +102,19 @@ class PoolModel:
             self.mean_service_s = float(w @ S)
             var = float(w @ (S - self.mean_service_s) ** 2)
             self.cv2 = max(0.01, var / self.mean_service_s**2)  # the planner's floor
-            self._family: PoolFamily | None = None
+            self._family: ServeFamily | None = None
+            self.ttft_floor_s = 0.0
+            self.prefill_late_share = float(self.w[self.prefill_full_s > settings.slo_s].sum())
         else:
-            # physical accounting: the formulas live in PoolFamily (one pool = one column)
-            b = PoolFamily(profile, lin0, lout0, w, self.rate_rps, [-1], _NO_LIMIT, self.window,
-                          settings)
-            self._family = b
-            self.ctx = float(b.ctx[0])
-            self.prefill_full_s = b.prefill_full_s[:, 0]
-            self.prefill_report_s = float(w @ self.prefill_full_s)
-            self.mean_service_s = float(b.mean_service_s[0])
-            self.cv2 = float(b.cv2[0])
-        # the least target any size can meet: prompts slower than it must fit the margin
-        self.ttft_floor_s = weighted_quantile(self.prefill_full_s, self.w,
-                                               1.0 - settings.prefill_late_budget) \
-            if settings.accounting == "physical" else 0.0
-        # no size meets the SLO when prefill alone (no waiting) misses it too often
-        self.prefill_late_share = float(self.w[self.prefill_full_s > settings.slo_s].sum())
+            # physical accounting: the serving model, one pool = one column
+            mix = family_mix(lin0, lout0, w, self.rate_rps, [-1], _NO_LIMIT, self.window)
+            fam = ServeFamily([physics_of(profile, settings)], mix, settings, [self.slots],
+                              settings.hit_share if hit is None else hit)
+            self._family = fam
+            self.ctx = float(fam.Lbar[0])
+            # the least target any size can meet: prompts slower than it must fit the margin
+            self.ttft_floor_s = fam.prefill_floor_s(0)
+            self.prefill_late_share = float(fam.prefill_late_share[0])
 
     @property
     def feasible_at_any_size(self) -> bool:
@@ -124,73 +126,98 @@ class PoolModel:
         return self.slots >= 1 and self.prefill_late_share <= self.settings.prefill_late_budget
 
     def min_instances_util(self) -> int:
-        """Fewest instances that keep utilisation at or below the cap."""
+        """Fewest instances that keep utilisation at or below the cap (``paper`` accounting)."""
         if self.empty:
             return 1  # coverage: a range with no sampled traffic still needs one instance
         a = self.rate_rps * self.settings.peak_factor * self.mean_service_s
         return max(1, math.ceil(a / (self.slots * self.settings.utilization_cap) - 1e-9))
 
     def metrics(self, instances: ArrayLike) -> dict[str, NDArray]:
-        """Vectorised metrics for an array of instance counts."""
+        """Vectorised metrics for an array of instance counts (the serving model's figures in
+        physical accounting; NaN for those ``paper`` accounting does not model)."""
         N = np.atleast_1d(np.asarray(instances, dtype=float))
         st = self.settings
         acct = st.accounting
+        nan = np.full(N.shape, np.nan)
         if self.empty:
             z = np.zeros_like(N)
-            return {
+            out = {key: nan.copy() for key in SERVE_KEYS}
+            out.update({
                 "instances": N, "utilization": z, "mean_batch": z, "p99_ttft_ms": z,
                 "p99_wait_ms": z, "slo_met": (N >= 1) & (self.slots >= 1),  # coverage
-                "power_w": N * self.profile.instance_power_w(0.0, acct),
+                "power_w": N * idle_instance_w(self.profile, st),
                 "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
                 "output_tok_per_s": z,
-            }
+            })
+            return out
         if np.any(N < 1):  # no instance for real traffic: nothing is served
             out = self.metrics(np.maximum(N, 1.0))
             zero = N < 1
             for key, val in (("utilization", np.inf), ("mean_batch", 0.0), ("p99_ttft_ms", np.inf),
                              ("p99_wait_ms", np.inf), ("power_w", 0.0), ("cost_per_hr", 0.0),
-                             ("output_tok_per_s", 0.0)):
+                             ("output_tok_per_s", 0.0), ("p99_tpot_ms", np.inf),
+                             ("mean_tpot_ms", np.inf), ("p99_ttlt_ms", np.inf),
+                             ("mean_ttlt_ms", np.inf)):
                 out[key] = np.where(zero, val, out[key])
             out["slo_met"] = np.where(zero, False, out["slo_met"])
             out["instances"] = N
             return out
         lam = self.rate_rps
+        base = {"instances": N, "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
+                "output_tok_per_s": np.full(N.shape, lam * self.mean_output)}
+        if self._family is not None:
+            ev = self._family.evaluate(np.zeros(len(N), dtype=np.int64), N)
+            out = {key: ev[key] for key in SERVE_KEYS}
+            out.update(base)
+            out.update({"utilization": ev["utilization"], "mean_batch": ev["mean_batch"],
+                        "p99_ttft_ms": ev["p99_ttft_ms"], "p99_wait_ms": ev["p99_wait_ms"],
+                        "slo_met": ev["ok"].astype(bool) & ev["stable"].astype(bool),
+                        "power_w": ev["power_w"]})
+            return out
         q = self._queue(N)
         rho = q["rho_mean"]
-        if acct == "paper":
-            ttft = q["w99"] + self.prefill_report_s
-            batch = self.paper_batch(N)
-        else:
-            ttft = ttft_quantile_s(np.atleast_1d(q["pw"]), np.atleast_1d(q["theta"]),
-                                   self.prefill_full_s, self.w, st.quantile)
-            batch = self.operating_batch(N)
+        ttft = q["w99"] + self.prefill_report_s
+        batch = self.paper_batch(N)
         slo_ok = self._slo_ok(N, q)
-        w99 = q["w99"]
-        power = self._power(N, batch)
         stable = q["rho"] < 1.0
-        return {
-            "instances": N,
+        out = {key: nan.copy() for key in SERVE_KEYS}
+        out.update(base)
+        out.update({
             "utilization": rho,
             "mean_batch": batch,
             "p99_ttft_ms": np.where(stable, ttft * 1000.0, np.inf),
-            "p99_wait_ms": np.where(stable, w99 * 1000.0, np.inf),
+            "p99_wait_ms": np.where(stable, q["w99"] * 1000.0, np.inf),
             "slo_met": slo_ok & stable,
-            "power_w": power,
-            "cost_per_hr": N * self.profile.instance_cost_per_hr(acct),
-            "output_tok_per_s": np.full(N.shape, lam * self.mean_output),
-        }
+            "power_w": self._power(N, batch),
+        })
+        return out
 
     def _power(self, N: NDArray, batch: NDArray) -> NDArray:
         return N * self.profile.instance_power_w(np.maximum(batch, 0.0), self.settings.accounting)
 
     def power_w(self, instances: ArrayLike) -> NDArray[np.float64]:
-        """Pool watts at each instance count (the operating batch and power curve only)."""
+        """Pool watts at each instance count."""
         N = np.atleast_1d(np.asarray(instances, dtype=float))
         if self.empty:
-            return N * self.profile.instance_power_w(0.0, self.settings.accounting)
+            return N * idle_instance_w(self.profile, self.settings)
         if self._family is None:  # paper
             return self._power(N, self.paper_batch(N))
-        return self._family.power_w(np.zeros(len(N), dtype=int), N)
+        return self._family.power_w(np.zeros(len(N), dtype=np.int64), N)
+
+    def ttft_exceed_prob(self, instances: int, t_s: ArrayLike) -> NDArray[np.float64]:
+        """``P(TTFT > t)`` at ``instances`` for every ``t`` in ``t_s`` (the sizing test's tail:
+        the serving model's in physical accounting; wait + reported prefill in ``paper``)."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        if self.empty:
+            return np.zeros(len(t))
+        if self._family is not None:
+            return self._family.ttft_ccdf(0, float(instances), t)
+        c = instances * self.slots
+        lam = self.rate_rps * self.settings.peak_factor
+        pw = float(erlang_c(c, lam * self.mean_service_s))
+        th = float(wait_tail_rate(c, 1.0 / self.mean_service_s, lam, self.cv2))
+        return np.asarray(ttft_exceed_prob(np.full(len(t), pw), np.full(len(t), th),
+                                           np.array([self.prefill_report_s]), np.ones(1), t))
 
     def paper_batch(self, instances: ArrayLike) -> NDArray[np.float64]:
         """``paper`` accounting's batch for power, ``int(rho s)`` with full-batch service times:
@@ -200,24 +227,9 @@ class PoolModel:
         return np.floor(rho * self.slots)
 
     @property
-    def family(self) -> PoolFamily | None:
-        """The one-column :class:`PoolFamily` behind a physical-accounting pool (else None)."""
+    def family(self) -> ServeFamily | None:
+        """The one-column :class:`ServeFamily` behind a physical-accounting pool (else None)."""
         return None if self.empty else self._family
-
-    def mean_service_at(self, batch: ArrayLike) -> NDArray[np.float64]:
-        """``E[S(n)]`` over the pool's mix at decode batch ``n`` (physical accounting)."""
-        n = np.atleast_1d(np.asarray(batch, dtype=float))
-        return self._require_family().mean_service_at(np.zeros(len(n), dtype=int), n)
-
-    def operating_batch(self, instances: ArrayLike) -> NDArray[np.float64]:
-        """Sequences in flight per instance at each count (physical accounting, Little's law)."""
-        N = np.atleast_1d(np.asarray(instances, dtype=float))
-        return self._require_family().operating_batch(np.zeros(len(N), dtype=int), N)
-
-    def _require_family(self) -> PoolFamily:
-        if self._family is None:
-            raise ValueError("available in physical accounting only")
-        return self._family
 
     def min_instances(self, limit: int = 1_000_000) -> int | None:
         """Smallest instance count meeting the SLO and the utilisation cap; None if none can."""
@@ -246,7 +258,8 @@ class PoolModel:
         return max(1, math.ceil(self.rate_rps / mu_instance) + 1)
 
     def _queue(self, N: NDArray) -> dict[str, NDArray]:
-        """Queue quantities at the DESIGN rate ``peak_factor * lam`` (the mean rate for rho_mean)."""
+        """``paper`` accounting's queue at the DESIGN rate ``peak_factor * lam`` (the mean rate
+        for rho_mean)."""
         st = self.settings
         Nf = np.asarray(N, dtype=float)
         c = Nf * self.slots
@@ -254,22 +267,16 @@ class PoolModel:
         mu = 1.0 / self.mean_service_s
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(c > 0, lam * self.mean_service_s / np.maximum(c, 1e-300), np.inf)
-        out = {"c": c, "rho": rho, "rho_mean": rho / st.peak_factor,
-               "w99": kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)}
-        if self._family is not None:
-            out.update(self._family.queue(np.zeros(len(np.atleast_1d(Nf)), dtype=int),
-                                         np.atleast_1d(Nf)))
-        return out
+        return {"c": c, "rho": rho, "rho_mean": rho / st.peak_factor,
+                "w99": kimura_p99_wait_s(c, mu, lam, self.cv2, st.quantile)}
 
     def _slo_ok(self, N: NDArray, q: dict[str, NDArray] | None = None) -> NDArray:
         """Does each instance count meet the SLO test and the utilisation cap (at design rate)?"""
         st = self.settings
+        if self._family is not None:
+            Nf = np.atleast_1d(np.asarray(N, dtype=float))
+            return self._family.slo_ok(np.zeros(len(Nf), dtype=np.int64), Nf)
         q = q if q is not None else self._queue(N)
         cap_ok = (q["rho"] <= st.utilization_cap + 1e-12) & (q["rho"] < 1)
-        if st.accounting == "paper":
-            return (q["w99"] <= st.slo_s + 1e-12) & cap_ok & (
-                np.asarray(N, dtype=float) >= self._paper_floor())
-        Nf = np.atleast_1d(np.asarray(N, dtype=float))
-        return self._require_family().slo_ok(np.zeros(len(Nf), dtype=int), Nf, q)
-
-
+        return (q["w99"] <= st.slo_s + 1e-12) & cap_ok & (
+            np.asarray(N, dtype=float) >= self._paper_floor())

@@ -6,9 +6,10 @@ cap (:meth:`fleetopt.sizing.poolmodel.PoolModel.min_instances`), with its watts,
 GPUs there. The :class:`Sizer` of a problem
 
 * resolves each deployment's profile once (:meth:`Sizer.profile`);
-* builds the pools of one upper edge and window together, as :class:`PoolFamily` objects
-  (:meth:`Sizer.families`: every deployment whose profiles stack in one family, else one family
-  per deployment: the stack-or-fallback rule, here only), sharing the routed request mix;
+* builds the pools of one upper edge and window together, as one
+  :class:`~fleetopt.sizing.servemodel.ServeFamily` over all their deployments
+  (:meth:`Sizer.families`; the instances' physics stack, or are evaluated per deployment inside
+  the family), sharing the routed request mix;
 * sizes pools in batches (:meth:`Sizer.prefetch`, physical accounting) or one at a time
   (:meth:`Sizer.size`, which also says why a pool cannot be sized), caching every answer.
 
@@ -28,8 +29,9 @@ import numpy as np
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.profiles import Deployment, Profile
 from fleetopt.problem.fleet import PoolSpec
-from fleetopt.sizing.family import NotStackable, PoolFamily
+from fleetopt.sizing.family import family_mix
 from fleetopt.sizing.poolmodel import PoolModel
+from fleetopt.sizing.servemodel import ServeFamily, physics_of
 
 __all__ = ["SizedPool", "Sizer", "pool_model"]
 
@@ -96,6 +98,7 @@ class Sizer:
         self._pools: dict[Key, SizedPool] = {}
         self._models: dict[Key, PoolModel] = {}
         self._mixes: dict[tuple[int, int, tuple[int, ...]], dict[str, Any]] = {}
+        self._physics: dict[Deployment, Any] = {}
         self.models_built = 0  # pool models and families built (a measure of the work done)
 
     # --- profiles and families --------------------------------------------------------
@@ -111,42 +114,47 @@ class Sizer:
             self._profiles[d] = prof
         return prof
 
+    def physics(self, d: Deployment) -> Any:
+        """The instance physics of ``d`` (:func:`fleetopt.sizing.servemodel.physics_of`, with
+        the settings' engine overrides), resolved once."""
+        ph = self._physics.get(d)
+        if ph is None:
+            ph = physics_of(self.profile(d), self.problem.settings)
+            self._physics[d] = ph
+        return ph
+
     def mix(self, lows: Sequence[int], hi: int, window: int) -> dict[str, Any]:
         """The deployment-independent part of the pools ``(lo, hi]``, ``lo`` in ``lows``, at
-        ``window`` (:meth:`PoolFamily.mix`); cached for the current upper edge only (callers
-        visit upper edges one after another)."""
+        ``window`` (:func:`fleetopt.sizing.family.family_mix`); cached for the current upper
+        edge only (callers visit upper edges one after another)."""
         key = (int(hi), int(window), tuple(int(x) for x in lows))
         got = self._mixes.get(key)
         if got is None:
             if any(k[0] != key[0] for k in self._mixes):
                 self._mixes.clear()
             wl = self.problem.workload
-            got = PoolFamily.mix(wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
-                                 list(key[2]), key[0], key[1])
+            got = family_mix(wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
+                             list(key[2]), key[0], key[1])
             self._mixes[key] = got
         return got
 
     def families(self, lows: Sequence[int], hi: int, window: int,
                  deployments: Sequence[Deployment]) -> list[tuple[list[tuple[Deployment, Profile]],
-                                                                  PoolFamily]]:
+                                                                  ServeFamily]]:
         """The pools ``(lo, hi]`` (``lo`` in ``lows``) at ``window`` on ``deployments``, as
-        families with their members ``[(deployment, profile)]``: ONE family when the profiles
-        stack (:class:`PoolFamily`), else one per deployment. Physical accounting only; the
-        deployments must hold a KV slot at ``window``. Column ``c`` of a family is member
-        ``fam.dep[c]`` at lower edge ``lows[fam.lc[c]]``."""
+        families with their members ``[(deployment, profile)]`` (one family: the deployments'
+        physics are stacked inside it). Physical accounting only; the deployments must hold a
+        KV slot at ``window``. Column ``c`` of a family is member ``fam.dep[c]`` at lower edge
+        ``lows[fam.lc[c]]``."""
         members = [(d, self.profile(d)) for d in deployments]
         if not members:
             return []
-        p, wl = self.problem, self.problem.workload
         mix = self.mix(lows, hi, window)
-        args = (wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps, list(lows), hi,
-                window, p.settings)
-        try:
-            out = [(members, PoolFamily([m[1] for m in members], *args, mix=mix))]
-        except NotStackable:  # profiles that do not stack: one family each
-            out = [([m], PoolFamily(m[1], *args, mix=mix)) for m in members]
-        self.models_built += len(out)
-        return out
+        fam = ServeFamily([self.physics(d) for d, _ in members], mix, self.problem.settings,
+                          [prof.slots(window) for _, prof in members],
+                          self.problem.settings.hit_share)
+        self.models_built += 1
+        return [(members, fam)]
 
     def model(self, lo: int, hi: int, window: int, d: Deployment) -> PoolModel:
         """The :class:`PoolModel` of one pool (built once)."""

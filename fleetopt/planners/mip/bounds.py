@@ -7,15 +7,18 @@ candidates were not all built (a deadline) costs instead :func:`range_floors`' v
 that holds for ANY pool serving it:
 
 * every pool has at least one instance: ``W >= w(0)`` (idle instance watts), ``$ >= c``;
-* in physical accounting a pool's watts are ``W = N w(b) = lam E[S(b)] w(b) / b`` (Little's
-  law at the operating batch ``b``), and ``E[S(b)] >= E[l_out] t(b, 0)`` (decode iterations
-  at zero context, never slower than at the pool's context), so ``W >= R e`` with ``R`` the
-  range's output tokens per second and ``e = min_b t(b, 0) w(b) / b`` over ``0 < b <= s_max``
-  (joules per output token at best); likewise ``N >= peak lam E[S(s)] / (s cap)`` gives
-  ``$ >= c peak R t(s, 0) / (s cap)`` with ``t(s, 0) / s`` at its least for the most slots.
+* in physical accounting (the serving model, :mod:`fleetopt.sizing.servemodel`) every decode
+  token is emitted by a step carrying ``D <= D_max`` decoders that lasts at least ``t(D)``
+  (the step at zero context and no prefill; steps never get faster with more work) and during
+  which every GPU draws at least its idle watts, so ``W >= R e`` with ``R`` the range's decode
+  tokens per second and ``e = gpus idle min_D t(D) / D`` (a geometric grid of ``D``, each cell
+  bounded from below); likewise an instance emits at most ``D / t(D) <= S' / t(S')`` decode
+  tokens per second at ``D <= S' = cap max_num_seqs`` (``t(D) / D`` never rises with ``D``),
+  so ``$ >= c peak R t(S') / S'``.
 
-Output tokens are counted as the compressed model counts them: a request of ``l`` tokens may be
-served in a window as small as ``ceil(l / gamma)``, keeping ``min(l_out, window - 1)`` outputs.
+Decode tokens are counted as the compressed model counts them: a request of ``l`` tokens may be
+served in a window as small as ``ceil(l / gamma)``, keeping ``min(l_out, window - 1)`` outputs,
+the first of which comes from its prefill.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import numpy as np
 
 from fleetopt.problem.problem import Problem
 from fleetopt.sizing.candidates import CandidateSet
+from fleetopt.sizing.servemodel import idle_instance_w, physics_of
 
 __all__ = ["path_bound", "range_floors"]
 
 
 def _token_coefficients(problem: Problem, window_min: int, objective: str) -> np.ndarray:
-    """Per deployment ``(floor per pool, per output token/s)``: rows of a (D, 2) array."""
+    """Per deployment ``(floor per pool, per decode token/s)``: rows of a (D, 2) array."""
     st = problem.settings
     out = []
     for d in problem.deployments():
@@ -43,22 +47,24 @@ def _token_coefficients(problem: Problem, window_min: int, objective: str) -> np
             c = prof.instance_cost_per_hr(st.accounting)
             per = 0.0
             if st.accounting == "physical":
-                t = float(np.asarray(prof.decode_s(float(s_max), 0.0)))
-                per = c * st.peak_factor * t / (s_max * st.utilization_cap)
+                ph = physics_of(prof, st)
+                sp = max(1.0, st.utilization_cap * min(float(ph.max_seqs),
+                                                       float(ph.token_budget) - 1.0))
+                t = float(np.asarray(ph.terms(np.array([sp]), np.zeros(1))["t_step"])[0])
+                per = c * st.peak_factor * t / sp
             out.append((c, per))
             continue
-        floor = float(np.asarray(prof.instance_power_w(0.0, st.accounting)))
+        floor = idle_instance_w(prof, st)
         per = 0.0
         if st.accounting == "physical":
-            # cells [b1, b2] of a geometric grid: t(b) and w(b) rise with b, 1/b falls
-            bs = np.unique(np.concatenate([[1.0], np.geomspace(1.0, s_max, 1500), [s_max]]))
-            ts = np.asarray(prof.decode_s(bs, np.zeros_like(bs)), dtype=float)
-            w = np.asarray(prof.instance_power_w(bs, "physical"), dtype=float)
-            cells = ts[:-1] * w[:-1] / bs[1:]
-            below_one = float(np.asarray(prof.decode_s(0.0, 0.0))) * \
-                float(np.asarray(prof.instance_power_w(0.0, "physical")))
-            per = min(float(cells.min()) if len(cells) else math.inf, below_one,
-                      float(ts[-1] * w[-1] / bs[-1]))
+            ph = physics_of(prof, st)
+            dmax = max(1.0, min(float(ph.max_seqs), float(ph.token_budget) - 1.0))
+            # cells [b1, b2] of a geometric grid: t(b) rises with b, 1/b falls
+            bs = np.unique(np.concatenate([[1.0], np.geomspace(1.0, dmax, 400), [dmax]]))
+            ts = np.asarray(ph.terms(bs, np.zeros_like(bs))["t_step"], dtype=float)
+            cells = ts[:-1] / bs[1:]
+            per = floor * min(float(cells.min()) if len(cells) else math.inf,
+                              float(ts[-1] / bs[-1]))
             per *= 1.0 - 1e-9
         out.append((floor, per))
     return np.asarray(out, dtype=float).reshape(-1, 2)
@@ -72,10 +78,10 @@ def range_floors(problem: Problem, boundaries: list[int], gamma: float,
     tot = wl.total_tokens
     win = np.ceil(tot / gamma).astype(np.int64)
     lout = np.minimum(wl.output_tokens, np.maximum(win - 1, 0))
-    rate = wl.rate_rps * wl.weights * lout  # output tokens/s per point
+    rate = wl.rate_rps * wl.weights * np.maximum(lout - 1, 0)  # decode tokens/s per point
     cum = np.concatenate([[0.0], np.cumsum(rate[np.argsort(tot, kind="stable")])])
     idx = np.searchsorted(np.sort(tot, kind="stable"), b, side="right")
-    R = cum[idx][None, :] - cum[idx][:, None]  # output tokens/s with length in (b_i, b_k]
+    R = cum[idx][None, :] - cum[idx][:, None]  # decode tokens/s with length in (b_i, b_k]
     coef = _token_coefficients(problem, int(b[1]) if len(b) > 1 else int(b[-1]), objective)
     if not len(coef):
         return np.full(R.shape, np.inf)

@@ -32,7 +32,6 @@ from fleetopt.planners.mip.data import MipData, build_mip_data
 from fleetopt.planners.mip.highs import HighsModel, run_limited
 from fleetopt.problem.problem import Problem
 from fleetopt.sizing.candidates import CandidateSet, build_candidates
-from fleetopt.sizing.family import weighted_quantile
 from fleetopt.sizing.sizer import Sizer
 
 _MIP_S = 30.0  # seconds per explanation MIP at most (also bounded by the deadline)
@@ -319,9 +318,7 @@ def _top_pool_stats(problem: Problem, deadline: Deadline) -> list[tuple[float, f
             continue
         for _members, pb in sizer.families(lows, problem.max_ctx, problem.max_ctx, [d]):
             for col in np.flatnonzero(pb.nonempty):
-                w = pb.Wn[:, col]
-                floor = weighted_quantile(pb.prefill_full_s[:, col], w,
-                                          1.0 - st.prefill_late_budget)
+                floor = pb.prefill_floor_s(int(col))
                 out.append((floor * 1000.0, float(pb.prefill_late_share[col]),
                             lows[int(pb.lc[col])], d))
     return out

@@ -1,0 +1,1273 @@
+"""The pool model of physical accounting (issue 11): shared iterations, paged KV, TPOT.
+
+A pool is ``N`` identical instances behind a router. Every instance runs iterations (steps):
+each carries every running decoder (``D`` of them, one token each) plus prefill chunks up to
+the token budget ``B`` (vLLM's ``max_num_batched_tokens``). The cost of a step comes from the
+instance (:class:`InstancePhysics`, the ONE step formula of the physics layer); this module
+turns it into a pool's operating point, latency tails, KV occupancy and watts
+(``docs/model.md``, "The pool model"; ``docs/formulation.md`` section 5 for the MIP).
+
+Per pool: request points ``(lin_i, lout_i)`` with weights ``w_i``, prefix-cache hit share ``h``
+(computed prompt tokens ``l'_i = lin_i (1 - h)``, cached ``lin_i - l'_i``), design rate
+``Lam = peak_factor x rate`` and ``lam1 = Lam / N`` per instance.
+
+* Decode-only step ``tau_d(D) = step(D, D Lbar, 0, 0, 0)``, ``Lbar = E[(lout-1)(lin + lout/2)]
+  / E[lout-1]`` (the context of a decoder averaged over its decode steps).
+* Prompt ``i`` runs in ``n_i = ceil(l'_i / c)`` chunks, ``c = B - D``; chunk ``j`` starts at
+  ``s_j = (lin_i - l'_i) + j c`` and its step costs ``step(D, D Lbar, size_j, size_j s_j +
+  size_j (size_j + 1) / 2, s_j)``; summed over the chunks: ``own_i``. ``extra_i = own_i - n_i
+  tau_d`` is what the prompt adds beyond decode-only steps.
+* Time share of prompt steps ``f = lam1 sum_i w_i own_i``; steps per second ``r = lam1 sum_i
+  w_i n_i + (1 - f) / tau_d``; decoders ``D = lam1 E[lout - 1] / r``: the least fixed point.
+* TTFT_i = W + R + own_i: W the wait for a prefill slot (M/G/c over the prefill occupancy
+  ``extra``, c = N, Erlang C with the Allen-Cunneen tail), R the residual of the step in
+  progress (uniform over a decode step with weight ``1 - f``, over a prompt step with weight
+  ``f``), checked with ``P(TTFT > target) <= 1 - q``.
+* TPOT (mean inter-token time of a request over its ``n = lout - 1`` decode steps) = ``tau_d +
+  X / n``, X compound Poisson: the prompt events overlapping its decode (mean count ``lam1
+  (own_i + E[extra] + n / r)``, jumps ``extra_k``), gamma with matched moments; never above a
+  full step.
+* KV (paged): mean occupancy, and a bound on ``P(in-flight KV tokens > C)`` for the Poisson
+  shot noise of per-request holdings (``lin`` during prefill, ``lin + k`` at its k-th decode
+  step, rounded up to blocks): Bennett's inequality, then the exact Chernoff bound when
+  Bennett's does not suffice; it must be at most ``kv_overflow_prob``. Running sequences vs
+  ``max_num_seqs``: Poisson tail, same probability.
+* Reserved KV: ``slots`` per instance at the window; admission wait = Erlang C over ``N slots``
+  with service = time in system; TTFT adds it.
+* Utilisation cap: ``f``, mean KV occupancy / C, ``D / max_seqs`` and the token throughput /
+  the full-step capacity ``B / tau_full`` are each <= ``utilization_cap``.
+* Watts = ``N gpus [(1 - p0) P_gpu(time-averaged activity) + p0 idle]``, ``p0 = exp(-in
+  flight)``, at the MEAN rate.
+
+Vectorised like the MIP needs it: a :class:`ServeFamily` holds many pools (columns = lower
+edges x deployments sharing one upper edge and window) and evaluates arrays of (column,
+instance count) pairs. Per column it tabulates the step costs once on a grid of decoder counts
+``D`` (fractions of ``min(max_seqs, B - 1)``) and of prompt lengths (a fixed geometric grid, a
+request's weight split linearly between its two neighbours); every instance count is then a
+closed-form fixed point in a cell of the grid and table look-ups. The grids do not depend on
+the family: one pool gets the same numbers alone (:class:`~fleetopt.sizing.poolmodel.PoolModel`)
+as in any family. Tables are made non-decreasing in ``D`` (they are, physically), which makes
+every test monotone in ``N`` (``docs/formulation.md`` section 5).
+
+THE SEAM with the physics layer is :func:`physics_of` (see :class:`InstancePhysics`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.power import logistic_power_w
+from fleetopt.physics.profiles import CalibratedProfile, ComputedProfile, Profile
+from fleetopt.physics.queueing import erlang_c
+from fleetopt.problem.settings import Settings
+
+__all__ = ["CalibratedPhysics", "ContractPhysics", "InstancePhysics", "KV_ALLOCATIONS",
+           "ServeFamily", "idle_instance_w", "lru_hit_share", "physics_of", "prompt_grid",
+           "stack_physics"]
+
+F = NDArray[np.float64]
+KV_ALLOCATIONS = ("paged", "reserved")
+
+# grid of decoder counts: fractions of D_max = min(max_seqs, B - 1) (0 and powers of 1/2)
+_D_FRACTIONS = np.concatenate([[0.0], 2.0 ** -np.arange(8, -1, -1.0)])
+#: prompt-length grid: 1, 2, 4, 8, then geometric from 16 tokens with this many points per
+#: doubling
+_GRID_PER_DOUBLING = 2
+#: full chunks of one prompt evaluated exactly up to this many; beyond, this many sample
+#: chunks and the sum of their piecewise-linear interpolation
+_CHUNK_SAMPLES = 6
+#: share of the prompts arriving during a step that end up in the same next step as a given
+#: request (the router spreads arrivals over the instances that can start them); set against
+#: the iteration simulator (tests/test_serve_sim.py, docs/model.md)
+_CO_SCHEDULED = 0.4
+#: TPOT classes: output lengths grouped on this grid of decode steps (lout - 1)
+_TPOT_BINS = np.unique(np.round(np.concatenate([np.arange(1, 9), 2.0 ** np.arange(3.5, 17, 0.5)])))
+
+
+# ------------------------------------------------------------------------------------------
+# the instance: what the pool model needs of the physics layer
+
+@runtime_checkable
+class InstancePhysics(Protocol):
+    """What the pool model needs of one deployment's instance (per GPU where it says so).
+
+    One deployment: numbers. Several (:func:`stack_physics`, then :meth:`take`): 1-D arrays,
+    one entry per deployment (or per pool column), and :meth:`terms` broadcasts its inputs
+    against that LAST axis.
+
+    * ``terms(D, K_d, P, A_p, K_p)``: one step with ``D`` decode tokens whose cached contexts
+      sum to ``K_d``, ``P`` prefill tokens with ``A_p`` attention pairs reading ``K_p`` cached
+      tokens: a mapping with at least ``t_step`` (seconds), ``flops_bf16eq`` (tensor FLOPs,
+      bf16-equivalent, per GPU), ``bytes_mean`` (HBM bytes of the average GPU) and every key
+      in ``power_terms``;
+    * ``gpu_power_w(rates)``: per-GPU watts of an instance running steps back to back whose
+      time-averaged terms are ``rates[k] = sum(term k) / sum(t_step)`` (so ``rates["t_step"]
+      = 1``), for the keys in ``power_terms``;
+    * ``idle_w``: per-GPU watts of an instance running no step; ``gpus``: GPUs per instance;
+    * ``kv_capacity_tokens`` (per instance), ``block_tokens``, ``token_budget`` (vLLM's
+      ``max_num_batched_tokens``), ``max_seqs`` (``max_num_seqs``);
+    * ``peak_flops`` (dense bf16, per GPU) and ``peak_bw`` (bytes/s per GPU);
+    * ``take(idx)``: the deployments ``idx`` of a stacked object.
+    """
+
+    gpus: Any
+    idle_w: Any
+    kv_capacity_tokens: Any
+    block_tokens: Any
+    token_budget: Any
+    max_seqs: Any
+    peak_flops: Any
+    peak_bw: Any
+    power_terms: tuple[str, ...]
+
+    def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
+              K_p: ArrayLike = 0.0) -> Mapping[str, F]: ...
+
+    def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F: ...
+
+    def take(self, idx: ArrayLike) -> InstancePhysics: ...
+
+
+_LIMIT_FIELDS = ("gpus", "idle_w", "kv_capacity_tokens", "block_tokens", "token_budget",
+                 "max_seqs", "peak_flops", "peak_bw")
+
+
+def _stack_dataclass(items: Sequence[Any]) -> Any:
+    """A dataclass whose numeric fields are arrays over ``items`` (other fields must agree)."""
+    first = items[0]
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(first):
+        vals = [getattr(x, f.name) for x in items]
+        if all(isinstance(v, int | float | np.number | np.ndarray) and not isinstance(v, bool)
+               for v in vals):
+            out[f.name] = np.asarray([np.asarray(v, dtype=float) for v in vals])
+        elif all(v == vals[0] for v in vals):
+            out[f.name] = vals[0]
+        else:
+            raise ValueError(f"{type(first).__name__}.{f.name} differs across deployments")
+    return dataclasses.replace(first, **out)
+
+
+def _take_dataclass(obj: Any, idx: ArrayLike) -> Any:
+    i = np.asarray(idx)
+    return dataclasses.replace(obj, **{
+        f.name: np.asarray(getattr(obj, f.name))[i] for f in dataclasses.fields(obj)
+        if isinstance(getattr(obj, f.name), np.ndarray) and np.ndim(getattr(obj, f.name)) >= 1})
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibratedPhysics:
+    """A calibrated profile (published constants ``t(n, L) = W + H (L / ref) n``) as an
+    instance: a step costs ``W + H (K_d + K_p) / ref + W P / chunk_tokens`` (a chunk of
+    ``chunk_tokens`` prompt tokens costs one iteration, as in the profile's prefill) and the
+    GPUs draw the profile's logistic curve at the time-averaged decode batch."""
+
+    base_s: Any
+    per_tok_s: Any  # H / ref: seconds per cached token read
+    chunk_tokens: Any
+    curve_idle: Any
+    curve_plateau: Any
+    curve_slope: Any
+    curve_mid: Any
+    gpus: Any
+    idle_w: Any
+    kv_capacity_tokens: Any
+    block_tokens: Any
+    token_budget: Any
+    max_seqs: Any
+    peak_flops: Any = math.nan
+    peak_bw: Any = math.nan
+    power_terms: tuple[str, ...] = ("t_step", "batch_s")
+
+    @classmethod
+    def of(cls, profile: CalibratedProfile) -> CalibratedPhysics:
+        s, pw = profile.spec, profile.power
+        return cls(base_s=float(s.base_iter_s), per_tok_s=float(s.per_seq_s) / s.ref_ctx_tokens,
+                   chunk_tokens=float(s.chunk_tokens), curve_idle=pw.idle_w,
+                   curve_plateau=pw.plateau_w, curve_slope=pw.slope, curve_mid=pw.midpoint_log2,
+                   gpus=float(profile.gpus_per_instance), idle_w=float(pw.idle_w),
+                   kv_capacity_tokens=float(min(s.kv_blocks * s.block_tokens,
+                                                s.max_slot_tokens)),
+                   block_tokens=float(s.block_tokens), token_budget=8192.0, max_seqs=1024.0)
+
+    stack = staticmethod(_stack_dataclass)
+
+    def take(self, idx: ArrayLike) -> CalibratedPhysics:
+        out: CalibratedPhysics = _take_dataclass(self, idx)
+        return out
+
+    def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
+              K_p: ArrayLike = 0.0) -> dict[str, F]:
+        D = np.asarray(D, dtype=float)
+        t = (self.base_s + self.per_tok_s * (np.asarray(K_d, dtype=float)
+                                              + np.asarray(K_p, dtype=float))
+             + self.base_s * np.asarray(P, dtype=float) / self.chunk_tokens)
+        z = np.zeros(np.broadcast(t, D).shape)
+        nan = z + math.nan
+        # batch_s: decoders x seconds, so that its time average over steps is the mean batch
+        return {"t_step": t + z, "batch_s": D * t + z, "flops_bf16eq": nan, "bytes_mean": nan}
+
+    def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F:
+        b = np.asarray(rates["batch_s"], dtype=float) / np.asarray(rates["t_step"])
+        return logistic_power_w(b, self.curve_idle, self.curve_plateau, self.curve_slope,
+                                self.curve_mid)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractPhysics:
+    """A profile of the physics contract (``/work/notes/physics_interface.md``: ``step:
+    StepCoefficients`` with ``terms(...) -> StepTerms`` and ``stack``, ``power_model:
+    ActivityPower`` with ``gpu_power_w(Activity)``, ``physics.power.activity``,
+    ``kv_capacity_tokens``, ``token_budget``, ``max_seqs``, ``block_tokens``,
+    ``gpus_per_instance``) as an :class:`InstancePhysics`. Written against the contract before
+    the physics branch landed: the lead adapts the three marked lines at merge if the final
+    names differ."""
+
+    step: Any
+    power_model: Any
+    gpus: Any
+    idle_w: Any
+    kv_capacity_tokens: Any
+    block_tokens: Any
+    token_budget: Any
+    max_seqs: Any
+    peak_flops: Any
+    peak_bw: Any
+    #: every field of the contract's StepTerms (time-averaged for the power model)
+    power_terms: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, profile: Any) -> ContractPhysics:
+        pm = profile.power_model
+        probe = cls._as_dict(profile.step.terms(np.ones(1), np.ones(1)))
+        return cls(step=profile.step, power_model=pm, power_terms=tuple(probe),
+                   gpus=float(profile.gpus_per_instance), idle_w=float(pm.idle_w),
+                   kv_capacity_tokens=float(profile.kv_capacity_tokens),
+                   block_tokens=float(profile.block_tokens),
+                   token_budget=float(profile.token_budget), max_seqs=float(profile.max_seqs),
+                   peak_flops=float(profile.step.peak_bf16),
+                   peak_bw=float(profile.step.bw))
+
+    @staticmethod
+    def stack(items: Sequence[ContractPhysics]) -> ContractPhysics:
+        steps = [x.step for x in items]
+        st = type(steps[0]).stack(steps)
+        first = items[0]
+        lim: dict[str, Any] = {k: np.asarray([float(getattr(x, k)) for x in items])
+                               for k in _LIMIT_FIELDS}
+        return dataclasses.replace(
+            first, step=st, power_model=type(first.power_model).stack(
+                [x.power_model for x in items]), **lim)
+
+    def take(self, idx: ArrayLike) -> ContractPhysics:
+        lim: dict[str, Any] = {k: np.asarray(getattr(self, k))[np.asarray(idx)]
+                               for k in _LIMIT_FIELDS}
+        return dataclasses.replace(
+            self, step=_take_dataclass(self.step, idx),
+            power_model=_take_dataclass(self.power_model, idx), **lim)
+
+    def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
+              K_p: ArrayLike = 0.0) -> dict[str, F]:
+        return self._as_dict(self.step.terms(D, K_d, P, A_p, K_p))  # contract: StepTerms
+
+    @staticmethod
+    def _as_dict(t: Any) -> dict[str, F]:
+        """A StepTerms (frozen dataclass of arrays, or a mapping) as a dict of arrays."""
+        d = t if isinstance(t, Mapping) else {f.name: getattr(t, f.name)
+                                              for f in dataclasses.fields(t)}
+        return {k: np.asarray(v, dtype=float) for k, v in d.items()}
+
+    def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F:
+        from fleetopt.physics.iteration import StepTerms
+        from fleetopt.physics.power import activity
+
+        shape = np.broadcast(*(np.asarray(v, dtype=float) for v in rates.values())).shape
+        avg = StepTerms(**{k: np.broadcast_to(np.asarray(rates[k], dtype=float), shape)
+                           for k in self.power_terms})
+        return np.asarray(self.power_model.gpu_power_w(activity(avg, self.step)), dtype=float)
+
+
+class _Stacked:
+    """Deployments whose physics do not stack: the same protocol, evaluated per deployment."""
+
+    def __init__(self, items: Sequence[Any], idx: NDArray[np.int64] | None = None) -> None:
+        self.items = list(items)
+        self.idx = np.arange(len(items)) if idx is None else np.asarray(idx)
+        terms = set(self.items[0].power_terms)
+        for x in self.items[1:]:
+            terms |= set(x.power_terms)
+        self.power_terms = tuple(sorted(terms))
+        for k in _LIMIT_FIELDS:
+            setattr(self, k, np.asarray([float(getattr(self.items[i], k)) for i in self.idx]))
+
+    def take(self, idx: ArrayLike) -> _Stacked:
+        return _Stacked(self.items, self.idx[np.asarray(idx)])
+
+    def _each(self, fn: Any, shape: tuple[int, ...]) -> dict[str, F]:
+        out: dict[str, F] = {}
+        for d in np.unique(self.idx):
+            m = self.idx == d
+            got = fn(self.items[int(d)], m)
+            for k, v in got.items():
+                if k not in out:
+                    out[k] = np.full(shape, math.nan)
+                out[k][..., m] = np.broadcast_to(v, shape[:-1] + (int(m.sum()),))
+        return out
+
+    def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
+              K_p: ArrayLike = 0.0) -> dict[str, F]:
+        args = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (D, K_d, P, A_p, K_p)),
+                                   np.zeros(len(self.idx)))
+        shape = args[0].shape
+        return self._each(lambda ph, m: ph.terms(*(a[..., m] for a in args[:5])), shape)
+
+    def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F:
+        arr = {k: np.broadcast_to(np.asarray(v, dtype=float), (len(self.idx),))
+               for k, v in rates.items()}
+        out = self._each(lambda ph, m: {"w": ph.gpu_power_w({k: v[m] for k, v in arr.items()})},
+                         (len(self.idx),))
+        return out["w"]
+
+
+def stack_physics(items: Sequence[Any]) -> Any:
+    """One :class:`InstancePhysics` over ``items`` (arrays over them): the kind's own ``stack``
+    when all are of one kind and stack, else a per-deployment wrapper."""
+    kinds = {type(x) for x in items}
+    if len(kinds) == 1 and hasattr(type(items[0]), "stack"):
+        try:
+            return type(items[0]).stack(list(items))
+        except (ValueError, TypeError):
+            pass
+    return _Stacked(items)
+
+
+def physics_of(profile: Profile, settings: Settings | None = None) -> Any:
+    """The :class:`InstancePhysics` of a profile: a computed profile's iteration model
+    (:class:`ContractPhysics`: ``profile.step``, ``profile.power_model`` and its engine limits,
+    which already carry ``[physics] max_num_batched_tokens`` / ``max_num_seqs``), or a
+    calibrated profile's published constants (:class:`CalibratedPhysics`). ``settings`` is
+    accepted for the callers' symmetry; no setting changes an instance's physics."""
+    del settings
+    if isinstance(profile, ComputedProfile):
+        ph: Any = ContractPhysics.of(profile)
+    elif isinstance(profile, CalibratedProfile):
+        ph = CalibratedPhysics.of(profile)
+    else:
+        raise FleetoptError("deployment", f"{type(profile).__name__} has no iteration model "
+                            "(step costs and power): physical accounting needs one; use a "
+                            "computed or calibrated profile, or paper accounting")
+    if float(ph.token_budget) < float(ph.max_seqs):
+        raise FleetoptError("physics.max_num_batched_tokens", f"must be >= max_num_seqs "
+                            f"({int(ph.max_seqs)}) so every running sequence decodes each step, "
+                            f"got {int(ph.token_budget)} on {profile.label()}")
+    return ph
+
+
+def idle_instance_w(profile: Profile, settings: Settings) -> float:
+    """Watts of one instance running no step: ``paper`` accounting's curve at batch 0 (one
+    GPU), else the instance physics' GPUs at idle."""
+    if settings.accounting == "paper":
+        return float(profile.instance_power_w(0.0, "paper"))
+    ph = physics_of(profile, settings)
+    return float(ph.gpus) * float(ph.idle_w)
+
+
+# ------------------------------------------------------------------------------------------
+# grids and helpers
+
+def prompt_grid(lo: float, hi: float) -> F:
+    """The fixed prompt-length grid restricted to cover ``[lo, hi]`` (both ends included by a
+    grid point at or beyond them): 1, 2, 4, 8, then 16 tokens and geometric, with
+    ``_GRID_PER_DOUBLING`` points per doubling (rounded to whole tokens). Its points are the
+    same for every range; :func:`_grid_index` gives a point's index in the whole grid."""
+    top = max(float(hi), 1.0)
+    k = int(math.ceil(_GRID_PER_DOUBLING * math.log2(max(top / 16.0, 1.0)))) + 1
+    g = np.unique(np.concatenate([[1.0, 2.0, 4.0, 8.0], np.round(
+        16.0 * 2.0 ** (np.arange(k + 1) / _GRID_PER_DOUBLING))]))
+    i0 = max(int(np.searchsorted(g, lo, side="right")) - 1, 0)
+    i1 = min(int(np.searchsorted(g, hi, side="left")), len(g) - 1)
+    return g[i0:i1 + 1]
+
+
+def _grid_index(x: float) -> int:
+    """Index of grid point ``x`` in the whole (unrestricted) prompt grid."""
+    return int(np.searchsorted(prompt_grid(1.0, max(float(x), 1.0)), x))
+
+
+def _interp_index(x: F, grid: F) -> tuple[NDArray[np.int64], F]:
+    """Each point's left grid neighbour and its weight toward the right one."""
+    if len(grid) == 1:
+        return np.zeros(len(x), dtype=np.int64), np.zeros(len(x))
+    k = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+    return k, np.clip((x - grid[k]) / (grid[k + 1] - grid[k]), 0.0, 1.0)
+
+
+def _interp_matrix(x: F, grid: F) -> F:
+    """``A[i, q]``: weights of point ``x_i`` on the grid (linear, two neighbours)."""
+    A = np.zeros((len(x), len(grid)))
+    if len(grid) == 1:
+        A[:, 0] = 1.0
+        return A
+    k = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+    t = np.clip((x - grid[k]) / (grid[k + 1] - grid[k]), 0.0, 1.0)
+    rows = np.arange(len(x))
+    A[rows, k] = 1.0 - t
+    A[rows, k + 1] += t
+    return A
+
+
+def _wait_tail_uniform(d: F, ell: F, coef: F, theta: F) -> F:
+    """``P(W + U > d)``, ``U ~ U(0, ell)``, ``P(W > x) = sum_m coef_m exp(-theta_m x)`` for x >= 0
+    (an atom at 0 holds the rest). ``d, ell``: any broadcast shape ``S``; ``coef, theta``:
+    ``(M,) + S``-broadcastable.
+
+    With ``m = min(d, ell)``: ``P = (ell - d)^+ / ell + sum_m coef_m (exp(-theta_m (d - m)) -
+    exp(-theta_m d)) / (theta_m ell)`` for ``d > 0`` (1 for ``d <= 0``; ``ell -> 0``: the wait's
+    own tail)."""
+    d = np.asarray(d, dtype=float)
+    ell = np.asarray(ell, dtype=float)
+    dpos = np.maximum(d, 0.0)
+    el = np.maximum(ell, 1e-12)
+    m = np.minimum(dpos, el)
+    out = np.maximum(el - dpos, 0.0) / el
+    for cm, th in zip(coef, theta, strict=True):
+        x = th * el
+        far = np.exp(-th * dpos)
+        near = np.exp(-th * (dpos - m))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            part = np.where(x > 1e-9, (near - far) / np.where(x > 1e-9, x, 1.0), far * m / el)
+        out = out + cm * part
+    return np.where(d <= 0.0, 1.0, np.minimum(out, 1.0))
+
+
+def _gamma_tail(shape_k: F, scale: F, x: F) -> F:
+    """``P(G > x)`` for a gamma of the given shape and scale (x <= 0: 1)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(scale > 0, np.maximum(x, 0.0) / np.where(scale > 0, scale, 1.0), np.inf)
+        p = special.gammaincc(np.maximum(shape_k, 1e-12), z)
+    return np.where(x <= 0, 1.0, np.where(scale > 0, p, 0.0))
+
+
+def _waits(pw: F, theta: F) -> tuple[F, F]:
+    """The wait's tail as exponential components: ``(coef (1, n), theta (1, n))``."""
+    return np.atleast_1d(pw)[None, :], np.maximum(np.atleast_1d(theta), 1e-300)[None, :]
+
+
+def _sum_of_waits(pa: F, ta: F, pw: F, tw: F) -> tuple[F, F]:
+    """Two independent waits, each ``(1 - p) delta_0 + p Exp(theta)``: the tail of their sum as
+    signed exponential components ``(coef (2, n), theta (2, n))``."""
+    tw = np.where(np.abs(tw - ta) < 1e-6 * np.maximum(tw, ta), tw * (1.0 + 1e-3), tw)
+    hyp_a = tw / (tw - ta)  # P(Ea + Ew > x) = hyp_a e^{-ta x} + hyp_w e^{-tw x}
+    hyp_w = -ta / (tw - ta)
+    ca = pa * (1.0 - pw) + pa * pw * hyp_a
+    cw = (1.0 - pa) * pw + pa * pw * hyp_w
+    return np.vstack([ca, cw]), np.vstack([ta, tw])
+
+
+def _rows(d: Mapping[str, Any], sel: NDArray[np.int64]) -> dict[str, Any]:
+    """The pairs ``sel`` of a dict of per-pair arrays (first axis; wait components: second)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in ("coef", "th"):
+            out[k] = v[:, sel]
+        elif isinstance(v, np.ndarray) and v.ndim >= 1:
+            out[k] = v[sel]
+        else:
+            out[k] = v
+    return out
+
+
+def lru_hit_share(hash_lists: Sequence[Sequence[int]], prompt_tokens: ArrayLike,
+                  capacity_blocks: int, block_tokens: int = 512) -> float:
+    """Share of prompt tokens a least-recently-used cache of ``capacity_blocks`` hash blocks
+    serves, replaying the requests in order (Mooncake ``hash_ids``: one hash per
+    ``block_tokens`` tokens of prompt; a request hits the leading run of its blocks that are
+    cached, then inserts all of them). The estimate ``[workload] prefix_cache_hit`` takes for a
+    pool when the workload's trace carries block hashes (``docs/model.md``)."""
+    from collections import OrderedDict
+
+    lens = np.asarray(prompt_tokens, dtype=float)
+    cache: OrderedDict[int, None] = OrderedDict()
+    hit = 0.0
+    cap = max(int(capacity_blocks), 0)
+    for hs, ell in zip(hash_lists, lens, strict=True):
+        run = 0
+        for h in hs:
+            if h in cache:
+                run += 1
+            else:
+                break
+        hit += min(run * block_tokens, float(ell))
+        for h in hs:
+            if h in cache:
+                cache.move_to_end(h)
+            else:
+                cache[h] = None
+                if len(cache) > cap:
+                    cache.popitem(last=False)
+    tot = float(lens.sum())
+    return hit / tot if tot > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------------------
+# the family
+
+class ServeFamily:
+    """Pools sharing one upper edge and window: columns ``c = d * L + l`` over deployments
+    ``d`` (``physics``, one :class:`InstancePhysics` each) and lower edges ``l`` of ``mix``
+    (:func:`fleetopt.sizing.family.family_mix`). ``hit``: prefix-cache hit share per lower
+    edge (or one for all). ``slots``: KV slots per deployment at the window (reserved KV)."""
+
+    def __init__(self, physics: Sequence[Any], mix: Mapping[str, Any], settings: Settings,
+                 slots: Sequence[int], hit: ArrayLike = 0.0) -> None:
+        st = settings
+        self.settings = st
+        self.reserved = st.kv_allocation == "reserved"
+        self.window = int(mix["window"])
+        D_n, L = len(physics), len(mix["lows"])
+        self.lows = np.asarray(mix["lows"])
+        self.dep = np.repeat(np.arange(D_n), L)
+        self.lc = np.tile(np.arange(L), D_n)
+        lc = self.lc
+        self.phys: Any = stack_physics(list(physics)).take(self.dep) if D_n else None
+        self.share = np.asarray(mix["share"], dtype=float)[lc]
+        self.nonempty = self.share > 0
+        self.rate_rps = np.asarray(mix["rate_rps"], dtype=float)[lc]
+        self.compressed_share = np.asarray(mix["compressed_share"], dtype=float)[lc]
+        self.input_tokens_cut = np.asarray(mix["input_tokens_cut"], dtype=float)[lc]
+        self.mean_output = np.asarray(mix["mean_output"], dtype=float)[lc]
+        self.slots_d = np.asarray(list(slots), dtype=np.int64)
+        self.slots = self.slots_d[self.dep] if D_n else np.zeros(0, dtype=np.int64)
+        C = len(self.dep)
+        self.ncols = C
+        lin = np.asarray(mix["lin"], dtype=float)
+        lout = np.asarray(mix["lout"], dtype=float)
+        Wn = np.asarray(mix["Wn"], dtype=float)  # P x L
+        hit_l = np.broadcast_to(np.asarray(hit, dtype=float), (L,)).copy()
+        if np.any((hit_l < 0) | (hit_l >= 1)):
+            raise FleetoptError("workload.prefix_cache_hit", "must be in [0, 1)")
+        self.hit = hit_l[lc]
+        self._lin, self._lout, self._Wn = lin, lout, Wn
+        if C == 0:
+            self.feasible = np.zeros(0, dtype=bool)
+            return
+        ph: Any = self.phys
+        self.B = np.asarray(ph.token_budget, dtype=np.float64) + np.zeros(C)
+        self.S = np.asarray(ph.max_seqs, dtype=np.float64) + np.zeros(C)
+        self.cap_kv = np.asarray(ph.kv_capacity_tokens, dtype=np.float64) + np.zeros(C)
+        self.bt = np.asarray(ph.block_tokens, dtype=np.float64) + np.zeros(C)
+        self.gpus = np.asarray(ph.gpus, dtype=np.float64) + np.zeros(C)
+        self.idle_w = np.asarray(ph.idle_w, dtype=np.float64) + np.zeros(C)
+        dmax = np.minimum(self.S, self.B - 1.0)
+        if self.reserved:
+            dmax = np.minimum(dmax, self.slots.astype(float))
+        self.dmax = np.maximum(dmax, 0.0)
+        # --- per lower edge: moments of the mix
+        nd = np.maximum(lout - 1.0, 0.0)
+        lc_tok = np.maximum(1.0, np.round(lin[:, None] * (1.0 - hit_l[None, :])))  # P x L
+        cached = lin[:, None] - lc_tok
+        E_dec = nd @ Wn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            Lbar = np.where(E_dec > 0, (nd * (lin + lout / 2.0)) @ Wn / np.where(
+                E_dec > 0, E_dec, 1.0), lin @ Wn)
+        E_lc = (Wn * lc_tok).sum(axis=0)
+        pairs = (lin[:, None] * (lin[:, None] + 1.0) - cached * (cached + 1.0)) / 2.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ppt = np.where(E_lc > 0, (Wn * pairs).sum(axis=0) / np.where(E_lc > 0, E_lc, 1.0),
+                           1.0)
+        self.E_dec, self.Lbar, self.E_lc, self.ppt = E_dec[lc], Lbar[lc], E_lc[lc], ppt[lc]
+        self.E_dec2 = (nd**2 @ Wn)[lc]
+        with np.errstate(invalid="ignore", divide="ignore"):  # remaining tokens of a decoder
+            self.rem_dec = np.where(self.E_dec > 0, (self.E_dec2 + self.E_dec)
+                                    / (2.0 * np.where(self.E_dec > 0, self.E_dec, 1.0)), 0.0)
+        self.dec_share = ((nd > 0) @ Wn)[lc]
+        self.E_tok = self.E_lc + self.E_dec  # tokens computed per request
+        # --- prompt grid over the family (shared by its columns; each uses its neighbours)
+        live = Wn.sum(axis=1) > 0
+        lo_l = float(lin[live].min()) if live.any() else 1.0
+        hi_l = float(lin[live].max()) if live.any() else 1.0
+        grid = prompt_grid(lo_l, hi_l)
+        self.grid = grid
+        # residual kinds pair grid points by their index in the whole grid (not this range's):
+        # a pool gets the same kinds in any family
+        self.grid_odd = _grid_index(float(grid[0])) % 2
+        A = _interp_matrix(lin, grid)  # P x Q
+        self._A = A
+        self._ak, self._at = _interp_index(lin, grid)
+        self.Wq = (A.T @ Wn)[:, lc].T  # C x Q
+        # KV held per request: lin (+ a block, rounded up) during prefill, + k at decode step k
+        Wn_c = Wn[:, lc]  # P x C
+        self._Wn_c = Wn_c
+        b1 = self.bt - 1.0  # per column
+        WA = A.T @ Wn  # Q x L: sum_i w_i A_iq
+        WlA = A.T @ (Wn * lin[:, None])
+        Wl2A = A.T @ (Wn * lin[:, None] ** 2)
+        self.kv_aq = (WlA[:, lc] + b1[None, :] * WA[:, lc]).T  # sum_i w_i a_i A_iq
+        self.kv_a2q = (Wl2A[:, lc] + 2.0 * b1[None, :] * WlA[:, lc]
+                       + (b1**2)[None, :] * WA[:, lc]).T
+        n1 = nd * (nd + 1.0) / 2.0
+        n2 = nd * (nd + 1.0) * (2.0 * nd + 1.0) / 6.0
+        m = {k: (v @ Wn)[lc] for k, v in (("nd", nd), ("ndl", nd * lin), ("n1", n1),
+                                          ("ndl2", nd * lin**2), ("ln1", lin * nd * (nd + 1.0)),
+                                          ("n2", n2))}
+        # sum_i w_i [nd a + nd (nd + 1) / 2] and sum_i w_i sum_k (a + k)^2, a = lin + b1
+        self.kv_dec = m["ndl"] + b1 * m["nd"] + m["n1"]
+        self.kv_dec2 = (m["ndl2"] + 2.0 * b1 * m["ndl"] + b1**2 * m["nd"] + m["ln1"]
+                        + b1 * 2.0 * m["n1"] + m["n2"])
+        hmax_l = np.where(Wn > 0, lin[:, None] + nd[:, None], 0.0).max(axis=0, initial=0.0)
+        self.kv_hmax = hmax_l[lc] + b1
+        # TPOT classes by decode steps: weights on the grid per class
+        bins = _TPOT_BINS
+        bi = np.clip(np.searchsorted(bins, nd, side="left"), 0, len(bins) - 1)
+        has = nd > 0
+        Bn = len(bins)
+        Wd = Wn * has[:, None]  # P x L, decoding requests only
+        tp_w = np.zeros((L, Bn))
+        tp_nd = np.zeros((L, Bn))
+        tp_q = np.zeros((L, Bn, len(grid)))
+        for b in np.unique(bi[has]):
+            sel = (bi == b) & has
+            tp_w[:, b] = Wd[sel].sum(axis=0)
+            tp_nd[:, b] = (Wd[sel] * nd[sel, None]).sum(axis=0)
+            tp_q[:, b, :] = Wd[sel].T @ A[sel]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tot = tp_w.sum(axis=1, keepdims=True)
+            self.tp_w = np.where(tot > 0, tp_w / np.where(tot > 0, tot, 1.0), 0.0)[lc]
+            self.tp_nd = np.where(tp_w > 0, tp_nd / np.where(tp_w > 0, tp_w, 1.0), 1.0)[lc]
+            sq = tp_q.sum(axis=2, keepdims=True)
+            self.tp_q = np.where(sq > 0, tp_q / np.where(sq > 0, sq, 1.0), 0.0)[lc]
+        self._build_tables()
+        # no count can meet the TTFT target when prefill alone (no decoders) is too slow
+        own0 = self.own[:, 0, :]
+        self.prefill_late_share = (self.Wq * (own0 > st.slo_s)).sum(axis=1)
+        self.prefill_ok = self.prefill_late_share <= st.prefill_late_budget
+        self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
+
+    def prefill_floor_s(self, col: int) -> float:
+        """The least TTFT target column ``col`` can meet at any size: the quantile of prefill
+        alone (no decoders, no wait) that leaves the prefill tail margin."""
+        st = self.settings
+        w = self.Wq[col]
+        own0 = self.own[col, 0]
+        order = np.argsort(own0, kind="stable")
+        cum = np.cumsum(w[order])
+        k = min(int(np.searchsorted(cum, (1.0 - st.prefill_late_budget) * cum[-1] - 1e-12)),
+                len(cum) - 1)
+        return float(own0[order][k])
+
+    # --- tables ---------------------------------------------------------------------------
+    def _build_tables(self) -> None:
+        """Step costs on the (decoders, prompt) grid, per column, non-decreasing in D."""
+        ph = self.phys
+        Dg = self.dmax[None, :] * _D_FRACTIONS[:, None]  # G x C
+        self.Dg = Dg.T.copy()  # C x G
+        Kd = Dg * self.Lbar[None, :]
+        z = np.zeros_like(Dg)
+        dec = ph.terms(Dg, Kd, z, z, z)
+        keys = tuple(ph.power_terms)
+        tau_d = np.maximum.accumulate(np.asarray(dec["t_step"]), axis=0)
+        ctok = np.maximum(self.B[None, :] - Dg, 1.0)  # G x C
+        s_full = np.maximum(self.ppt[None, :] - (ctok + 1.0) / 2.0, 0.0)
+        full = ph.terms(Dg, Kd, ctok, ctok * self.ppt[None, :], s_full)
+        tau_f = np.maximum.accumulate(np.asarray(full["t_step"]), axis=0)
+        # prompts at the grid's lengths, this column's hit share
+        lin_q = self.grid
+        lq = np.maximum(1.0, np.round(lin_q[:, None] * (1.0 - self.hit[None, :])))  # Q x C
+        hq = lin_q[:, None] - lq
+        n = np.maximum(1.0, np.ceil(lq[None, :, :] / ctok[:, None, :]))  # G x Q x C
+        start = hq[None] + (n - 1.0) * ctok[:, None, :]
+        size = lq[None] - (n - 1.0) * ctok[:, None, :]
+        D3 = np.broadcast_to(Dg[:, None, :], n.shape)
+        last = ph.terms(D3, D3 * self.Lbar, size, size * start + size * (size + 1.0) / 2.0,
+                        start)
+        own = np.asarray(last["t_step"], dtype=float).copy()
+        wq = self.Wq.T[None, :, :]  # 1 x Q x C
+        # G x C; summed over the prompts row by row (a contiguous last axis: the same bits in
+        # any family)
+        pt = {k: np.ascontiguousarray(np.transpose(np.asarray(last[k]) * wq, (0, 2, 1)))
+              .sum(axis=2) for k in keys}
+        # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
+        # else that many samples and the sum of their piecewise-linear interpolation
+        gi, qi, ci = np.nonzero(n >= 2.0)
+        if len(gi):
+            nf = n[gi, qi, ci] - 1.0  # full chunks, indices 0 .. nf - 1
+            J = _CHUNK_SAMPLES
+            k = np.arange(J)[None, :]
+            exact = nf[:, None] <= J
+            pos_s = np.floor(k * (nf[:, None] - 1.0) / (J - 1))
+            pos = np.where(exact, k, pos_s)
+            seg = np.diff(pos_s, axis=1)  # J - 1 segments (sampled case: lengths >= 1)
+            w_s = np.zeros((len(nf), J))
+            w_s[:, :-1] += (seg + 1.0) / 2.0
+            w_s[:, 1:] += (seg - 1.0) / 2.0
+            w_s[:, -1] += 1.0
+            wgt = np.where(exact, (k < nf[:, None]).astype(float), w_s)
+            c_e = ctok[gi, ci][:, None]
+            s_e = hq[qi, ci][:, None] + pos * c_e
+            D_e = Dg[gi, ci][:, None]
+            sub = ph.take(ci)
+            sub_args = (D_e + 0 * s_e, D_e * self.Lbar[ci][:, None] + 0 * s_e, c_e + 0 * s_e,
+                        c_e * s_e + c_e * (c_e + 1.0) / 2.0, s_e)
+            # physics of entry e broadcast along the last axis: transpose to (J, M)
+            ft = sub.terms(*(a.T for a in sub_args))
+            add = (np.asarray(ft["t_step"]).T * wgt).sum(axis=1)
+            np.add.at(own, (gi, qi, ci), add)
+            w_e = self.Wq[ci, qi]
+            for key in keys:
+                np.add.at(pt[key], (gi, ci), (np.asarray(ft[key]).T * wgt).sum(axis=1) * w_e)
+        own = np.maximum.accumulate(own, axis=0)
+        self.own = np.transpose(own, (2, 0, 1)).copy()  # C x G x Q
+        # length of one step of the prompt (the residual), non-decreasing in D
+        self.ell = np.transpose(np.maximum.accumulate(own / n, axis=0), (2, 0, 1)).copy()
+        self.nch = np.transpose(n, (2, 0, 1)).copy()
+        self.tau_d = tau_d.T.copy()  # C x G
+        self.tau_f = tau_f.T.copy()
+        # row by row (not einsum, whose summation order depends on the family's size): a pool
+        # gets the same bits in any family
+        self.S_own = (self.own * self.Wq[:, None, :]).sum(axis=2)
+        self.S_n = (self.nch * self.Wq[:, None, :]).sum(axis=2)
+        self.dec_terms = {k: np.asarray(dec[k]).T.copy() for k in keys}  # C x G
+        self.pt_terms = {k: v.T.copy() for k, v in pt.items()}
+        self.power_keys = keys
+
+    # --- the operating point --------------------------------------------------------------
+    def _rate(self, cols: NDArray[np.int64], lam1: F, g: Any,
+              t: F | None = None) -> tuple[F, F, F, F, F]:
+        """``(D, S_own, S_n, tau_d, r)`` at grid points ``g`` (t None) or inside cell ``g``."""
+        if t is None:
+            D, So, Sn, td = (x[cols][:, g] for x in (self.Dg, self.S_own, self.S_n,
+                                                      self.tau_d))
+            lam = lam1[:, None]
+        else:
+            D, So, Sn, td = (self._lerp(x, cols, g, t) for x in (self.Dg, self.S_own,
+                                                                   self.S_n, self.tau_d))
+            lam = lam1
+        r = lam * Sn + (1.0 - lam * So) / td
+        return D, So, Sn, td, r
+
+    def _fixed_point(self, cols: NDArray[np.int64], lam1: F) -> tuple[F, NDArray[np.int64], F,
+                                                                       NDArray[np.bool_]]:
+        """Least ``D`` with ``D r(D) = lam1 E_dec``, ``r = lam1 S_n + (1 - lam1 S_own) /
+        tau_d`` (each table linear in its cell): ``(D, cell, t within the cell, found)``.
+
+        ``h(D) = D r(D) - lam1 E_dec`` is negative at ``D = 0``; the first grid point where it
+        is not brackets the root, found by bisection in the cell."""
+        need = lam1 * self.E_dec[cols]
+        D, _, _, _, r = self._rate(cols, lam1, slice(None))
+        h = D * r - need[:, None]
+        G = D.shape[1]
+        pos = h[:, 1:] >= 0.0
+        found = pos.any(axis=1)
+        g = np.where(found, np.argmax(pos, axis=1), G - 2)  # cell [g, g + 1]
+        rows = np.arange(len(cols))
+        ends = [(x[cols][rows, g], x[cols][rows, g + 1]) for x in (self.Dg, self.S_own, self.S_n,
+                                                                    self.tau_d)]
+        (D0, D1), (O0, O1), (n0, n1), (T0, T1) = ends
+        def hfun(x: F) -> F:
+            Dm = D0 + x * (D1 - D0)
+            rm = lam1 * (n0 + x * (n1 - n0)) + (1.0 - lam1 * (O0 + x * (O1 - O0))) / (
+                T0 + x * (T1 - T0))
+            out: F = Dm * rm - need
+            return out
+
+        # Illinois (regula falsi) on the bracket [lo, hi]: h(lo) < 0 <= h(hi); the upper end
+        # is kept, so D never falls below the root
+        lo = np.zeros(len(cols))
+        hi = np.ones(len(cols))
+        f_lo, f_hi = hfun(lo), hfun(hi)
+        side = np.zeros(len(cols), dtype=np.int8)
+        for _ in range(10):  # a fixed count: a pair's result never depends on the others
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+            x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
+            fx = hfun(x)
+            up = fx >= 0.0
+            f_lo = np.where(up & (side == 1), 0.5 * f_lo, f_lo)
+            f_hi = np.where(~up & (side == -1), 0.5 * f_hi, f_hi)
+            hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
+            lo, f_lo = np.where(up, lo, x), np.where(up, f_lo, fx)
+            side = np.where(up, 1, -1).astype(np.int8)
+        zero = need <= 0
+        t = np.where(zero, 0.0, np.where(found, hi, 1.0))
+        g = np.where(zero, 0, g)
+        Dst = np.where(zero, 0.0, self._lerp(self.Dg, cols, g, t))
+        return Dst, g, t, found | zero
+
+    def _lerp(self, tab: F, cols: NDArray[np.int64], g: NDArray[np.int64], t: F) -> F:
+        """Linear interpolation of a C x G (or C x G x Q) table at (cell g, fraction t)."""
+        lo, hi = tab[cols, g], tab[cols, g + 1]
+        tt = t if lo.ndim == 1 else t[:, None]
+        out: F = lo + tt * (hi - lo)
+        return out
+
+    def operating_point(self, cols_in: ArrayLike, N_in: ArrayLike, design: bool = True
+                        ) -> dict[str, Any]:
+        """Everything about (column, count) pairs at the design (or mean) rate."""
+        cols = np.asarray(cols_in, dtype=np.int64)
+        N = np.asarray(N_in, dtype=float)
+        pf = self.settings.peak_factor if design else 1.0
+        lam = self.rate_rps[cols] * pf
+        lam1 = lam / N
+        D, g, t, found = self._fixed_point(cols, lam1)
+        G = self.Dg.shape[1]
+        g = np.minimum(g, G - 2)
+        own = self._lerp(self.own, cols, g, t)  # pairs x Q
+        nch = self._lerp(self.nch, cols, g, t)
+        ell = self._lerp(self.ell, cols, g, t)
+        tau_d = self._lerp(self.tau_d, cols, g, t)
+        tau_f = self._lerp(self.tau_f, cols, g, t)
+        _, S_own, _, _, r = self._rate(cols, lam1, g, t)
+        f = lam1 * S_own
+        wq = self.Wq[cols]
+        extra = np.maximum(own - nch * tau_d[:, None], 0.0)
+        stable = found & (f < 1.0) & (r > 0) & (D <= self.dmax[cols] + 1e-9)
+        return {"cols": cols, "N": N, "lam": lam, "lam1": lam1, "D": D, "g": g, "t": t,
+                "own": own, "nch": nch, "ell": ell, "tau_d": tau_d, "tau_f": tau_f, "f": f, "r": r,
+                "wq": wq, "extra": extra, "stable": stable}
+
+    # --- latency --------------------------------------------------------------------------
+    def _wait(self, op: dict[str, Any]) -> dict[str, F]:
+        """Prefill wait (and, reserved, admission wait) as exponential tail components."""
+        N, lam, wq, extra = op["N"], op["lam"], op["wq"], op["extra"]
+        ES = (wq * extra).sum(axis=1)
+        ES2 = (wq * extra**2).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cv2 = np.where(ES > 0, ES2 / np.where(ES > 0, ES, 1.0) ** 2 - 1.0, 0.0)
+            pw = np.atleast_1d(erlang_c(N, lam * ES))
+            theta = np.where(ES > 0, 2.0 * (N / np.where(ES > 0, ES, 1.0) - lam)
+                             / (1.0 + np.maximum(cv2, 0.0)), np.inf)
+        pw = np.where(ES > 0, pw, 0.0)
+        ok = theta > 0
+        mean_w = np.where(pw > 0, pw / np.where(theta > 0, theta, 1.0), 0.0)
+        out = {"ES": ES, "pw": pw, "theta": theta, "mean_wait": mean_w, "wait_ok": ok}
+        coef, th = _waits(pw, np.where(np.isfinite(theta), theta, 1e300))
+        if self.reserved:
+            cols = op["cols"]
+            s = self.slots[cols].astype(float)
+            r = op["r"]
+            # time in system once admitted: prefill wait, own steps, decode steps
+            own1 = (wq * op["own"]).sum(axis=1)
+            own2 = (wq * op["own"] ** 2).sum(axis=1)
+            ET = mean_w + own1 + self.E_dec[cols] / r
+            ET2 = own2 + 2.0 * own1 * self.E_dec[cols] / r + self.E_dec2[cols] / r**2
+            c_a = N * s
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cv2a = np.maximum(ET2 / np.maximum(ET, 1e-300) ** 2 - 1.0, 0.0)
+                pa = np.atleast_1d(erlang_c(c_a, lam * ET))
+                ta = 2.0 * (c_a / np.maximum(ET, 1e-300) - lam) / (1.0 + cv2a)
+            out.update(pa=pa, theta_a=ta, rho_a=lam * ET / np.maximum(c_a, 1e-300))
+            out["wait_ok"] = ok & (ta > 0)
+            coef, th = _sum_of_waits(pa, np.maximum(ta, 1e-300), pw,
+                                     np.where(np.isfinite(theta), np.maximum(theta, 1e-300),
+                                              1e300))
+            out["mean_wait"] = mean_w + np.where(pa > 0, pa / np.maximum(ta, 1e-300), 0.0)
+        out["coef"], out["th"] = coef, th
+        return out
+
+    def _residual(self, op: dict[str, Any]) -> tuple[F, F]:
+        """The residual of the step in progress at an arrival: a decode step (time share
+        ``1 - f``, length ``tau_d``) or a prompt step of grid prompt ``q`` (time share ``lam1
+        w_q own_q``, length ``own_q / n_q``, made non-decreasing in ``D``). Adjacent grid prompts
+        (pairs by their index in the whole grid) are merged, each pair at the root-mean-square
+        of its lengths weighted by the pool's request weights: half the kinds, and a tail that
+        cannot rise with ``N`` (every weight and every length falls). Returns ``(weights, lengths)`` of shape (pairs, kinds), the decode kind first."""
+        wq, own = op["wq"], op["own"]
+        n = len(own)
+        pi = op["lam1"][:, None] * wq * own
+        ell2 = wq * op["ell"] ** 2
+        w = wq
+        if self.grid_odd:  # align the pairs with the whole grid's
+            z = np.zeros((n, 1))
+            pi, ell2, w = np.hstack([z, pi]), np.hstack([z, ell2]), np.hstack([z, w])
+        if pi.shape[1] % 2:
+            z = np.zeros((n, 1))
+            pi, ell2, w = np.hstack([pi, z]), np.hstack([ell2, z]), np.hstack([w, z])
+        K = pi.shape[1] // 2
+        Wk = np.empty((n, K + 1))
+        Lk = np.empty((n, K + 1))
+        f = np.clip(op["f"], 0.0, 1.0)
+        Wk[:, 0] = 1.0 - f
+        Lk[:, 0] = op["tau_d"]
+        tot = pi.sum(axis=1)
+        share = np.where(tot > 0, f / np.where(tot > 0, tot, 1.0), 0.0)
+        Wk[:, 1:] = pi.reshape(n, K, 2).sum(axis=2) * share[:, None]
+        # root-mean-square length over the pair, weighted by the column's request weights
+        # (fixed): each member's length falls with N, so does the pair's
+        ws = w.reshape(n, K, 2).sum(axis=2)
+        Lk[:, 1:] = np.sqrt(ell2.reshape(n, K, 2).sum(axis=2) / np.maximum(ws, 1e-300))
+        return Wk, Lk
+
+    def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
+                    res: tuple[F, F] | None = None) -> F:
+        """``P(TTFT > t)`` per pair (``t``: one per pair or one for all)."""
+        t = np.broadcast_to(np.asarray(t_s, dtype=float), op["N"].shape)
+        Wk, Lk = self._residual(op) if res is None else res
+        d = t[:, None] - op["own"]  # pairs x Q
+        coef, th = wait["coef"][:, :, None, None], wait["th"][:, :, None, None]
+        # prompts that arrive during the step in progress share the next step's budget: the
+        # request's first step is longer by their extra time (_co_rate per second of the step)
+        co = self._co_rate(op, wait)[:, None] * Lk  # pairs x kinds
+        dk = d[:, None, :] - co[:, :, None]  # pairs x kinds x Q
+        pk = _wait_tail_uniform(dk, Lk[:, :, None], coef, th)
+        p = (Wk[:, :, None] * pk).sum(axis=1)
+        out = (op["wq"] * p).sum(axis=1)
+        return np.where(op["stable"] & wait["wait_ok"], np.minimum(out, 1.0), 1.0)
+
+    def _co_rate(self, op: dict[str, Any], wait: dict[str, F]) -> F:
+        """Extra prefill time per second of the step in progress that a request's first step
+        carries: the prompts that arrive during it and are scheduled with it, ``lam1 E[extra]``
+        times the share the router sends to the same instance. A router that balances
+        outstanding tokens sends a prompt where they are fewest; a prompt's own tokens then
+        steer the next ones away unless the instance's decoders hold many more
+        (``_CO_SCHEDULED x O / (O + E[l'])``, ``O = D x`` the mean remaining decode tokens of a
+        running decoder)."""
+        cols = op["cols"]
+        o = op["D"] * self.rem_dec[cols]
+        share = _CO_SCHEDULED * o / np.maximum(o + self.E_lc[cols], 1e-300)
+        out: F = share * op["lam1"] * wait["ES"]
+        return out
+
+    def _quantile(self, fn: Any, lo: F, hi: F, q: float, iterations: int = 50) -> F:
+        """Least t with fn(t) <= 1 - q by bisection between lo and hi (hi grown until it holds)."""
+        tail = 1.0 - q
+        hi = hi.copy()
+        for _ in range(60):
+            bad = fn(hi) > tail + 1e-12
+            if not bad.any():
+                break
+            hi = np.where(bad, hi * 2.0 + 1e-3, hi)
+        lo = lo.copy()
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            big = fn(mid) > tail
+            lo = np.where(big, mid, lo)
+            hi = np.where(big, hi, mid)
+        return hi
+
+    def _tpot(self, op: dict[str, Any], wait: dict[str, F]) -> dict[str, F]:
+        """Per TPOT class: the gamma law of the extra time its decode steps take."""
+        cols = op["cols"]
+        tq = self.tp_q[cols]  # pairs x Bn x Q
+        own_b = (tq * op["own"][:, None, :]).sum(axis=2)  # row by row: batch-independent
+        nd = self.tp_nd[cols]  # pairs x Bn
+        e1 = (op["wq"] * op["extra"]).sum(axis=1)
+        e2 = (op["wq"] * op["extra"] ** 2).sum(axis=1)
+        lam1 = op["lam1"]
+        cnt = lam1[:, None] * (own_b + e1[:, None] + nd / op["r"][:, None])
+        mean_x = cnt * e1[:, None]
+        var_x = cnt * e2[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            k = np.where(var_x > 0, mean_x**2 / np.where(var_x > 0, var_x, 1.0), 1.0)
+            sc = np.where(mean_x > 0, var_x / np.where(mean_x > 0, mean_x, 1.0), 0.0)
+        return {"own_b": own_b, "nd": nd, "mean_x": mean_x, "var_x": var_x, "k": k, "sc": sc,
+                "w": self.tp_w[cols]}
+
+    def tpot_exceed(self, op: dict[str, Any], tp: dict[str, F], t_s: ArrayLike) -> F:
+        """``P(mean inter-token time > t)`` over the pool's decoding requests."""
+        t = np.broadcast_to(np.asarray(t_s, dtype=float), op["N"].shape)
+        x = tp["nd"] * (t - op["tau_d"])[:, None]
+        p = _gamma_tail(tp["k"], tp["sc"], x)
+        p = np.where((t >= op["tau_f"])[:, None], 0.0, p)
+        out = (tp["w"] * p).sum(axis=1)
+        return np.where(op["stable"], out, 1.0)
+
+    # --- KV -------------------------------------------------------------------------------
+    def _kv(self, op: dict[str, Any]) -> dict[str, F]:
+        cols = op["cols"]
+        lam1, r, own = op["lam1"], op["r"], op["own"]
+        mean = lam1 * ((self.kv_aq[cols] * own).sum(axis=1) + self.kv_dec[cols] / r)
+        var = lam1 * ((self.kv_a2q[cols] * own).sum(axis=1) + self.kv_dec2[cols] / r)
+        cap = self.cap_kv[cols]
+        H = np.maximum(self.kv_hmax[cols], 1.0)
+        u = cap - mean
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            x = u * H / np.maximum(var, 1e-300)
+            psi = (1.0 + x) * np.log1p(x) - x
+            log_b = np.where(u > 0, -(var / H**2) * psi, 0.0)
+        bound = np.exp(log_b)
+        return {"kv_mean": mean, "kv_var": var, "kv_bound": bound, "kv_util": mean / cap}
+
+    def _kv_chernoff(self, op: dict[str, Any], sel: NDArray[np.int64]) -> F:
+        """The exact Chernoff bound on ``P(KV > C)`` for the pairs ``sel`` (golden section over
+        theta; the exponent is convex)."""
+        cols = op["cols"][sel]
+        lam1, r = op["lam1"][sel], op["r"][sel]
+        k, t = self._ak, self._at  # each request's two grid neighbours (no matmul: the bits
+        own_s = op["own"][sel]     # of a pair never depend on the batch it is in)
+        own_i = own_s[:, k] * (1.0 - t)[None, :] + own_s[:, np.minimum(k + 1, own_s.shape[1] - 1)] \
+            * t[None, :]
+        w = self._Wn_c[:, cols].T  # pairs x P
+        a = self._lin[None, :] + self.bt[cols][:, None] - 1.0
+        nd = np.maximum(self._lout - 1.0, 0.0)[None, :]
+        cap = self.cap_kv[cols]
+        H = np.maximum(self.kv_hmax[cols], 1.0)
+
+        def expo(th: F) -> F:
+            tt = th[:, None]
+            with np.errstate(over="ignore", invalid="ignore"):
+                pre = own_i * np.expm1(tt * a)
+                geo = np.where(nd > 0, np.exp(tt * (a + 1.0)) * np.expm1(tt * nd)
+                               / np.expm1(tt), 0.0)
+                dec = (geo - nd) / r[:, None]
+                return lam1 * (w * (pre + dec)).sum(axis=1) - th * cap
+
+        lo = np.full(len(sel), 1e-12)
+        hi = 60.0 / H
+        # any theta gives a valid bound; the normal approximation's theta is usually enough
+        kv = self._kv(_rows(op, sel))
+        th0 = np.clip((cap - kv["kv_mean"]) / np.maximum(kv["kv_var"], 1e-300), lo, hi)
+        b0 = expo(th0)
+        out = np.exp(np.minimum(b0, 0.0))
+        rest = np.flatnonzero(b0 > math.log(self.settings.kv_overflow_prob))
+        if not len(rest):
+            return out
+        sel, lo, hi, b0 = sel[rest], lo[rest], hi[rest], b0[rest]
+        own_i, w, a, lam1, r, cap = (own_i[rest], w[rest], a[rest], lam1[rest], r[rest],
+                                     cap[rest])
+        gr = (math.sqrt(5.0) - 1.0) / 2.0
+        x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
+        f1, f2 = expo(x1), expo(x2)
+        for _ in range(12):  # any theta gives a valid bound: the search only tightens it
+            left = f1 < f2  # the minimum lies in [lo, x2]
+            hi = np.where(left, x2, hi)
+            lo = np.where(left, lo, x1)
+            xn = np.where(left, hi - gr * (hi - lo), lo + gr * (hi - lo))
+            fn = expo(xn)
+            x1, x2, f1, f2 = (np.where(left, xn, x2), np.where(left, x1, xn),
+                              np.where(left, fn, f2), np.where(left, f1, fn))
+        best = np.minimum(np.minimum(np.minimum(f1, f2), b0), 0.0)
+        out[rest] = np.exp(np.nan_to_num(best, nan=0.0))
+        return out
+
+    # --- the sizing test ------------------------------------------------------------------
+    def _tests(self, cols_in: ArrayLike, N: ArrayLike, full: bool = False) -> dict[str, Any]:
+        """Every sizing test at (column, count) pairs; with ``full`` every figure of every
+        pair, else the expensive tails (TTFT, the KV bound, TPOT) only where the cheap tests
+        pass (a failed pair reports ``ok = False`` and NaN tails)."""
+        st = self.settings
+        op = self.operating_point(cols_in, N, design=True)
+        wait = self._wait(op)
+        cap = st.utilization_cap + 1e-12
+        cols = op["cols"]
+        kv = self._kv(op)
+        tok_util = op["lam1"] * self.E_tok[cols] * op["tau_f"] / self.B[cols]
+        dec_util = op["D"] / self.S[cols]
+        run_mean = op["D"] + op["f"]
+        seq_tail = special.pdtrc(self.S[cols], run_mean)
+        eps = st.kv_overflow_prob
+        ok = (op["stable"] & wait["wait_ok"] & self.feasible[cols]
+              & (op["f"] <= cap) & (dec_util <= cap) & (tok_util <= cap)
+              & (seq_tail <= eps))
+        ok &= (wait["rho_a"] <= cap) if self.reserved else (kv["kv_util"] <= cap)
+        sel = np.arange(len(cols)) if full else np.flatnonzero(ok)
+        if self.reserved:
+            kv_bound = np.zeros(len(cols))
+        else:
+            kv_bound = kv["kv_bound"].copy()
+            need = sel[kv_bound[sel] > eps]
+            if len(need):
+                kv_bound[need] = np.minimum(kv_bound[need], self._kv_chernoff(op, need))
+            ok &= kv_bound <= eps
+        late = np.full(len(cols), np.nan)
+        tp = None
+        if len(sel):
+            sub = _rows(op, sel)
+            wsub = _rows(wait, sel)
+            late[sel] = self.ttft_exceed(sub, wsub, st.slo_s)
+            if st.tpot_p99_ms is not None or full:
+                tps = self._tpot(sub, wsub)
+                if st.tpot_p99_ms is not None:
+                    tex = self.tpot_exceed(sub, tps, st.tpot_p99_ms / 1000.0)
+                    ok[sel] &= tex <= 1.0 - st.quantile + 1e-12
+                tp = tps if full else None
+        ok &= late <= 1.0 - st.quantile + 1e-12
+        return {"ok": ok, "op": op, "wait": wait, "kv": kv, "kv_bound": kv_bound,
+                "tok_util": tok_util, "dec_util": dec_util, "seq_tail": seq_tail, "tp": tp}
+
+    def ttft_ccdf(self, col: int, N: float, t_s: ArrayLike) -> F:
+        """``P(TTFT > t)`` of column ``col`` at ``N`` instances for every ``t`` in ``t_s``."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        op = self.operating_point(np.full(len(t), col), np.full(len(t), float(N)))
+        return self.ttft_exceed(op, self._wait(op), t)
+
+    def slo_ok(self, cols: ArrayLike, N: ArrayLike) -> NDArray[np.bool_]:
+        """Does each (column, count) pair meet every sizing test (``docs/model.md``)?"""
+        N = np.asarray(N, dtype=float)
+        out = np.zeros(N.shape, dtype=bool)
+        pos = N >= 1
+        if pos.any():
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                out[pos] = self._tests(np.asarray(cols)[pos], N[pos])["ok"]
+        return out
+
+    def _lower_bound(self, cols: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Fewest instances any test allows (necessary conditions at zero decoders)."""
+        st = self.settings
+        cap = st.utilization_cap
+        lam = self.rate_rps[cols] * st.peak_factor
+        a = lam * self.S_own[cols, 0] / cap
+        b = lam * self.E_dec[cols] * self.tau_d[cols, 0] / (cap * self.S[cols])
+        c = lam * self.E_tok[cols] * self.tau_f[cols, 0] / (cap * self.B[cols])
+        n = np.ceil(np.maximum(np.maximum(a, b), c) - 1e-9)
+        return np.maximum(n, 1).astype(np.int64)
+
+    def min_instances(self, limit: int = 1_000_000) -> NDArray[np.int64]:
+        """Per column, the fewest instances meeting every test (-1 where none or empty).
+
+        Every test is monotone in the count: from a lower bound, gallop up (steps 1, 4, 16,
+        ...) to the first pass, then narrow the bracket with 3 inner counts per round; every
+        column still open is tested in the same vectorised call (few calls: numpy's per-call
+        cost dominates small ones)."""
+        out = np.full(self.ncols, -1, dtype=np.int64)
+        cols = np.flatnonzero(self.feasible)
+        if not len(cols):
+            return out
+        # a column that fails even with (practically) unlimited instances never passes
+        cols = cols[self.slo_ok(cols, np.full(len(cols), float(limit)))]
+        if not len(cols):
+            return out
+        lo = self._lower_bound(cols) - 1  # a count known to fail (a necessary test fails)
+        hi = np.full(len(cols), -1, dtype=np.int64)
+        step = np.ones(len(cols), dtype=np.int64)
+        pend = np.ones(len(cols), dtype=bool)
+        while pend.any():  # gallop up from the lower bound
+            idx = np.flatnonzero(pend)
+            n = np.minimum(lo[idx] + step[idx], limit)
+            ok = self.slo_ok(cols[idx], n.astype(float))
+            hi[idx[ok]] = n[ok]
+            lo[idx[~ok]] = n[~ok]
+            step[idx] *= 4
+            pend[idx[ok]] = False
+            pend[idx[~ok & (n >= limit)]] = False
+        act = hi > 0
+        k = 3
+        while True:  # (k + 1)-ary search between the last failure and the first pass
+            m = act & (hi - lo > 1)
+            if not m.any():
+                break
+            idx = np.flatnonzero(m)
+            span = hi[idx] - lo[idx]
+            pts = lo[idx][:, None] + np.maximum(
+                1, (span[:, None] * np.arange(1, k + 1)[None, :]) // (k + 1))
+            pts = np.minimum(pts, hi[idx][:, None] - 1)
+            ok = self.slo_ok(np.repeat(cols[idx], k), pts.ravel().astype(float)).reshape(pts.shape)
+            anyok = ok.any(axis=1)
+            first = np.argmax(ok, axis=1)
+            rows = np.arange(len(idx))
+            new_hi = np.where(anyok, pts[rows, first], hi[idx])
+            # the largest failing inner count below the new upper end
+            fail_below = np.where(~ok & (pts < new_hi[:, None]), pts, -1).max(axis=1)
+            lo[idx] = np.maximum(lo[idx], fail_below)
+            hi[idx] = new_hi
+        out[cols[act]] = hi[act]
+        return out
+
+    # --- power and the report -------------------------------------------------------------
+    def power_w(self, cols: ArrayLike, N: ArrayLike) -> F:
+        """Pool watts at the MEAN rate for (column, count) pairs."""
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return self._power(self.operating_point(cols, N, design=False))[0]
+
+    def _power(self, op: dict[str, Any]) -> tuple[F, F]:
+        cols, g, t = op["cols"], op["g"], op["t"]
+        N = op["N"]
+        ph = self.phys.take(cols)
+        f = np.clip(op["f"], 0.0, 1.0)
+        rates = {}
+        for k in self.power_keys:
+            dec = self._lerp(self.dec_terms[k], cols, g, t) / op["tau_d"]
+            pr = op["lam1"] * self._lerp(self.pt_terms[k], cols, g, t)
+            pr = np.where(op["f"] > 1.0, pr / np.maximum(op["f"], 1e-300), pr)
+            rates[k] = (1.0 - f) * dec + pr
+        pg = np.asarray(ph.gpu_power_w(rates), dtype=float)
+        inflight = op["lam1"] * ((op["wq"] * op["own"]).sum(axis=1)
+                                 + self.E_dec[cols] / np.maximum(op["r"], 1e-300))
+        p0 = np.where(op["stable"], np.exp(-inflight), 0.0)
+        idle = self.idle_w[cols]
+        watts = N * self.gpus[cols] * ((1.0 - p0) * pg + p0 * idle)
+        return np.where(N >= 1, watts, 0.0), pg
+
+    def evaluate(self, cols_in: ArrayLike, N_in: ArrayLike) -> dict[str, F]:
+        """Every reported figure of (column, count) pairs (``PoolResult``'s new fields)."""
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return self._evaluate(cols_in, N_in)
+
+    def _evaluate(self, cols_in: ArrayLike, N_in: ArrayLike) -> dict[str, F]:
+        st = self.settings
+        cols = np.asarray(cols_in, dtype=np.int64)
+        N = np.asarray(N_in, dtype=float)
+        T = self._tests(cols, N, full=True)
+        op, wait, tp = T["op"], T["wait"], T["tp"]
+        stable = op["stable"] & wait["wait_ok"]
+        res = self._residual(op)
+        Wk, Lk = res
+        q = st.quantile
+        own_max = op["own"].max(axis=1) if op["own"].shape[1] else np.zeros(len(cols))
+        hi0 = own_max + Lk.max(axis=1) * (1.0 + self._co_rate(op, wait)) + 1e-3
+        p99 = self._quantile(lambda x: self.ttft_exceed(op, wait, x, res), np.zeros(len(cols)),
+                             hi0, q)
+        p99 = np.where(stable, p99, np.inf)
+        # the wait alone (reported): its q-quantile
+        coef, th = wait["coef"], wait["th"]
+        p99w = self._quantile(lambda x: (coef * np.exp(-th * x[None, :])).sum(axis=0),
+                              np.zeros(len(cols)), np.full(len(cols), 1e-3), q)
+        p99w = np.where(stable, p99w, np.inf)
+        tau_d, tau_f = op["tau_d"], op["tau_f"]
+        dec_any = tp["w"].sum(axis=1) > 0
+        p99t = self._quantile(lambda x: self.tpot_exceed(op, tp, x), tau_d.copy(),
+                              np.maximum(tau_f, tau_d) + 1e-9, q)
+        p99t = np.where(stable & dec_any, p99t, np.where(dec_any, np.inf, math.nan))
+        per_b = np.minimum(tp["mean_x"] / np.maximum(tp["nd"], 1.0),
+                           np.maximum(tau_f - tau_d, 0.0)[:, None])
+        mean_tpot = tau_d + (tp["w"] * per_b).sum(axis=1)
+        mean_tpot = np.where(stable & dec_any, mean_tpot, np.where(dec_any, np.inf, math.nan))
+        # time to last token: TTFT + decode time (mean exact; tail moment-matched per class)
+        e_res = (Wk * Lk * (0.5 + self._co_rate(op, wait)[:, None])).sum(axis=1)
+        e_ttft = wait["mean_wait"] + e_res + (op["wq"] * op["own"]).sum(axis=1)
+        mean_ttlt = e_ttft + self.E_dec[cols] * tau_d + self.dec_share[cols] * (
+            tp["w"] * tp["mean_x"]).sum(axis=1)
+        th_w = np.where(np.isfinite(wait["theta"]) & (wait["theta"] > 1e-100),
+                        wait["theta"], np.inf)
+        var_w = np.where(np.isfinite(th_w), (2.0 * wait["pw"] - wait["pw"] ** 2)
+                         / np.where(np.isfinite(th_w), th_w, 1.0) ** 2, 0.0)
+        shift = tp["own_b"] + e_res[:, None] + tp["nd"] * tau_d[:, None]
+        mx = wait["mean_wait"][:, None] + tp["mean_x"]
+        vx = var_w[:, None] + tp["var_x"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            kk = np.where(vx > 0, mx**2 / np.where(vx > 0, vx, 1.0), 1.0)
+            ss = np.where(mx > 0, vx / np.where(mx > 0, mx, 1.0), 0.0)
+
+        def ttlt_exceed(x: F) -> F:
+            return (tp["w"] * _gamma_tail(kk, ss, x[:, None] - shift)).sum(axis=1)
+
+        hi_l = (shift + mx + 10.0 * np.sqrt(vx)).max(axis=1) + 1e-3
+        p99l = self._quantile(ttlt_exceed, np.zeros(len(cols)), hi_l, q)
+        p99l = np.where(stable & dec_any, p99l, np.where(dec_any, np.inf, p99))
+        # power, batch and tokens at the mean rate
+        opm = self.operating_point(cols, N, design=False)
+        watts, pg = self._power(opm)
+        m1 = tau_d + op["lam1"] / np.maximum(op["r"], 1e-300) * (
+            (op["wq"] * op["extra"]).sum(axis=1))
+        util = np.maximum.reduce([op["f"], T["dec_util"], T["tok_util"],
+                                  wait["rho_a"] if self.reserved else T["kv"]["kv_util"]])
+        return {
+            "ok": T["ok"], "stable": stable, "p99_ttft_ms": p99 * 1e3, "p99_wait_ms": p99w * 1e3,
+            "p99_tpot_ms": p99t * 1e3, "mean_tpot_ms": mean_tpot * 1e3,
+            "p99_ttlt_ms": p99l * 1e3, "mean_ttlt_ms": np.where(stable, mean_ttlt, np.inf) * 1e3,
+            "prefill_share": op["f"],
+            "kv_util": np.where(stable, T["kv"]["kv_util"], np.inf),
+            "kv_overflow_bound": np.where(stable, T["kv_bound"], 1.0),
+            "decode_util": T["dec_util"], "token_util": T["tok_util"],
+            "utilization": np.where(stable, util, np.inf),
+            "mean_step_ms": np.where(stable, m1 * 1e3, np.inf),
+            "mean_batch": opm["D"], "power_w": watts, "gpu_power_w": pg,
+            "design_batch": op["D"],
+        }

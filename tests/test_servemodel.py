@@ -1,0 +1,283 @@
+"""The serving model of physical accounting (fleetopt.sizing.servemodel, issue 11)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.catalog import default_catalog
+from fleetopt.physics.power import PowerCurve
+from fleetopt.physics.profiles import Deployment, PhysicsParams, Profile, resolve
+from fleetopt.problem.config import problem_from_dict
+from fleetopt.problem.settings import Settings
+from fleetopt.problem.workload import Workload, builtin
+from fleetopt.sizing.family import family_mix
+from fleetopt.sizing.poolmodel import PoolModel
+from fleetopt.sizing.servemodel import (
+    ContractPhysics,
+    ServeFamily,
+    _wait_tail_uniform,
+    lru_hit_share,
+    physics_of,
+)
+from fleetopt.sizing.sizer import Sizer, pool_model
+
+CAT = default_catalog()
+
+
+def _prof(gpu="H100-SXM", tp=8, dtype="fp16", model="llama-3.1-70b"):
+    return resolve(Deployment(gpu, tp, dtype), model, CAT)
+
+
+def _pool(wl="azure-conv-2023", rate=100.0, window=16384, settings=None, prof=None, hit=None):
+    w = builtin(wl, rate)
+    prof = prof or _prof()
+    return PoolModel(prof, w.input_tokens, w.output_tokens, w.weights, w.rate_rps, window,
+                     settings or Settings(500), hit)
+
+
+# ------------------------------------------------------------------------------------------
+# monotone in the instance count (what sizing by bisection and the MIP's ranges rest on)
+
+@settings(max_examples=25, deadline=None)
+@given(wl=st.sampled_from(["azure-conv-2023", "azure-code-2023", "azure", "lmsys"]),
+       rate=st.floats(5, 400), gpu=st.sampled_from([("H100-SXM", 8, "fp16"),
+                                                    ("A100-SXM", 4, "fp16"),
+                                                    ("B200", 2, "fp8"), ("L40S", 4, "fp8")]),
+       reserved=st.booleans(), tpot=st.sampled_from([None, 60.0]))
+def test_every_figure_is_monotone_in_the_instance_count(wl, rate, gpu, reserved, tpot):
+    prof = _prof(*gpu)
+    if prof.fit_error():
+        return
+    s = Settings(1000, kv_allocation="reserved" if reserved else "paged", tpot_p99_ms=tpot)
+    window = 16384 if prof.slots(16384) >= 1 else 4096
+    if prof.slots(window) < 1:
+        return
+    w = builtin(wl, rate)
+    keep = w.total_tokens <= window
+    pm = PoolModel(prof, w.input_tokens[keep], w.output_tokens[keep], w.weights[keep],
+                   w.rate_rps * float(w.weights[keep].sum()), window, s)
+    n0 = pm.min_instances() or 1
+    N = np.arange(max(1, n0 - 3), 4 * n0 + 8)
+    m = pm.metrics(N)
+    for key in ("p99_ttft_ms", "p99_tpot_ms", "mean_tpot_ms", "kv_overflow_bound",
+                "prefill_share", "kv_util", "decode_util", "token_util", "mean_batch"):
+        v = m[key]
+        fin = np.isfinite(v)
+        d = np.diff(np.where(fin, v, 1e300))
+        assert np.all(d <= 1e-9 * np.maximum(np.abs(v[1:]), 1.0) + 1e-12), (key, v)
+    ok = m["slo_met"]
+    assert not np.any(ok[:-1] & ~ok[1:])  # once met, met at every larger count
+    if pm.min_instances() is not None:
+        assert ok[N == pm.min_instances()].all() and not ok[N < pm.min_instances()].any()
+        W = pm.power_w(N[N >= n0])
+        assert np.all(np.diff(W) > 0)  # watts rise with the count (docs/formulation.md §5)
+
+
+def test_wait_tail_uniform_matches_its_definition():
+    rng = np.random.default_rng(1)
+    pw, th, ell = 0.3, 25.0, 0.08
+    u = rng.uniform(0, ell, 400_000)
+    w = np.where(rng.uniform(size=u.size) < pw, rng.exponential(1 / th, u.size), 0.0)
+    for d in (-0.01, 0.0, 0.02, 0.08, 0.15, 0.3):
+        got = _wait_tail_uniform(np.array([d]), np.array([ell]), np.array([[pw]]), np.array([[th]]))
+        assert got[0] == pytest.approx(float(np.mean(w + u > d)), abs=3e-3)
+
+
+# ------------------------------------------------------------------------------------------
+# one pool, many families: the same numbers
+
+@settings(max_examples=12, deadline=None)
+@given(lows=st.sets(st.sampled_from([0, 256, 512, 1024, 1536, 2048, 3072, 4096, 6144]),
+                    min_size=1, max_size=5),
+       deps=st.sets(st.sampled_from([("H100-SXM", 8, "fp16"), ("H100-SXM", 4, "fp8"),
+                                     ("A100-SXM", 8, "fp16"), ("B200", 2, "fp16")]),
+                    min_size=1, max_size=3))
+def test_a_family_sizes_each_pool_as_the_pool_alone(lows, deps):
+    from fleetopt.problem.problem import Problem
+
+    p = Problem(workload=builtin("azure-conv-2023", 300), model="llama-3.1-70b",
+                gpus=tuple(sorted({d[0] for d in deps})), tp=(2, 4, 8), dtypes=("fp16", "fp8"),
+                max_ctx=8192, boundaries=(4096,), over_max_ctx="drop")
+    sz = Sizer(p)
+    ds = [Deployment(g, t, dt, p.kv_dtype) for g, t, dt in sorted(deps)]
+    ds = [d for d in ds if not sz.profile(d).fit_error() and sz.profile(d).slots(8192) >= 1]
+    if not ds:
+        return
+    lows = sorted(lows)
+    (members, fam), = sz.families(lows, 8192, 8192, ds)
+    n = fam.min_instances()
+    for col in range(fam.ncols):
+        d = members[int(fam.dep[col])][0]
+        pm = pool_model((lows[int(fam.lc[col])], 8192, 8192), sz.profile(d), p.workload,
+                        p.settings)
+        alone = pm.min_instances()
+        assert (alone if alone is not None else -1) == n[col]
+        if alone is not None:
+            N = np.array([alone, alone + 3], dtype=float)
+            a = fam.evaluate(np.array([col, col]), N)
+            b = pm.family.evaluate(np.zeros(2, dtype=int), N)
+            for key in ("p99_ttft_ms", "p99_tpot_ms", "power_w", "kv_overflow_bound"):
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-12)
+
+
+def test_stacked_deployments_equal_one_at_a_time():
+    w = builtin("azure", 400)
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps, [0, 1024, 4096],
+                     8192, 8192)
+    profs = [_prof("H100-SXM", 8, "fp16"), _prof("B200", 4, "fp8"), _prof("A100-SXM", 8, "fp16")]
+    st_ = Settings(500)
+    phs = [physics_of(pr, st_) for pr in profs]
+    both = ServeFamily(phs, mix, st_, [pr.slots(8192) for pr in profs])
+    for j, (ph, pr) in enumerate(zip(phs, profs, strict=True)):
+        one = ServeFamily([ph], mix, st_, [pr.slots(8192)])
+        c = np.arange(3) + 3 * j
+        np.testing.assert_allclose(both.own[c], one.own, rtol=1e-12)
+        np.testing.assert_array_equal(both.min_instances()[c], one.min_instances())
+
+
+# ------------------------------------------------------------------------------------------
+# settings
+
+def test_tpot_target_needs_more_instances_and_is_in_the_verdict():
+    base = _pool(rate=200)
+    n0 = base.min_instances()
+    tight = _pool(rate=200, settings=Settings(500, tpot_p99_ms=float(
+        base.metrics([n0])["p99_tpot_ms"][0]) * 0.8))
+    n1 = tight.min_instances()
+    assert n1 is not None and n1 > n0
+    m = tight.metrics([n0, n1])
+    assert not m["slo_met"][0] and m["slo_met"][1]
+    assert m["p99_tpot_ms"][1] <= tight.settings.tpot_p99_ms + 1e-6
+
+
+def test_prefix_cache_hits_cut_prefill():
+    a, b = _pool(rate=300), _pool(rate=300, hit=0.5)
+    na, nb = a.min_instances(), b.min_instances()
+    assert nb <= na
+    ma, mb = a.metrics([na]), b.metrics([na])
+    assert mb["prefill_share"][0] < 0.8 * ma["prefill_share"][0]
+    assert mb["p99_ttft_ms"][0] < ma["p99_ttft_ms"][0]
+    c = _pool(rate=300, settings=Settings(500, prefix_cache_hit=0.5))
+    assert c.min_instances() == nb
+
+
+def test_lru_hit_share_by_hand():
+    # blocks of 512 tokens; capacity 2 blocks
+    hashes = [[1, 2], [1, 2], [3], [1, 2]]
+    tokens = [1024, 1024, 512, 1024]
+    # 2nd request hits 2 blocks; 3rd misses and evicts 1; 4th: block 1 missing -> no hit
+    assert lru_hit_share(hashes, tokens, capacity_blocks=2) == pytest.approx(1024 / 3584)
+    assert lru_hit_share(hashes, tokens, capacity_blocks=8) == pytest.approx(2048 / 3584)
+
+
+def test_reserved_slots_cost_instances_on_long_windows():
+    paged = _pool(wl="lmsys", rate=50, window=65536, settings=Settings(2000))
+    reserved = _pool(wl="lmsys", rate=50, window=65536,
+                     settings=Settings(2000, kv_allocation="reserved"))
+    assert reserved.min_instances() >= paged.min_instances()
+    m = reserved.metrics([reserved.min_instances()])
+    assert np.isnan(m["kv_util"][0]) or m["kv_util"][0] >= 0
+    assert m["decode_util"][0] <= 0.85 + 1e-9
+
+
+def test_engine_overrides_change_the_step_and_are_checked():
+    small = resolve(Deployment("H100-SXM", 8, "fp16"), "llama-3.1-70b", CAT,
+                    PhysicsParams(max_num_batched_tokens=2048))
+    few = _pool(rate=200, prof=small)
+    many = _pool(rate=200)
+    assert few.family.B[0] == 2048 and many.family.B[0] == 8192
+    assert few.metrics([20])["p99_ttft_ms"][0] != many.metrics([20])["p99_ttft_ms"][0]
+    with pytest.raises(FleetoptError, match="max_num"):
+        PhysicsParams(max_num_batched_tokens=512, max_num_seqs=1024)
+
+
+def test_config_keys_reach_the_settings_and_are_refused_when_bad():
+    d = {"workload": {"name": "azure", "rate": 100, "prefix_cache_hit": 0.2},
+         "slo": {"ttft_p99_ms": 500, "tpot_p99_ms": 60},
+         "physics": {"kv_allocation": "Reserved", "kv_overflow_prob": 1e-4,
+                     "max_num_batched_tokens": 4096, "max_num_seqs": 512, "reserve_gb": 3.0}}
+    p = problem_from_dict(d)
+    s = p.settings
+    assert (s.tpot_p99_ms, s.kv_allocation, s.kv_overflow_prob, s.prefix_cache_hit) == \
+        (60.0, "reserved", 1e-4, 0.2)
+    assert (p.physics.max_num_batched_tokens, p.physics.max_num_seqs,
+            p.physics.reserve_gb) == (4096, 512, 3.0)
+    used = p.settings_used()
+    assert used["tpot_p99_ms"] == 60.0 and used["kv_allocation"] == "reserved"
+    for sec, key, bad in (("physics", "kv_allocation", "slotted"), ("physics", "kv_overflow_prob", 0),
+                          ("slo", "tpot_p99_ms", -1), ("workload", "prefix_cache_hit", 1.0),
+                          ("physics", "max_num_seqs", 0)):
+        dd = {k: dict(v) for k, v in d.items()}
+        dd[sec][key] = bad
+        with pytest.raises(FleetoptError) as e:
+            problem_from_dict(dd)
+        assert e.value.field == f"{sec}.{key}"
+
+
+# ------------------------------------------------------------------------------------------
+# the seam: a computed profile's iteration model, as the pool model sees it
+
+@pytest.mark.parametrize("dep,model", [(("H100-SXM", 8, "fp16"), "llama-3.1-70b"),
+                                       (("B200", 4, "fp8"), "llama-3.1-70b"),
+                                       (("H200-SXM", 8, "fp8"), "mixtral-8x7b")])
+def test_the_pool_model_runs_the_profiles_own_step_and_power(dep, model):
+    """physics_of(profile) is the profile's StepCoefficients and ActivityPower: the same step
+    terms, and at the time-averaged terms of ONE step the watts of that step."""
+    prof = resolve(Deployment(*dep), model, CAT)
+    ph = physics_of(prof, Settings(500))
+    assert isinstance(ph, ContractPhysics)
+    assert (ph.token_budget, ph.max_seqs, ph.kv_capacity_tokens, ph.block_tokens, ph.gpus) == (
+        prof.token_budget, prof.max_seqs, prof.kv_capacity_tokens, prof.block_tokens,
+        prof.gpus_per_instance)
+    D, K, P, A, Kp = (np.array([1.0, 64.0, 200.0]), np.array([1e3, 1e5, 6e5]),
+                      np.array([0.0, 2048.0, 512.0]), np.array([0.0, 3e6, 4e5]),
+                      np.array([0.0, 1e4, 2e5]))
+    got = ph.terms(D, K, P, A, Kp)
+    want = prof.step.terms(D, K, P, A, Kp)
+    for f in dataclasses.fields(want):
+        np.testing.assert_allclose(got[f.name], getattr(want, f.name), rtol=1e-12)
+    rates = {k: v / got["t_step"] for k, v in got.items()}
+    np.testing.assert_allclose(ph.gpu_power_w(rates),
+                               prof.power_model.step_power_w(want, prof.step), rtol=1e-9)
+    stacked = ContractPhysics.stack([ph, physics_of(_prof(), Settings(500))])
+    two = stacked.terms(np.array([64.0, 64.0]), np.array([1e5, 1e5]))
+    assert two["t_step"][0] == pytest.approx(float(ph.terms(64.0, 1e5)["t_step"]), rel=1e-12)
+
+
+class FixedProfile(Profile):
+    """A profile of constant step times and ``slots`` slots, without an iteration model."""
+
+    kind = "test"
+    gpu = "fixed"
+    tp = 1
+    dtype = "fp16"
+    kv_dtype = "fp16"
+    gpus_per_instance = 1
+    price_per_gpu_hr = 1.0
+    power = PowerCurve(100.0, 500.0, 1.0, 2.0)
+    max_context = 1 << 20
+
+    def __init__(self, iter_s: float, slots: int) -> None:
+        self.iter_s, self.n_slots = iter_s, slots
+
+    def slots(self, window_tokens: int) -> int:
+        return self.n_slots
+
+    def decode_s(self, batch, ctx_tokens):
+        return np.zeros(np.broadcast(np.asarray(batch), np.asarray(ctx_tokens)).shape) + self.iter_s
+
+    def prefill_s(self, prompt_tokens, batch, ctx_tokens):
+        return np.zeros(np.broadcast(np.asarray(prompt_tokens), np.asarray(batch),
+                                     np.asarray(ctx_tokens)).shape)
+
+
+def test_a_profile_without_an_iteration_model_is_refused_in_physical_accounting():
+    with pytest.raises(FleetoptError, match="no iteration model"):
+        physics_of(FixedProfile(0.01, 4))
+    wl = Workload("w", 1.0, np.array([100]), np.array([10]), np.array([1.0]))
+    pm = pool_model((0, 200, 200), FixedProfile(0.01, 4), wl, Settings(500, accounting="paper"))
+    assert pm.min_instances() is not None  # paper accounting keeps its own model
