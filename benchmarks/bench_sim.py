@@ -1,36 +1,86 @@
-"""Simulator speed: requests simulated per second (target: 100,000 requests in <= 10 s).
+"""Simulator speed: requests simulated per second through ``fleetopt.sim.simulate_problem`` (the
+iteration engine, the routing, the evaluator's predictions and the summaries all included).
+Target (issue 12): 100,000 requests of the ``azure-h100`` plan in <= 30 s on one core.
 
-Run: ``pytest benchmarks/bench_sim.py --benchmark-only``.
+Cases (100,000 Poisson requests, seed 0, the example's workload at its 1,000 req/s):
+
+* ``azure-h100``: the plan the shipped planner gives today (9/12/6/1 x H100 TP8 over
+  3072/6144/8192/65536): under-provisioned in the iteration mechanism, so the run also drains a
+  large backlog;
+* ``azure-h100-kept-up``: a plan of the same pools that keeps up under the calibrated step model
+  (60/65/30/2 instances, 157 in all, every pool delivering its offered load and meeting the
+  500 ms P99 TTFT), about the size the new pool model is expected to give;
+* ``paper-azure``: the calibrated profile's plan (45 + 22 instances).
+
+Run: ``python benchmarks/bench_sim.py [case ...] [--requests N]`` (prints the figures), or
+``pytest benchmarks/bench_sim.py --benchmark-only``.
 """
 
 from __future__ import annotations
 
+import sys
+import time
+
 import pytest
 
+from fleetopt.planners.mip.solve import solve
 from fleetopt.problem.config import load_config
 from fleetopt.problem.fleet import Fleet, PoolSpec
-from fleetopt.sim import simulate_problem
+from fleetopt.sim import SimResult, simulate_problem
 
 REQUESTS = 100_000
-
-CASES = {
-    # computed H100 roofline, Azure CDF at 1,000 req/s: 45 + 9 instances, ~100 seqs per instance
-    "azure-h100": Fleet((PoolSpec(0, 4096, "H100-SXM", 4, 47), PoolSpec(4096, 16384, "H100-SXM", 8, 30))),
-    # calibrated profile, 256 slots per short instance
-    "paper-azure": Fleet((PoolSpec(0, 4096, "1w-law-h100", 8, 22),
-                          PoolSpec(4096, 65536, "1w-law-h100", 8, 65))),
+TARGET_S = 30.0
+_EDGES = ((0, 3072), (3072, 6144), (6144, 8192), (8192, 65536))
+CASES: dict[str, tuple[str, Fleet | None]] = {  # example, fleet (None: the solver's plan)
+    "azure-h100": ("azure-h100", None),
+    "azure-h100-kept-up": ("azure-h100", Fleet(tuple(
+        PoolSpec(lo, hi, "H100-SXM", 8, n) for (lo, hi), n in zip(_EDGES, (60, 65, 30, 2),
+                                                                    strict=True)))),
+    "paper-azure": ("paper-azure", None),
 }
+
+
+def run(name: str, requests: int = REQUESTS) -> tuple[SimResult, float]:
+    example, fleet = CASES[name]
+    problem = load_config(example)
+    plan = fleet if fleet is not None else solve(problem).fleet
+    t = time.perf_counter()
+    res = simulate_problem(problem, plan, requests=requests, seed=0)
+    return res, time.perf_counter() - t
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bench_simulate_100k(benchmark, name: str) -> None:
-    problem = load_config(name)
-    fleet = CASES[name]
-    res = benchmark.pedantic(
-        lambda: simulate_problem(problem, fleet, requests=REQUESTS, seed=0), rounds=3, iterations=1
-    )
+    example, fleet = CASES[name]
+    problem = load_config(example)
+    plan = fleet if fleet is not None else solve(problem).fleet
+    res = benchmark.pedantic(lambda: simulate_problem(problem, plan, requests=REQUESTS, seed=0),
+                             rounds=3, iterations=1)
     secs = benchmark.stats.stats.mean
     benchmark.extra_info["requests"] = REQUESTS
     benchmark.extra_info["requests_per_s"] = REQUESTS / secs
+    benchmark.extra_info["iterations"] = res.totals["iterations"]
     assert res.totals["simulated_requests"] == REQUESTS
-    assert secs <= 10.0, f"{REQUESTS} requests took {secs:.1f} s (target <= 10 s)"
+    assert secs <= TARGET_S, f"{REQUESTS} requests took {secs:.1f} s (target <= {TARGET_S} s)"
+
+
+def main(argv: list[str]) -> int:
+    n = REQUESTS
+    if "--requests" in argv:
+        i = argv.index("--requests")
+        n = int(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
+    names = [a for a in argv if not a.startswith("--")] or list(CASES)
+    for name in names:
+        res, secs = run(name, n)
+        t = res.totals
+        print(f"{name}: {n:,} requests in {secs:.2f} s = {n / secs:,.0f} requests/s, "
+              f"{t['iterations']:,} iterations ({secs / t['iterations'] * 1e6:.1f} us each), "
+              f"{sum(p.stats.instances for p in res.pools)} instances; delivered "
+              f"{100 * t['delivered_fraction']:.1f} %, worst P99 TTFT "
+              f"{t['worst_pool_p99_ttft_ms']:,.0f} ms, check passed: {t['check_passed']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Every figure in ``docs/figures/`` and every result table of README.md and ``docs/*.md``.
 
-Run ``python scripts/make_docs.py`` (everything; about 3 minutes on the 2-core machine, most of
+Run ``python scripts/make_docs.py`` (everything; several minutes on the 2-core machine, most of
 it the simulator's validation study) or name parts: ``python scripts/make_docs.py readme
 studies``. ``--check`` rewrites nothing and exits 1 when a generated text differs from the
 file (the figures are then not drawn).
@@ -51,8 +51,8 @@ MARK = "<!-- fleetopt:{} {} -->"
 FIGURE_PARTS: dict[str, str] = {
     "study_frontier.png": "studies", "study_topology.png": "studies", "power_fit.png": "power",
     "paper_fleet_kw.png": "paper", "paper_tokw_vs_context.png": "paper",
-    "sim_validation.png": "simulation", "sim_ttft_ccdf.png": "simulation",
-    "sim_load_sweep.png": "simulation", "sim_correction.png": "simulation",
+    "sim_validation.png": "simulation", "sim_throughput.png": "simulation",
+    "sim_burst.png": "simulation",
 }
 
 
@@ -240,41 +240,93 @@ def procurement_summary(res: Any) -> str:
 # the simulation study (docs/simulation.md)
 
 
+def _ci(v: Any, ci: Any, fmt: str = ",.0f") -> str:
+    """``v +- ci`` (ci omitted when missing)."""
+    if v is None or v != v:
+        return ""
+    if ci is None or ci != ci:
+        return format(v, fmt)
+    return f"{format(v, fmt)} ± {format(ci, fmt)}"
+
+
+def _yes(v: Any) -> str:
+    return "" if v is None or v != v else ("yes" if v else "**no**")
+
+
 def simulation_tables(study: dict[str, Any]) -> dict[str, str]:
+    """docs/simulation.md: the validation study's tables (``run_study``)."""
     from fleetopt.report.tables import markdown_table
 
-    fleets = []
-    for key, (prob, fl) in study["fleets"].items():
-        if key.endswith("+conv") and prob.workload.name == study["fleets"][key[:-5]][0].workload.name:
-            continue  # the example's own workload is the trace: one fleet
-        p0, p1 = fl.pools
-        fleets.append({
-            "example": key.removesuffix("+conv"), "workload":
-            f"{prob.workload.name} @ {prob.workload.rate_rps:g}", "boundary": p0.ctx_hi,
-            "short": f"{p0.instances} x {p0.gpu} TP{p0.tp} {p0.dtype}",
-            "long": f"{p1.instances} x {p1.gpu} TP{p1.tp} {p1.dtype}"})
-    out = {"sim-fleets": markdown_table(fleets, {
-        "example": "example", "workload": "workload", "boundary": "boundary",
-        "short": "short pool", "long": "long pool (to max_ctx)"})}
-    out["sim-validation"] = markdown_table(study["table"], {
-        "case": "case", "pool": "pool", "gpu": "deployment", "instances": "N", "share": "share",
-        "sim_p99_ms": "sim P99 ms", "sim_p99_lo": "lo", "sim_p99_hi": "hi",
-        "pred_p99_ms": "pred P99 ms", "p99_ratio": "sim/pred", "sim_power_w": "sim W",
-        "pred_power_w": "pred W", "power_ratio": "W ratio", "sim_tok_s": "sim tok/s",
-        "tok_ratio": "tok ratio", "sim_batch": "sim batch", "pred_batch": "pred batch",
-        "sim_wait_prob": "P(wait)"}, {
-        "share": ".3f", "sim_p99_ms": ".1f", "sim_p99_lo": ".1f", "sim_p99_hi": ".1f",
-        "pred_p99_ms": ".1f", "p99_ratio": ".2f", "sim_power_w": ",.0f", "pred_power_w": ",.0f",
-        "power_ratio": ".3f", "sim_tok_s": ",.0f", "tok_ratio": ".3f", "sim_batch": ".1f",
-        "pred_batch": ".1f", "sim_wait_prob": ".3f"})
-    out["sim-correction"] = markdown_table(study["correction"], {
-        "case": "case", "workload": "workload", "solver": "solver", "k": "k",
-        "arrivals": "arrivals", "plan": "plan", "instances": "instances",
-        "worst_pool": "worst pool", "sim_p99_ms": "sim P99 ms", "pred_p99_ms": "pred P99 ms",
-        "meets_slo": "meets SLO", "sim_power_w": "sim W", "pred_power_w": "pred W",
-        "power_ratio": "W ratio", "tok_ratio": "tok ratio"}, {
-        "k": ".2f", "sim_p99_ms": ".0f", "pred_p99_ms": ".0f", "sim_power_w": ",.0f",
-        "pred_power_w": ",.0f", "power_ratio": ".3f", "tok_ratio": ".3f", "instances": ".0f"})
+    plans = study["plans"].copy()
+    plans["where"] = [f"{w} @ {r:g}" for w, r in zip(plans.workload, plans.rate_rps, strict=True)]
+    for c in ("evaluator_slo_met", "check_passed"):
+        plans[c] = [_yes(v) for v in plans[c]]
+    plans["pred_kw"] = plans.pred_power_w / 1000.0
+    plans["sim_kw"] = plans.sim_power_w / 1000.0
+    plans["delivered_pct"] = plans.delivered * 100.0
+    out = {"sim-cases": markdown_table(plans, {
+        "case": "case", "where": "workload @ req/s", "arrivals": "arrivals", "plan": "plan (MIP)",
+        "pred_worst_p99_ttft_ms": "pred worst P99 TTFT ms",
+        "sim_worst_p99_ttft_ms": "sim worst P99 TTFT ms",
+        "sim_worst_p99_tpot_ms": "sim worst P99 TPOT ms", "delivered_pct": "delivered %",
+        "pred_kw": "pred kW", "sim_kw": "sim kW", "evaluator_slo_met": "evaluator: SLO met",
+        "check_passed": "simulator: check passed", "simulated": "requests simulated"}, {
+        "pred_worst_p99_ttft_ms": ",.0f", "sim_worst_p99_ttft_ms": ",.0f",
+        "sim_worst_p99_tpot_ms": ",.1f", "delivered_pct": ".1f", "pred_kw": ",.1f",
+        "sim_kw": ",.1f", "simulated": ",.0f"})}
+    t = study["table"].copy()
+    t["sim_ttft"] = [_ci(v, c) for v, c in zip(t.sim_p99_ttft_ms, t.sim_p99_ttft_ci_ms,
+                                                strict=True)]
+    t["sim_tpot"] = [_ci(v, c, ",.1f") for v, c in zip(t.sim_p99_tpot_ms, t.sim_p99_tpot_ci_ms,
+                                                       strict=True)]
+    t["delivered_pct"] = t.delivered * 100.0
+    t["kv_pct"] = t.kv_util * 100.0
+    t["busy_pct"] = t.busy * 100.0
+    t["verdict"] = ["met" if c else ("MISSED" if s is False else "behind")
+                    for c, s in zip(t.check_passed, t.slo_met, strict=True)]
+    t["flag"] = ["**optimistic**" if o else "" for o in t.ttft_optimistic]
+    out["sim-validation"] = markdown_table(t, {
+        "case": "case", "arrivals": "arrivals", "pool": "pool", "gpu": "deployment",
+        "instances": "N", "share": "share", "sim_ttft": "sim P99 TTFT ms",
+        "pred_p99_ttft_ms": "pred", "ttft_ratio": "sim/pred", "flag": "",
+        "sim_tpot": "sim P99 TPOT ms", "pred_p99_tpot_ms": "pred TPOT",
+        "offered_tok_s": "offered tok/s", "delivered_pct": "delivered %",
+        "preemptions": "preempt", "kv_pct": "KV %", "busy_pct": "busy %",
+        "power_ratio": "W sim/pred", "verdict": "verdict"}, {
+        "share": ".3f", "pred_p99_ttft_ms": ",.0f", "ttft_ratio": ".2f",
+        "pred_p99_tpot_ms": ",.1f", "offered_tok_s": ",.0f", "delivered_pct": ".1f",
+        "preemptions": ",d", "kv_pct": ".0f", "busy_pct": ".0f", "power_ratio": ".2f",
+        "instances": ",d"})
+    sw = study["sweep"]
+    if sw is not None:
+        sw = sw.copy()
+        sw["delivered_pct"] = sw.delivered * 100.0
+        sw["check"] = [_yes(v) for v in sw.check_passed]
+        out["sim-throughput"] = markdown_table(sw, {
+            "case": "plan of", "factor": "x rate", "rate_rps": "req/s",
+            "offered_tok_s": "offered tok/s", "sim_tok_s": "sim tok/s", "pred_tok_s": "pred tok/s",
+            "delivered_pct": "delivered %", "sim_worst_p99_ttft_ms": "sim worst P99 TTFT ms",
+            "pred_worst_p99_ttft_ms": "pred worst P99 TTFT ms", "check": "check passed"}, {
+            "factor": "g", "rate_rps": ",.0f", "offered_tok_s": ",.0f", "sim_tok_s": ",.0f",
+            "pred_tok_s": ",.0f", "delivered_pct": ".1f", "sim_worst_p99_ttft_ms": ",.0f",
+            "pred_worst_p99_ttft_ms": ",.0f"})
+    b = study["burst"]
+    if len(b):
+        out["sim-burst"] = markdown_table(b, {
+            "case": "case", "pool": "pool", "share": "share of requests",
+            "time_in_system_s": "sim time in system s", "k_pool": "k (pool, its windows)",
+            "k_pool_default_windows": "k (pool, default windows)",
+            "k_global": "k (global, auto)", "sim_replay_p99_ttft_ms": "replay P99 TTFT ms"}, {
+            "share": ".3f", "time_in_system_s": ",.1f", "k_pool": ".2f",
+            "k_pool_default_windows": ".2f", "k_global": ".2f", "sim_replay_p99_ttft_ms": ",.0f"})
+    sm = study["summary"]
+    out["sim-summary"] = (
+        f"{sm['pool_rows']} pool runs; the evaluator predicts P99 TTFT for {sm['ttft_compared']} "
+        f"of them and is optimistic by more than 10 % for {sm['ttft_optimistic']}; it predicts "
+        f"P99 TPOT for {sm['tpot_compared']}. {sm['not_delivering']} pool runs do not deliver "
+        f"their offered load. Of {sm['runs']} simulated runs of {sm['plans_feasible']} feasible "
+        f"plans (all called feasible by the evaluator), {sm['runs_passed']} "
+        f"pass{'es' if sm['runs_passed'] == 1 else ''} the simulator's check.")
     return out
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.physics.burst import estimate_peak_factor
+from fleetopt.physics.burst import estimate_peak_factor, peak_factor, pool_peak_factors
 from fleetopt.problem.config import load_config
 from fleetopt.problem.workload import auto_peak_factor, builtin, from_trace_file, trace_of
 from fleetopt.sim import simulate_problem
@@ -84,6 +84,35 @@ def test_length_class_selects_the_bursty_requests():
     assert estimate_peak_factor(t, tot, 9000, np.inf, **kw) == 1.0  # empty class
 
 
+def test_pool_factors_give_each_pool_its_own_burstiness():
+    """Per pool: the smooth short pool about 1, the bursty long pool its peak ratio, an empty
+    pool 1; the one global factor is the burstiest pool's (or more)."""
+    rng = np.random.default_rng(2)
+    smooth = np.cumsum(rng.exponential(1 / 200.0, 400_000))
+    bursty = _on_off(100.0, 10.0, 40.0, 40, rng)
+    keep = smooth < bursty.max()
+    t = np.concatenate([smooth[keep], bursty])
+    tot = np.concatenate([np.full(keep.sum(), 500), np.full(len(bursty), 8000)])
+    rate = _rate(t)
+    k = pool_peak_factors(t, tot, [0, 1000, 4000, 16384], rate, window_s=2.0)
+    assert k[0] < 1.1 and k[1] == 1.0 and k[2] == pytest.approx(4.9, rel=0.06)
+    assert max(k) <= peak_factor(t, tot, rate, window_s=2.0) + 1e-12
+    # a window per pool; the last pool also takes the requests beyond its upper bound
+    k2 = pool_peak_factors(t, tot, [0, 1000, 4000], rate, window_s=[[2.0], [1.0]])
+    assert k2[0] == pytest.approx(k[0]) and k2[1] == pytest.approx(4.9, rel=0.06)
+    # on Poisson arrivals every pool is about 1 at the default windows (a small pool at the
+    # shortest window: a few arrivals per window, where the normal approximation is loose)
+    tp = np.cumsum(rng.exponential(1 / 300.0, 300_000))
+    lens = rng.choice([500, 3000, 9000], len(tp), p=[0.8, 0.15, 0.05])
+    assert all(1.0 <= x < 1.2 for x in pool_peak_factors(tp, lens, [0, 1000, 5000, 16384], 300.0))
+    with pytest.raises(FleetoptError) as e:
+        pool_peak_factors(t, tot, [0, 1000, 1000], rate)
+    assert e.value.field == "edges"
+    with pytest.raises(FleetoptError) as e:
+        pool_peak_factors(t, tot, [0, 1000, 4000], rate, window_s=[[1.0]])
+    assert e.value.field == "window_s"
+
+
 def test_estimator_rejects_bad_input():
     t = np.arange(10.0)
     with pytest.raises(FleetoptError):
@@ -121,10 +150,6 @@ def test_config_auto_uses_the_estimate(tmp_path):
     assert prob.settings.peak_factor > 2.0
 
 
-@pytest.mark.xfail(reason="issue 11: plans now come from the serving model while the "
-                   "discrete-event simulator (sim/api, sim/engine) still replays the old "
-                   "roofline and slots; re-enable when it runs the profiles' step costs "
-                   "(physics branch: ProfileStepCost)", strict=False)
 def test_corrected_plan_meets_slo_under_replay_uncorrected_misses():
     """azure-mixed (the conversation trace at 500 req/s), pool routing: at k = 1 the long pool
     misses the 500 ms SLO by several x under replay; planned with auto it meets it."""

@@ -245,6 +245,30 @@ def test_docs_list_every_flag():
     assert not missing, missing
 
 
+def test_simulation_flags(capsys):
+    """--policy and --replications reach the simulator; without --validate solve refuses them;
+    the CLI's policy list is the simulator's."""
+    from fleetopt.report.cli import SIM_POLICIES
+    from fleetopt.sim.dispatch import POLICIES
+
+    assert SIM_POLICIES == POLICIES
+    code, out, _ = run(capsys, "simulate", "paper-azure", "--requests", "600", "--policy",
+                       "round_robin", "--replications", "2", "--format", "json")
+    t = json.loads(out)["totals"]
+    assert code == 0 and t["policy"] == "round_robin" and t["replications"] == 2
+    assert t["ci_method"] == "replications"
+    for flag, val in (("--policy", "least_loaded"), ("--replications", "2"), ("--check", None)):
+        code, _, err = run(capsys, "solve", "paper-azure", flag, *([val] if val else []))
+        assert code == 2 and flag in err and "--validate" in err
+    code, _, err = run(capsys, "simulate", "paper-azure", "--replications", "0")
+    assert code == 2 and "--replications" in err
+    code, _, err = run(capsys, "simulate", "paper-azure", "--policy", "random")
+    assert code == 2 and "--policy" in err
+    code, out, _ = run(capsys, "solve", "paper-azure", "--validate", "--requests", "600",
+                       "--policy", "least_loaded", "--format", "json")
+    assert code == 0 and json.loads(out)["validation"]["totals"]["policy"] == "least_loaded"
+
+
 # ------------------------------------------------------------------------------ instance
 
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.catalog import default_catalog
-from fleetopt.physics.profiles import Deployment, PhysicsParams, resolve
+from fleetopt.physics.power import PowerCurve
+from fleetopt.physics.profiles import Deployment, PhysicsParams, Profile, resolve
 from fleetopt.problem.config import problem_from_dict
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import Workload, builtin
@@ -247,9 +248,34 @@ def test_the_pool_model_runs_the_profiles_own_step_and_power(dep, model):
     assert two["t_step"][0] == pytest.approx(float(ph.terms(64.0, 1e5)["t_step"]), rel=1e-12)
 
 
-def test_a_profile_without_an_iteration_model_is_refused_in_physical_accounting():
-    from tests.test_sim import FixedProfile
+class FixedProfile(Profile):
+    """A profile of constant step times and ``slots`` slots, without an iteration model."""
 
+    kind = "test"
+    gpu = "fixed"
+    tp = 1
+    dtype = "fp16"
+    kv_dtype = "fp16"
+    gpus_per_instance = 1
+    price_per_gpu_hr = 1.0
+    power = PowerCurve(100.0, 500.0, 1.0, 2.0)
+    max_context = 1 << 20
+
+    def __init__(self, iter_s: float, slots: int) -> None:
+        self.iter_s, self.n_slots = iter_s, slots
+
+    def slots(self, window_tokens: int) -> int:
+        return self.n_slots
+
+    def decode_s(self, batch, ctx_tokens):
+        return np.zeros(np.broadcast(np.asarray(batch), np.asarray(ctx_tokens)).shape) + self.iter_s
+
+    def prefill_s(self, prompt_tokens, batch, ctx_tokens):
+        return np.zeros(np.broadcast(np.asarray(prompt_tokens), np.asarray(batch),
+                                     np.asarray(ctx_tokens)).shape)
+
+
+def test_a_profile_without_an_iteration_model_is_refused_in_physical_accounting():
     with pytest.raises(FleetoptError, match="no iteration model"):
         physics_of(FixedProfile(0.01, 4))
     wl = Workload("w", 1.0, np.array([100]), np.array([10]), np.array([1.0]))

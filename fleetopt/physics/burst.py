@@ -2,10 +2,11 @@
 
 The planner's queueing model (:mod:`fleetopt.sizing.poolmodel`) assumes Poisson arrivals at the mean
 rate ``lambda``. Real traces are burstier: in the Azure 2023 conversation trace the long
-requests arrive in clusters, and a pool sized at the mean rate misses the P99 TTFT SLO by
-6-20x under replay (``docs/simulation.md``). ``Settings(peak_factor=k)`` sizes every pool for the
-design rate ``k * lambda`` (queueing test and utilisation cap) while watts and tokens stay at
-``lambda``; this module estimates ``k`` from a trace's timestamps.
+requests arrive in clusters, and a pool sized at the mean rate missed the P99 TTFT SLO by
+6-20x under replay in the earlier event simulator (``docs/simulation.md``).
+``Settings(peak_factor=k)`` sizes every pool for the design rate ``k * lambda`` (queueing test
+and utilisation cap) while watts and tokens stay at ``lambda``; this module estimates ``k`` from
+a trace's timestamps.
 
 Method (:func:`estimate_peak_factor`)
     Rescale the arrival times to the target mean rate (``t * native_rate / rate_rps``: at a
@@ -35,6 +36,11 @@ Which window (:func:`auto_peak_factor`)
     every pool: it is set by the burstiest class, so short pools that would need less get the
     same headroom (the price of a single knob, see the watts in ``docs/simulation.md``).
 
+Per pool (:func:`pool_peak_factors`)
+    The same estimate restricted to each pool's own length range ``(lo, hi]``, over the default
+    windows or windows the caller gives per pool (the validation study uses multiples of each
+    pool's simulated mean time in system): a factor for every pool instead of one for all.
+
 Workloads without timestamps (the CDF workloads ``azure``, ``lmsys``, ``agent-heavy``, a user's
 CDF, a trace file without an arrival-time column) get ``1.0`` here: Poisson arrivals, the
 model's own assumption; a config's ``[slo] peak_factor = "auto"`` on such a workload is an error
@@ -47,7 +53,9 @@ explicitly when the traffic is known to be bursty (``docs/simulation.md`` gives 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -55,7 +63,8 @@ from numpy.typing import ArrayLike, NDArray
 from fleetopt.core.errors import FleetoptError
 
 __all__ = ["CLASS_QUANTILES", "DEFAULT_WINDOWS_S", "MAX_PEAK_FACTOR", "MIN_CLASS_SHARE",
-           "MIN_MEAN_COUNT", "MIN_WINDOWS", "estimate_peak_factor", "peak_factor", "rescale"]
+           "MIN_MEAN_COUNT", "MIN_WINDOWS", "estimate_peak_factor", "peak_factor",
+           "pool_peak_factors", "rescale"]
 
 #: default windows (seconds, in rescaled time) over which :func:`auto_peak_factor` takes the max
 DEFAULT_WINDOWS_S: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
@@ -138,6 +147,39 @@ def estimate_peak_factor(
     return max(1.0, peak / mean)
 
 
+def _windows(span_s: float, share: float, rate_rps: float,
+             window_s: float | Sequence[float] | None) -> list[float]:
+    """The windows to take the max over: the given ones (or :data:`DEFAULT_WINDOWS_S`), less
+    those giving fewer than :data:`MIN_WINDOWS` windows over the rescaled trace (unless none is
+    left: then the shortest), each lengthened to hold :data:`MIN_MEAN_COUNT` arrivals of a
+    class holding ``share`` of the requests on average."""
+    if window_s is None:
+        wins: tuple[float, ...] = DEFAULT_WINDOWS_S
+    elif isinstance(window_s, int | float):
+        wins = (float(window_s),)
+    else:
+        wins = tuple(float(w) for w in window_s)
+    if not wins or not all(w > 0 for w in wins):
+        raise FleetoptError("window_s", f"windows must be > 0 s, got {window_s!r}")
+    use = [w for w in wins if span_s / w >= MIN_WINDOWS] or [min(wins)]
+    return sorted({max(w, MIN_MEAN_COUNT / (share * rate_rps)) for w in use})
+
+
+def _class_factor(t: NDArray[np.float64], tot: NDArray[np.float64], lo: float, hi: float,
+                  rate_rps: float, span_s: float, window_s: float | Sequence[float] | None,
+                  quantile: float) -> float:
+    """The largest net-of-Poisson :func:`estimate_peak_factor` of the class ``(lo, hi]`` over
+    the windows (:func:`_windows`); 1.0 for an empty class."""
+    share = float(np.mean((tot > lo) & (tot <= hi)))
+    if share == 0.0:
+        return 1.0
+    best = 1.0
+    for w in _windows(span_s, share, rate_rps, window_s):
+        best = max(best, estimate_peak_factor(t, tot, lo, hi, rate_rps=rate_rps, window_s=w,
+                                              quantile=quantile, net_of_poisson=True))
+    return best
+
+
 def peak_factor(arrival_s: ArrayLike, total_tokens: ArrayLike, rate_rps: float, *,
                 window_s: float | None = None, quantile: float = 0.99) -> float:
     """One global peak factor for a trace replayed at ``rate_rps`` (the method of the module
@@ -155,15 +197,55 @@ def peak_factor(arrival_s: ArrayLike, total_tokens: ArrayLike, rate_rps: float, 
     t = np.asarray(arrival_s, dtype=float)
     tot = np.asarray(total_tokens).astype(float)
     span = float(rescale(t, rate_rps)[-1])
-    wins = (float(window_s),) if window_s is not None else DEFAULT_WINDOWS_S
-    use = [w for w in wins if span / w >= MIN_WINDOWS] or [min(wins)]
     best = 1.0
     for q in CLASS_QUANTILES:
         lo = -math.inf if q == 0.0 else float(np.quantile(tot, q))
         share = float(np.mean(tot > lo))
         if share < MIN_CLASS_SHARE:
             continue
-        for w in sorted({max(w, MIN_MEAN_COUNT / (share * rate_rps)) for w in use}):
-            best = max(best, estimate_peak_factor(t, tot, lo, math.inf, rate_rps=rate_rps,
-                                                  window_s=w, quantile=quantile, net_of_poisson=True))
+        best = max(best, _class_factor(t, tot, lo, math.inf, rate_rps, span, window_s,
+                                       quantile))
     return float(min(best, MAX_PEAK_FACTOR))
+
+
+def pool_peak_factors(arrival_s: ArrayLike, total_tokens: ArrayLike, edges: Sequence[float],
+                      rate_rps: float, *,
+                      window_s: float | Sequence[float] | Sequence[Sequence[float]] | None = None,
+                      quantile: float = 0.99) -> list[float]:
+    """One peak factor per pool of a fleet whose pools hold the requests of total length
+    ``(edges[k], edges[k + 1]]`` (``edges`` from 0 to the last pool's upper bound), for the
+    trace replayed at ``rate_rps``.
+
+    Each is the factor of :func:`peak_factor` restricted to the pool's own requests: the largest
+    :func:`estimate_peak_factor` (net of Poisson noise, at ``quantile``) of the arrivals in the
+    pool's length range, over the windows (:data:`DEFAULT_WINDOWS_S`, one window, or one
+    sequence of windows per pool, e.g. a few of the pool's own mean times in system; too short
+    and too long windows are handled as in :func:`peak_factor`), capped at
+    :data:`MAX_PEAK_FACTOR`; 1.0 for a pool that receives no request. The last pool also takes
+    the requests longer than its upper bound (as the simulator routes them).
+
+    A pool's factor is at most what the burstiest pool needs and often far less: a short pool
+    of most of the traffic sees the smooth aggregate, a long pool the clusters of long requests.
+    """
+    t = np.asarray(arrival_s, dtype=float)
+    tot = np.asarray(total_tokens).astype(float)
+    e = [float(x) for x in edges]
+    if len(e) < 2 or any(b <= a for a, b in zip(e[:-1], e[1:], strict=True)):
+        raise FleetoptError("edges", f"need at least two increasing pool edges, got {edges!r}")
+    if t.shape != tot.shape:
+        raise FleetoptError("total_tokens", "needs one length per arrival")
+    npools = len(e) - 1
+    if window_s is not None and not isinstance(window_s, int | float) and \
+            len(window_s) and not isinstance(window_s[0], int | float):
+        per: list[Any] = list(window_s)
+        if len(per) != npools:
+            raise FleetoptError("window_s", f"give one window sequence per pool ({npools})")
+    else:
+        per = [window_s] * npools
+    span = float(rescale(t, rate_rps)[-1])
+    out = []
+    for k in range(npools):
+        hi = math.inf if k == npools - 1 else e[k + 1]
+        out.append(float(min(_class_factor(t, tot, e[k], hi, rate_rps, span, per[k], quantile),
+                             MAX_PEAK_FACTOR)))
+    return out

@@ -4,7 +4,8 @@ Every command reads a TOML config (a path, or the name of a shipped example: ``f
 catalog`` lists them; ``fleetopt example NAME`` prints one). Bad input prints one line naming
 the field and the fix, and exits 2; an internal error (a bug) prints one line saying so and exits
 1 (``--debug`` shows the traceback). Exit codes: 0 ok, 1 no plan (or an internal error), 2 bad
-input, 3 ``--check`` found a simulated P99 TTFT above its target. Settings without effect print
+input, 3 ``--check`` found a simulated P99 TTFT (or TPOT) above its target or a pool that does
+not deliver its offered load. Settings without effect print
 ``fleetopt: warning: ...`` lines on stderr, and every run prints the values it used (``used:
 ...``; ``settings`` in its JSON). Output files are checked before any work and written
 atomically (:mod:`fleetopt.core.files`); tables are formatted by :mod:`fleetopt.report.tables`.
@@ -30,10 +31,14 @@ from fleetopt.report import cli_study
 from fleetopt.report import tables as report
 from fleetopt.report.cli_common import used, verbose_flag, warn
 
-__all__ = ["EXIT_CHECK_FAILED", "FORMATS", "build_parser", "main", "used", "warn"]
+__all__ = ["EXIT_CHECK_FAILED", "FORMATS", "SIM_POLICIES", "build_parser", "main", "used", "warn"]
 
 FORMATS = ("table", "json")
+#: dispatch policies of the simulator (fleetopt.sim.dispatch.POLICIES; not imported here, so
+#: that ``fleetopt --help`` loads no numpy; tests/test_cli.py checks they agree)
+SIM_POLICIES = ("least_outstanding_tokens", "least_loaded", "round_robin")
 #: exit code of ``simulate --check`` / ``solve --validate --check`` when a pool misses its SLO
+#: or does not deliver its offered load
 EXIT_CHECK_FAILED = 3
 OUT_HELP = "also write the output to this file (- for stdout only)"
 WIDE_HELP = "show every column (default: tables fit 120 characters)"
@@ -116,17 +121,9 @@ def _totals_line(t: dict[str, Any], prefix: str = "fleet: ") -> str:
 
 
 def _sim_note(res: Any) -> str:
-    """A warning when the measured window is short against the slowest pool's service time."""
-    info = res.totals
-    w = info.get("window_s") or [0.0, 0.0]
-    svc = info.get("slowest_mean_service_s") or 0.0
-    span = w[1] - w[0]
-    if svc > 0 and span < 5 * svc:
-        return report.wrap(
-            f"\nnote: the measured window ({span:,.1f} s) is shorter than 5 mean service times "
-            f"of the slowest pool ({svc:,.1f} s each): its throughput and tail are not settled; "
-            "raise --requests")
-    return ""
+    """The run's warnings (a short window, a short warm-up), one note each."""
+    notes = res.totals.get("warnings") or []
+    return "".join(report.wrap(f"\nnote: {w}") for w in notes)
 
 
 def _pools_table(pools: Any, wide: bool = False) -> str:
@@ -139,29 +136,38 @@ def _pool_rows(result: Any) -> list[dict[str, Any]]:
 
 
 def _sim_text(res: Any, wide: bool = False, label: str = "simulated") -> tuple[str, bool | None]:
-    """The simulation table, its SLO verdict per pool and for the fleet, and the fleet line."""
+    """The simulation table, its verdict per pool and for the fleet (SLO and delivered load),
+    and the fleet line; the verdict ``--check`` tests."""
     t = res.totals
     verdict, met = report.slo_verdict(res, label)
 
-    def num(k: str, f: str) -> str:
+    def num(k: str, f: str, scale: float = 1.0) -> str:
         v = t.get(k)
-        return "-" if v is None else format(v, f)
+        return "-" if v is None else format(v * scale, f)
 
     w = t.get("window_s") or [0.0, 0.0]
+    reps = t.get("replications") or 1
+    ci = "batch means" if reps == 1 else f"{reps} replications"
     fleet = report.join_wrapped("fleet (simulated): ", [
         f"{t['requests']:,} measured requests at {num('arrival_rate', ',.1f')} req/s",
-        f"P99 TTFT {num('p99_ttft_ms', ',.1f')} ms over all requests",
-        f"power {t['power_w'] / 1000:,.2f} kW (predicted "
-        f"{(t.get('predicted_power_w') or 0) / 1000:,.2f})",
+        f"P99 TTFT {num('p99_ttft_ms', ',.1f')} ms (+- {num('p99_ttft_ci_ms', ',.1f')}, {ci})",
+        f"P99 TPOT {num('p99_tpot_ms', ',.1f')} ms",
+        f"delivered {num('delivered_fraction', '.1f', 100.0)} % of the offered output tokens",
         f"{num('output_tok_per_s', ',.0f')} output tok/s (predicted "
-        f"{num('predicted_output_tok_per_s', ',.0f')})", f"{num('tok_per_w', '.3f')} tok/W",
+        f"{num('predicted_output_tok_per_s', ',.0f')})",
+        f"power {num('power_w', ',.2f', 1e-3)} kW (predicted "
+        f"{num('predicted_power_w', ',.2f', 1e-3)})", f"{num('tok_per_j', '.3f')} tok/J",
+        f"{t.get('preemptions', 0):,} preemptions",
         f"{t.get('arrivals')} arrivals", f"seed {t.get('seed')}",
-        f"measured window {w[0]:,.1f}-{w[1]:,.1f} s"])
+        f"{t.get('simulated_requests'):,} requests simulated"
+        + (" (auto)" if t.get("requests_auto") else ""),
+        f"measured window {w[0]:,.1f}-{w[1]:,.1f} s", f"{t.get('policy')} dispatch"])
     parts = [report.render([p.to_dict() for p in res.pools], report.SIM_COLS, wide=wide), "",
              verdict, fleet]
     if wide:
         parts.append(report.wrap("all totals: " + ", ".join(
-            f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in t.items())))
+            f"{k} {v:,.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in t.items()
+            if not isinstance(v, list))))
     return "\n".join(parts) + _sim_note(res), met
 
 
@@ -378,8 +384,10 @@ def _solution_text(sol: Any, problem: Any, wide: bool = False, used_line: str = 
 def cmd_solve(args: argparse.Namespace) -> int:
     from fleetopt.planners.mip.solve import solve
 
-    if args.check and not args.validate:
-        raise FleetoptError("--check", "checks the simulated SLO of the plan: add --validate")
+    for flag, given in (("--check", args.check), ("--policy", args.policy is not None),
+                        ("--replications", args.replications is not None)):
+        if given and not args.validate:
+            raise FleetoptError(flag, "applies to the simulation of the plan: add --validate")
     _check_outputs(args)
     problem = _problem(args)
     sol = solve(problem, time_limit=args.time_limit, mip_gap=args.mip_gap, solver=args.solver,
@@ -391,7 +399,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.validate and sol.result is not None:
         from fleetopt.sim.api import simulate_problem
 
-        validation = simulate_problem(problem, sol.fleet, requests=args.requests, seed=args.seed)
+        validation = simulate_problem(problem, sol.fleet, **_sim_kwargs(args))
         payload["validation"] = validation.to_dict()
     plan = to_json(payload) + "\n"
     if args.out:  # the plan JSON (with --out -, the only thing on stdout)
@@ -400,7 +408,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.format == "json":
         if args.out != STDOUT:
             sys.stdout.write(plan)
-        met = None if validation is None else validation.slo_met
+        met = None if validation is None else validation.check_passed
     else:
         text = _solution_text(sol, problem, args.wide, line)
         if validation is not None:
@@ -435,15 +443,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulation flags as :func:`fleetopt.sim.simulate` arguments."""
+    return {"requests": args.requests, "seed": args.seed,
+            "policy": args.policy or "least_outstanding_tokens",
+            "replications": args.replications or 1}
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from fleetopt.sim.api import simulate_problem
 
     _check_outputs(args)
     problem = _problem(args)
     fleet = _fleet_for(problem, args.fleet)
-    res = simulate_problem(problem, fleet, requests=args.requests, seed=args.seed,
-                           replay=args.replay or None)
-    met = res.slo_met
+    res = simulate_problem(problem, fleet, replay=args.replay or None, **_sim_kwargs(args))
+    met = res.check_passed
     settings, line = used(problem)
     if args.format == "json":
         _emit(args, to_json({**res.to_dict(), "settings": settings}))
@@ -451,6 +465,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         text, met = _sim_text(res, args.wide)
         _emit(args, f"{report.wrap(_head(problem))}\n{report.wrap(line)}\n{text}")
     return EXIT_CHECK_FAILED if args.check and met is False else 0
+
+
+def _sim_flags(p: argparse.ArgumentParser, suffix: str) -> None:
+    """``--requests``, ``--seed``, ``--policy``, ``--replications`` (simulate, solve)."""
+    sfx = f" ({suffix})" if suffix else ""
+    p.add_argument("--requests", type=int, default=None,
+                   help="requests to simulate per replication (default: auto: 20,000, more "
+                   "when the slowest pool needs a longer window)" + sfx)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the simulated arrivals" + sfx)
+    p.add_argument("--policy", choices=SIM_POLICIES, default=None,
+                   help="dispatch within a pool (default least_outstanding_tokens)" + sfx)
+    p.add_argument("--replications", type=int, default=None,
+                   help="independent replications (seeds); confidence intervals across them "
+                   "(default 1: batch means)" + sfx)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -522,12 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow compress bands (prompt truncation) at pool boundaries")
     s.add_argument("--out", help="write the plan JSON here (its pools are a valid FLEET.json); "
                    "- writes it to stdout, and the table to stderr")
-    s.add_argument("--validate", action="store_true", help="simulate the plan and report both, "
-                   "with an SLO verdict per pool")
+    s.add_argument("--validate", action="store_true", help="simulate the plan (iteration by "
+                   "iteration) and report both, with an SLO verdict per pool")
     s.add_argument("--check", action="store_true", help="with --validate: exit 3 when a "
-                   "simulated P99 TTFT misses its target")
-    s.add_argument("--requests", type=int, default=20000, help="requests for --validate")
-    s.add_argument("--seed", type=int, default=0)
+                   "simulated P99 TTFT (or, with [slo] tpot_p99_ms, P99 TPOT) misses its "
+                   "target or a pool does not deliver its offered load")
+    _sim_flags(s, "for --validate")
     s.add_argument("--wide", action="store_true", help=WIDE_HELP)
     verbose_flag(s)
     s.set_defaults(func=cmd_solve)
@@ -542,16 +571,17 @@ def build_parser() -> argparse.ArgumentParser:
     verbose_flag(m)
     m.set_defaults(func=cmd_compare)
 
-    d = sub.add_parser("simulate", help="discrete-event simulation of a fleet")
+    d = sub.add_parser("simulate", help="simulate a fleet iteration by iteration (vLLM-style "
+                       "engines: token budget, paged KV, preemption, prefix cache)")
     d.add_argument("config")
     d.add_argument("--fleet", help="FLEET.json or a plan JSON")
-    d.add_argument("--requests", type=int, default=20000)
-    d.add_argument("--seed", type=int, default=0)
+    _sim_flags(d, "")
     d.add_argument("--replay", action="store_true", help="replay the shipped trace's timestamps")
     d.add_argument("--format", choices=FORMATS, default="table")
     d.add_argument("--out", help=OUT_HELP)
     d.add_argument("--check", action="store_true",
-                   help="exit 3 when a pool's simulated P99 TTFT misses its target")
+                   help="exit 3 when a pool's simulated P99 TTFT (or, with [slo] tpot_p99_ms, "
+                   "P99 TPOT) misses its target or a pool does not deliver its offered load")
     d.add_argument("--wide", action="store_true", help=WIDE_HELP)
     d.set_defaults(func=cmd_simulate)
 
@@ -567,6 +597,8 @@ _FLAG_CHECKS: tuple[tuple[str, str, Any, str], ...] = (
     ("requests", "--requests", lambda v: 1 <= v <= 10_000_000,
      "a whole number from 1 to 10,000,000"),
     ("seed", "--seed", lambda v: v >= 0, "a whole number >= 0"),
+    ("replications", "--replications", lambda v: 1 <= v <= 1000,
+     "a whole number from 1 to 1,000"),
     ("workers", "--workers", lambda v: v >= 1, "a whole number >= 1"),
 )
 

@@ -20,8 +20,8 @@ from fleetopt.core.jsonio import is_missing
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["gpu_colors", "plot_comparison", "plot_frontier", "plot_topology", "plot_validation",
-           "save_figure"]
+__all__ = ["VALIDATION_FIGURES", "gpu_colors", "plot_comparison", "plot_frontier", "plot_topology",
+           "plot_validation", "save_figure"]
 
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
             "#17becf", "#bcbd22", "#7f7f7f")
@@ -248,139 +248,110 @@ def plot_comparison(df: pd.DataFrame, path: str | Path, title: str | None = None
 # the validation study
 
 
+VALIDATION_FIGURES = ("sim_validation.png", "sim_throughput.png", "sim_burst.png")
+
+
 def plot_validation(study: dict[str, Any], out: str | Path) -> list[Path]:
     """The validation study's figures (:func:`fleetopt.studies.validation.run_study`) into the
-    folder ``out``: ``sim_validation.png``, ``sim_ttft_ccdf.png``, ``sim_load_sweep.png`` (when
-    the study ran its load sweep) and ``sim_correction.png``."""
-    folder = Path(out)
-    _validation_figures(study["table"], study["fleets"], study["sweep"], folder,
-                        study["requests"])
-    _correction_figure(study["correction"], folder)
-    names = ["sim_validation.png", "sim_ttft_ccdf.png", "sim_correction.png"]
-    if study["sweep"] is not None:
-        names.insert(2, "sim_load_sweep.png")
-    return [folder / n for n in names]
-
-
-def _correction_figure(corr: pd.DataFrame, out: Path) -> None:
+    folder ``out`` (:data:`VALIDATION_FIGURES`): simulated vs predicted P99 TTFT and TPOT per
+    pool (with the target and the 10 % band), throughput against offered load (per pool, and
+    the load sweep), and the per-pool burst factors beside the global one."""
     import matplotlib
-    import numpy as np
-
-    from fleetopt.studies.validation import TRACE
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    d = corr[corr.arrivals.isin(["poisson", "replay"])].copy()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    ax = axes[0]
-    for (mode, corrected), g in d.groupby([d.arrivals, d.k > 1.0]):
-        mk = "o" if mode == "poisson" else "^"
-        col = "tab:green" if corrected else "tab:red"
-        ax.scatter(g.pred_p99_ms, g.sim_p99_ms, marker=mk, color=col, alpha=0.8,
-                   label=f"{mode}, {'k = auto' if corrected else 'k = 1'}")
-    lim = [max(1.0, d[["sim_p99_ms", "pred_p99_ms"]].min().min() * 0.8),
-           d[["sim_p99_ms", "pred_p99_ms"]].max().max() * 1.3]
-    ax.plot(lim, lim, "k-", lw=0.8)
-    ax.axhline(500, color="r", lw=0.8, ls="--", label="SLO 500 ms")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("analytical P99 TTFT of the worst pool (ms, at the design rate)")
-    ax.set_ylabel("simulated P99 TTFT of the worst pool (ms)")
-    ax.set_title("every solver's plan, before (k = 1) and after (k = auto)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax = axes[1]
-    conv = d[(d.workload == TRACE) & (d.arrivals == "replay")]
-    labels, before, after = [], [], []
-    for (case, sv), g in conv.groupby(["case", "solver"], sort=False):
-        b, a = g[g.k == 1.0], g[g.k > 1.0]
-        if len(b) and len(a):
-            labels.append(f"{case}\n{sv}")
-            before.append(b.pred_power_w.iloc[0] / 1000)
-            after.append(a.pred_power_w.iloc[0] / 1000)
-    x = np.arange(len(labels))
-    ratio = np.array(after) / np.array(before)
-    ax.bar(x, ratio, 0.6, color="tab:green")
-    for xi, (r, b, a) in enumerate(zip(ratio, before, after, strict=True)):
-        ax.text(xi, r + 0.03, f"{b:.0f}->{a:.0f}", ha="center", fontsize=6, rotation=90, va="bottom")
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, fontsize=6, rotation=60, ha="right")
-    ax.set_ylim(0, max(ratio) * 1.35)
-    ax.set_ylabel("planned power, k = auto / k = 1 (labels: kW)")
-    ax.set_title(f"{TRACE} plans: the power cost of the correction", fontsize=9)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    df = study["table"]
+    marks = {"poisson": "o", "replay": "^"}
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, (sim, pred, title) in zip(axes, (("sim_p99_ttft_ms", "pred_p99_ttft_ms", "P99 TTFT"),
+                                             ("sim_p99_tpot_ms", "pred_p99_tpot_ms", "P99 TPOT")),
+                                      strict=True):
+        d = df[df[sim].notna() & (df[sim] > 0)] if len(df) else df
+        have = d[d[pred].notna()] if len(d) else d
+        if len(have):
+            for arr, mk in marks.items():
+                x = have[have.arrivals == arr]
+                ax.scatter(x[pred], x[sim], marker=mk, alpha=0.8, label=f"{arr}")
+            vals = np.concatenate([have[pred].to_numpy(float), have[sim].to_numpy(float)])
+            lim = [max(vals[vals > 0].min() * 0.7, 1e-1), vals.max() * 1.4]
+            ax.plot(lim, lim, "k-", lw=0.8, label="sim = predicted")
+            ax.plot(lim, [v * 1.1 for v in lim], "r--", lw=0.8, label="+10 % (optimistic)")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(f"predicted {title} (ms)")
+            ax.set_ylabel(f"simulated {title} (ms)")
+        else:  # no prediction yet: the simulated figure against its pool
+            x = np.arange(len(d))
+            for arr, mk in marks.items():
+                m = (d.arrivals == arr).to_numpy() if len(d) else np.zeros(0, bool)
+                ax.scatter(x[m], d[sim].to_numpy(float)[m], marker=mk, label=arr)
+            ax.set_yscale("log")
+            ax.set_xlabel("pool (table order)")
+            ax.set_ylabel(f"simulated {title} (ms)")
+            ax.text(0.5, 0.95, "the analytical model gives no prediction yet",
+                    transform=ax.transAxes, ha="center", va="top", fontsize=8)
+        tgt = "ttft_target_ms" if "TTFT" in title else "tpot_target_ms"
+        if len(d) and d[tgt].notna().any():
+            ax.axhline(float(d[tgt].dropna().iloc[0]), color="grey", ls=":", lw=1,
+                       label="target")
+        ax.set_title(f"{title} per pool: simulated vs analytical", fontsize=9)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "sim_correction.png", dpi=110)
+    fig.savefig(folder / "sim_validation.png", dpi=110)
     plt.close(fig)
 
-
-def _validation_figures(df: pd.DataFrame, fleets: dict[str, Any], sweep: pd.DataFrame | None,
-                        out: Path, requests: int) -> None:
-    import matplotlib
-    import numpy as np
-
-    from fleetopt.sim.api import simulate_problem
-    from fleetopt.studies.validation import OPTIMISTIC, analytical_ccdf, pool_model_of
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, (s, p, title) in zip(axes, (("sim_p99_ms", "pred_p99_ms", "P99 TTFT (ms)"),
-                                        ("sim_power_w", "pred_power_w", "power (W)"),
-                                        ("sim_tok_s", "pred_tok_s", "output tokens/s")), strict=True):
-        for mode, mk in (("poisson", "o"), ("replay", "^")):
-            d = df[df.case.str.endswith(mode) & (df[p] > 0)]
-            ax.scatter(d[p], d[s], marker=mk, label=mode, alpha=0.8)
-        lim = [df[[s, p]].replace(0, np.nan).min().min() * 0.8, df[[s, p]].max().max() * 1.25]
-        ax.plot(lim, lim, "k-", lw=0.8)
-        if s == "sim_p99_ms":
-            ax.plot(lim, [x * OPTIMISTIC for x in lim], "r--", lw=0.8, label="+15 %")
+    sweep = study.get("sweep")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    ax = axes[0]
+    if len(df):
+        for arr, mk in marks.items():
+            x = df[df.arrivals == arr]
+            ax.scatter(x.offered_tok_s, x.sim_tok_s, marker=mk, alpha=0.8, label=f"{arr}")
+        hi = float(max(df.offered_tok_s.max(), df.sim_tok_s.max())) * 1.3
+        lo = float(max(min(df.offered_tok_s.min(), df.sim_tok_s[df.sim_tok_s > 0].min()) * 0.7,
+                       1.0))
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="delivered = offered")
+        ax.plot([lo, hi], [0.97 * lo, 0.97 * hi], "r--", lw=0.8, label="97 %")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"predicted {title}")
-        ax.set_ylabel(f"simulated {title}")
-        ax.legend(fontsize=8)
-    fig.suptitle("simulated vs analytical, per pool (shipped examples, two-pool fleets)")
+    ax.set_xlabel("offered output tokens/s (pool)")
+    ax.set_ylabel("delivered output tokens/s (simulated)")
+    ax.set_title("throughput against offered load, per pool", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    if sweep is not None and len(sweep):
+        ax.plot(sweep.offered_tok_s, sweep.sim_tok_s, "o-", label="simulated")
+        ax.plot(sweep.offered_tok_s, sweep.pred_tok_s, "s--", label="analytical")
+        ax.plot(sweep.offered_tok_s, sweep.offered_tok_s, "k:", lw=0.8, label="offered")
+        factors = ", ".join(f"{f:g}" for f in sweep.factor)
+        ax.set_title(f"{sweep.case.iloc[0]}: the plan at {factors} x its rate", fontsize=9)
+    ax.set_xlabel("offered output tokens/s (fleet)")
+    ax.set_ylabel("output tokens/s")
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "sim_validation.png", dpi=110)
+    fig.savefig(folder / "sim_throughput.png", dpi=110)
     plt.close(fig)
 
-    prob, fl = fleets["azure-h100"]
-    r = simulate_problem(prob, fl, requests=requests, seed=0)
-    fig, axes = plt.subplots(1, len(fl.pools), figsize=(11, 4))
-    for k, ax in enumerate(np.atleast_1d(axes)):
-        req = r.requests[r.requests.measured & (r.requests.pool == k)]
-        x = np.sort(req.ttft_s.to_numpy())
-        ccdf = 1.0 - np.arange(1, len(x) + 1) / len(x)
-        ax.step(x * 1000, ccdf, where="post", label="simulated")
-        pm = pool_model_of(prob, fl.pools[k])
-        t = np.linspace(0, max(x.max(), pm.ttft_floor_s, 1e-3) * 1.05, 400)
-        ax.plot(t * 1000, analytical_ccdf(pm, fl.pools[k].instances, t), label="analytical")
-        ax.axhline(0.01, color="grey", ls=":", lw=0.8)
-        ax.set_yscale("log")
-        ax.set_ylim(1e-4, 1.1)
-        ax.set_xlabel("TTFT (ms)")
-        ax.set_ylabel("P(TTFT > t)")
-        pool = fl.pools[k]
-        ax.set_title(f"azure-h100 pool ({pool.ctx_lo}, {pool.ctx_hi}], {pool.instances} x "
-                     f"{pool.gpu} TP{pool.tp}", fontsize=9)
-        ax.legend(fontsize=8)
+    burst = study.get("burst")
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    if burst is not None and len(burst):
+        labels = [f"{r.workload}\n{r.pool}" for r in burst.itertuples()]
+        x = np.arange(len(burst))
+        ax.bar(x - 0.2, burst.k_pool, 0.4, label="per pool (windows of the pool's time in system)")
+        ax.bar(x + 0.2, burst.k_pool_default_windows, 0.4, label="per pool (default windows)")
+        ax.plot(x, burst.k_global, "k_", ms=20, mew=2, label="global (peak_factor = auto)")
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, fontsize=7)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_ylabel("burst (peak) factor")
+    ax.set_title("burst factors of each pool's own requests, trace workloads", fontsize=9)
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "sim_ttft_ccdf.png", dpi=110)
+    fig.savefig(folder / "sim_burst.png", dpi=110)
     plt.close(fig)
-
-    if sweep is not None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(sweep.instances, sweep.sim_p99_ms, "o-", label="simulated P99")
-        ax.plot(sweep.instances, sweep.pred_p99_ms.replace(np.inf, np.nan), "s--", label="analytical P99")
-        ax.axhline(prob.settings.ttft_p99_ms, color="r", lw=0.8, label="SLO")
-        ax.set_yscale("log")
-        ax.set_xlabel("instances in the short pool")
-        ax.set_ylabel("P99 TTFT (ms)")
-        ax.set_title("azure-h100 short pool: shrinking below the planned size", fontsize=9)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "sim_load_sweep.png", dpi=110)
-        plt.close(fig)
+    return [folder / n for n in VALIDATION_FIGURES]

@@ -258,8 +258,26 @@ POOL_COLS: tuple[Col, ...] = (
 
 
 def _sim_verdict(row: Mapping[str, Any]) -> str:
-    v = row.get("slo_met")
-    return "idle" if is_missing(v) else ("met" if v else "MISSED")
+    v = row.get("check_passed")
+    if is_missing(v):
+        return "idle"
+    if v:
+        return "met"
+    return "MISSED" if row.get("slo_met") is False else "BEHIND"  # behind the offered load
+
+
+def _measured(key: str, factor: float = 1.0) -> Callable[[Mapping[str, Any]], Any]:
+    """A simulated figure, blank for a pool without measured requests."""
+    def get(row: Mapping[str, Any]) -> Any:
+        v = row.get(key)
+        if not row.get("requests") or v is None or is_missing(v):
+            return None
+        return float(v) * factor
+    return get
+
+
+def _any_preemption(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any((r.get("preemptions") or 0) > 0 for r in rows)
 
 
 #: pools of a simulation (simulate, solve --validate)
@@ -268,19 +286,24 @@ SIM_COLS: tuple[Col, ...] = (
     Col("window_tok", "window_tokens", "{:d}", when=_has_window),
     Col("gpu", "gpu", str),
     Col("tp", "tp", "{:d}"),
-    Col("dtype", "dtype", str, drop=5),
+    Col("dtype", "dtype", str, drop=8),
     Col("instances", "instances", "{:,d}"),
-    Col("requests", "requests", "{:,d}", drop=4),
+    Col("requests", "requests", "{:,d}", drop=7),
     Col("p50_ttft_ms", "p50_ttft_ms", "{:,.1f}", wide=True),
     Col("slo_ttft_ms", "slo_ttft_ms", "{:,.1f}", wide=True),
-    Col("p99_ttft_ms", lambda r: r.get("p99_ttft_ms") if r.get("requests") else None, "{:,.1f}"),
-    Col("pred_p99_ms", "predicted_p99_ttft_ms", "{:,.1f}"),
+    Col("p99_ttft_ms", _measured("p99_ttft_ms"), "{:,.1f}"),
+    Col("pred_p99_ms", "predicted_p99_ttft_ms", "{:,.1f}", drop=3),
+    Col("p99_tpot_ms", _measured("p99_tpot_ms"), "{:,.1f}"),
+    Col("pred_tpot_ms", "predicted_p99_tpot_ms", "{:,.1f}", wide=True),
+    Col("delivered_%", _measured("delivered_fraction", 100.0), "{:.1f}"),
     Col("slo", _sim_verdict, str),
-    Col("power_kW", _scaled("power_w", 1e-3), "{:,.2f}"),
-    Col("pred_kW", _scaled("predicted_power_w", 1e-3), "{:,.2f}", drop=3),
-    Col("tok/s", "output_tok_per_s", "{:,.0f}", drop=2),
-    Col("pred_tok/s", "predicted_output_tok_per_s", "{:,.0f}", drop=1),
-    Col("util_%", _pct("utilization"), "{:.1f}", drop=6),
+    Col("power_kW", _scaled("power_w", 1e-3), "{:,.2f}", drop=2),
+    Col("pred_kW", _scaled("predicted_power_w", 1e-3), "{:,.2f}", drop=4),
+    Col("tok/s", "output_tok_per_s", "{:,.0f}", drop=5),
+    Col("pred_tok/s", "predicted_output_tok_per_s", "{:,.0f}", drop=6),
+    Col("kv_%", _measured("kv_utilization", 100.0), "{:.1f}", drop=9),
+    Col("busy_%", _measured("busy_fraction", 100.0), "{:.1f}", wide=True),
+    Col("preempt", "preemptions", "{:,d}", when=_any_preemption, drop=10),
     Col("compressed_%", _pct("compressed_share"), "{:.1f}", when=_compresses),
 )
 
@@ -375,35 +398,62 @@ WORKLOAD_COLS: tuple[Col, ...] = (
 
 
 def slo_verdict(sim: Any, label: str = "simulated") -> tuple[str, bool | None]:
-    """Per-pool and fleet SLO verdict lines of a :class:`fleetopt.sim.result.SimResult`, and the
-    fleet verdict (``None`` when no pool received requests)."""
+    """Per-pool and fleet verdict lines of a :class:`fleetopt.sim.result.SimResult` (the SLO:
+    TTFT, and TPOT when it has a target; and whether each pool delivered its offered load),
+    and the fleet verdict ``--check`` tests (``None`` when no pool received requests)."""
     tot = sim.totals
     target = tot.get("ttft_target_ms")
+    tpot = tot.get("tpot_target_ms")
     q = tot.get("slo_quantile") or 0.99
+    share = tot.get("min_delivered") or 0.97
     qname = f"P{100 * q:g}"
-    lines = [f"SLO verdict ({label} {qname} TTFT vs the {target:,.0f} ms target):"
-             if target is not None else "SLO verdict:"]
+    what = [f"{label} {qname} TTFT vs the {target:,.0f} ms target" if target is not None
+            else f"{label} {qname} TTFT"]
+    if tpot is not None:
+        what.append(f"{qname} TPOT vs the {tpot:,.0f} ms target")
+    what.append(f"at least {100 * share:g} % of the offered output tokens delivered")
+    lines = [f"SLO verdict ({'; '.join(what)}):"]
     for p in sim.pools:
         where = f"pool ({p.ctx_lo}, {p.ctx_hi}] {p.gpu} TP{p.tp} {p.dtype}"
-        v = p.slo_met
-        if v is None:
+        if p.check_passed is None:
             lines.append(f"  {where}: idle (no measured requests)")
             continue
-        op = "<=" if v else ">"
-        lines.append(f"  {where}: {'met' if v else 'MISSED'}, {p.stats.slo_ttft_ms:,.1f} ms {op} "
-                     f"{p.ttft_target_ms:,.0f} ms ({p.stats.requests:,} requests)")
-    verdict = sim.slo_met
-    n = sum(1 for p in sim.pools if p.slo_met is not None)
+        st = p.stats
+        word = "met" if p.check_passed else ("MISSED" if p.slo_met is False else
+                                             "NOT DELIVERED")
+        parts = []
+        if p.ttft_met is not None:
+            op = "<=" if p.ttft_met else ">"
+            parts.append(f"TTFT {st.slo_ttft_ms:,.1f} ms {op} {p.ttft_target_ms:,.0f} ms")
+        if p.tpot_met is not None:
+            op = "<=" if p.tpot_met else ">"
+            parts.append(f"TPOT {st.slo_tpot_ms:,.1f} ms {op} {p.tpot_target_ms:,.0f} ms")
+        if p.delivers_offered_load is not None:
+            op = ">=" if p.delivers_offered_load else "<"
+            parts.append(f"delivered {100 * st.delivered_fraction:.1f} % {op} "
+                         f"{100 * p.min_delivered:g} %")
+        lines.append(wrap(f"  {where}: {word}, {', '.join(parts)} ({st.requests:,} requests)",
+                          indent="      "))
+    verdict = sim.check_passed
+    n = sum(1 for p in sim.pools if p.check_passed is not None)
     missed = sum(1 for p in sim.pools if p.slo_met is False)
+    short = sum(1 for p in sim.pools if p.delivers_offered_load is False)
     worst = tot.get("worst_pool_slo_ttft_ms")
     if verdict is None:
         lines.append("fleet: no verdict (no pool received measured requests)")
-    elif verdict:
-        which = "the one pool" if n == 1 else f"all {n} pools"
-        lines.append(f"fleet: SLO met in {which} with requests (worst {worst:,.1f} ms)")
+        return "\n".join(lines), verdict
+    which = "the one pool" if n == 1 else f"all {n} pools"
+    if sim.slo_met is False:
+        head = f"fleet: SLO MISSED in {missed} of {n} pools (worst TTFT {worst:,.1f} ms"
+        head += f" > {target:,.0f} ms)" if worst is not None and target is not None and \
+            worst > target else ")"
     else:
-        lines.append(f"fleet: SLO MISSED in {missed} of {n} pools (worst {worst:,.1f} ms > "
-                     f"{target:,.0f} ms)")
+        head = f"fleet: SLO met in {which} with requests (worst TTFT {worst:,.1f} ms)"
+    if short:
+        head += f"; offered load NOT delivered by {short} of {n} pools"
+    elif sim.delivers_offered_load:
+        head += "; offered load delivered"
+    lines.append(wrap(head))
     return "\n".join(lines), verdict
 
 

@@ -1,4 +1,9 @@
-"""Request streams for the simulator: Poisson sampling from a workload, or a trace replay."""
+"""Request streams for the simulator: Poisson sampling from a workload, or a trace replay.
+
+A replayed trace that carries prompt block hashes (Mooncake ``hash_ids``: a trace dict with
+``hash_ids`` (flat), ``hash_offsets`` (``n + 1``) and ``hash_block_tokens``) keeps them, so
+that the simulator's per-instance prefix caches see them.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,9 @@ class Arrivals:
     output_tokens: NDArray[np.int64]
     source: str  # "poisson" or "replay:<name>"
     rate_rps: float  # the stream's mean rate
+    hash_ids: NDArray[np.int64] | None = None  # flat prompt block hashes (replay of a trace)
+    hash_offsets: NDArray[np.int64] | None = None  # request i owns ids[off[i]:off[i + 1]]
+    hash_block_tokens: int = 512
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -85,32 +93,67 @@ def load_trace(replay: Any, workload: Workload) -> tuple[dict[str, NDArray], str
     return tr, name
 
 
+def _hash_lists(trace: dict[str, Any], order: NDArray[np.int64]) -> list[NDArray] | None:
+    """Each request's block hashes (in ``order``), or None when the trace has none."""
+    if trace.get("hash_ids") is None or trace.get("hash_offsets") is None:
+        return None
+    flat = np.asarray(trace["hash_ids"], dtype=np.int64)
+    off = np.asarray(trace["hash_offsets"], dtype=np.int64)
+    if off.shape != (len(order) + 1,):
+        raise FleetoptError("--replay", "the trace's hash_offsets need one entry per request "
+                            "plus one")
+    return [flat[off[i]:off[i + 1]] for i in order.tolist()]
+
+
 def replay_stream(
-    trace: dict[str, NDArray], name: str, requests: int | None, rate_rps: float | None
+    trace: dict[str, Any], name: str, requests: int | None, rate_rps: float | None,
+    start: int = 0,
 ) -> Arrivals:
     """The trace's own arrival times and lengths, time-rescaled to ``rate_rps`` (None: as is).
 
-    ``requests`` beyond the trace's length repeat it back to back (each copy shifted by the
-    trace's span plus one mean gap); fewer take its first ``requests`` arrivals.
+    ``start`` rotates the trace: the replay begins at its ``start``-th arrival (by time) and
+    wraps around to its beginning (the gap across the seam is one mean gap); independent
+    replications of one trace start at different points. ``requests`` beyond the trace's
+    length repeat it back to back (each copy shifted by the trace's span plus one mean gap);
+    fewer take its first ``requests`` arrivals. Prompt block hashes, when the trace has them,
+    follow their requests.
     """
     t = np.asarray(trace["arrival_s"], dtype=float)
     order = np.argsort(t, kind="stable")
     t = t[order] - t[order][0]
     lin = np.asarray(trace["input"], dtype=np.int64)[order]
     lout = np.asarray(trace["output"], dtype=np.int64)[order]
+    hashes = _hash_lists(trace, order)
     n0 = len(t)
     if n0 < 2 or t[-1] <= 0:
         raise FleetoptError("--replay", f"trace {name!r} needs at least two distinct arrival times")
     native = (n0 - 1) / t[-1]
+    span = t[-1] + 1.0 / native
+    k0 = int(start) % n0
+    if k0:
+        t = np.concatenate([t[k0:] - t[k0], t[:k0] + (span - t[k0])])
+        lin, lout = np.roll(lin, -k0), np.roll(lout, -k0)
+        if hashes is not None:
+            hashes = hashes[k0:] + hashes[:k0]
     n = n0 if requests is None else int(requests)
     if n < 1:
         raise FleetoptError("requests", f"must be >= 1, got {n}")
     if n > n0:
         reps = -(-n // n0)
-        span = t[-1] + 1.0 / native
         t = np.concatenate([t + k * span for k in range(reps)])
         lin, lout = np.tile(lin, reps), np.tile(lout, reps)
+        if hashes is not None:
+            hashes = hashes * reps
     t, lin, lout = t[:n], lin[:n], lout[:n]
+    flat = offsets = None
+    if hashes is not None:
+        hashes = hashes[:n]
+        lens = np.fromiter((len(h) for h in hashes), dtype=np.int64, count=n)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        flat = (np.concatenate(hashes).astype(np.int64) if offsets[-1]
+                else np.zeros(0, dtype=np.int64))
     scale = 1.0 if rate_rps is None else native / float(rate_rps)
     return Arrivals(t * scale + 0.0, lin, lout, f"replay:{name}",
-                    native if rate_rps is None else float(rate_rps))
+                    native if rate_rps is None else float(rate_rps), flat, offsets,
+                    int(trace.get("hash_block_tokens", 512)))

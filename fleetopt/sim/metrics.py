@@ -6,10 +6,10 @@
 * latency over the MEASURED requests (arrived in the window): P50/P90/P99 of TTFT and TPOT
   (mean inter-token time, requests of two or more output tokens) and E2E, in ms. A request not
   finished when the run stopped (``until_s``) counts as +inf (a percentile reaching it is inf);
-* a confidence interval for each P99 by batch means: the measured requests, in arrival order,
-  are cut into ``batches`` consecutive batches; the half-width is Student's
-  ``t(1 - (1-confidence)/2, batches-1) * sd(batch P99s) / sqrt(batches)`` around the P99 of all
-  measured requests;
+* a confidence interval for each P50, P90 and P99 by batch means: the measured requests, in
+  arrival order, are cut into ``batches`` consecutive batches; the half-width is Student's
+  ``t(1 - (1-confidence)/2, batches-1) * sd(batch quantiles) / sqrt(batches)`` around the
+  quantile of all measured requests;
 * throughput within the window: completions/s and output tokens/s (tokens emitted by iterations
   ending in the window), beside the offered load (arrivals/s and their output tokens/s);
   ``delivered_fraction`` = delivered / offered output tokens: about 1 below saturation, well
@@ -92,6 +92,10 @@ class PoolSummary:
     p99_tpot_ms: float
     p99_tpot_ci_ms: float
     mean_tpot_ms: float
+    p50_ttft_ci_ms: float  # half-widths of the P50 and P90 (batch means)
+    p90_ttft_ci_ms: float
+    p50_tpot_ci_ms: float
+    p90_tpot_ci_ms: float
     p50_e2e_ms: float
     p99_e2e_ms: float
     mean_e2e_ms: float
@@ -185,6 +189,10 @@ def _summary(out: IterationSimOutput, label: str, req_mask: NDArray[np.bool_],
         p50_tpot_ms=percentile_ms(tpot, 50), p90_tpot_ms=percentile_ms(tpot, 90),
         p99_tpot_ms=percentile_ms(tpot, 99),
         p99_tpot_ci_ms=batch_means_ci(tpot, 99, batches, confidence), mean_tpot_ms=mean_ms(tpot),
+        p50_ttft_ci_ms=batch_means_ci(ttft, 50, batches, confidence),
+        p90_ttft_ci_ms=batch_means_ci(ttft, 90, batches, confidence),
+        p50_tpot_ci_ms=batch_means_ci(tpot, 50, batches, confidence),
+        p90_tpot_ci_ms=batch_means_ci(tpot, 90, batches, confidence),
         p50_e2e_ms=percentile_ms(e2e, 50), p99_e2e_ms=percentile_ms(e2e, 99),
         mean_e2e_ms=mean_ms(e2e),
         wait_prob=float(np.mean(wait > 0)) if n_m else math.nan, mean_wait_ms=mean_ms(wait),

@@ -1,317 +1,288 @@
-"""Validation study: the simulator against the analytical evaluator on the shipped examples.
+"""Validation study: the iteration-level simulator against the analytical evaluator.
 
-``python scripts/make_docs.py`` runs it (:func:`run_study`) and writes the tables of
-``docs/simulation.md`` and the ``sim_*.png`` figures (:mod:`fleetopt.report.plots`).
+``python scripts/make_docs.py simulation`` runs it (:func:`run_study`) and writes the tables of
+``docs/simulation.md`` and the ``sim_*.png`` figures
+(:func:`fleetopt.report.plots.plot_validation`).
 
-For each example a two-pool fleet is sized by the evaluator: for every candidate boundary
-whose upper pool receives at least ``min_tail_share`` of the requests, each pool takes the
-deployment of least predicted power at its fewest SLO-meeting instances (the
-:class:`~fleetopt.sizing.sizer.Sizer`); the boundary of least total power wins. The same is done
-for the Azure 2023 conversation workload at the example's rate and hardware, which is then also
-replayed from the trace's own timestamps.
+Cases (:func:`cases`): every shipped example with its own workload, and every other built-in
+workload on the hardware and rate of a base example (``azure-h100``). For each, the solver's
+plan (the MIP) is simulated (:func:`fleetopt.sim.simulate_problem`) under Poisson arrivals and,
+for a workload with a trace, under replay of the trace's own timestamps (rescaled to the rate).
+Per pool (:func:`pool_rows`): simulated vs predicted vs target for P99 TTFT and P99 TPOT (with
+their confidence intervals), throughput against the offered load (the delivered share), power,
+KV and compute utilisation, and whether the analytical model is optimistic by more than
+:data:`OPTIMISTIC` (10 %). Then throughput against offered load as the rate of one plan is
+scaled (:func:`load_sweep`), and each trace case's per-pool burst factors
+(:func:`burst_rows`, :func:`fleetopt.physics.burst.pool_peak_factors`) beside the one global
+factor (``[slo] peak_factor = "auto"``).
 
-Then the burst correction (:func:`correction_study`): every solver (MIP and the three
-baselines) plans each example at ``peak_factor`` 1 and
-:func:`fleetopt.problem.workload.auto_peak_factor`, and each plan is simulated with Poisson
-arrivals and by trace replay (``sim_correction.png``).
+The study measures; it fixes nothing. Where the analytical model is optimistic, the fix belongs
+in the analytical pool model (``sizing/``), never in the simulator. :func:`run_study` with
+``quick=True`` is the small version the test suite runs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.physics.queueing import erlang_c, ttft_quantile_s, wait_tail_rate
-from fleetopt.planners import baselines
+from fleetopt.physics.burst import pool_peak_factors
 from fleetopt.planners.mip.solve import solve
 from fleetopt.problem.config import example_names, load_config
-from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.fleet import Fleet
 from fleetopt.problem.problem import Problem
-from fleetopt.problem.workload import auto_peak_factor, builtin
+from fleetopt.problem.workload import auto_peak_factor, builtin, builtin_names, builtin_trace
 from fleetopt.sim.api import simulate_problem
-from fleetopt.sizing.poolmodel import PoolModel
-from fleetopt.sizing.sizer import Sizer, pool_model
+from fleetopt.sim.arrivals import shipped_trace_names
+from fleetopt.sim.result import SimResult
 
-__all__ = ["OPTIMISTIC", "SOLVERS", "TRACE", "TRACE_REQUESTS", "analytical_ccdf",
-           "analytical_ttft_s", "compare_case", "correction_study", "cv2_to_match",
-           "extra_instances", "load_sweep", "plan_row", "pool_model_of", "run_study",
-           "size_two_pools"]
+__all__ = ["BASE", "OPTIMISTIC", "QUICK", "Case", "burst_rows", "cases", "load_sweep",
+           "plan_text", "pool_rows", "run_study", "summary"]
 
-OPTIMISTIC = 1.15  # flag pools whose simulated P99 exceeds the prediction by more than 15 %
+#: a prediction is optimistic when the simulated figure exceeds it by more than this share
+OPTIMISTIC = 0.10
+#: the example whose hardware and rate the other built-in workloads are planned on
+BASE = "azure-h100"
+#: the small version (tests): one example, one trace workload on its hardware, few requests
+QUICK: dict[str, Any] = {"examples": ("paper-azure",), "workloads": ("azure-conv-2023",),
+                         "base": "paper-azure", "requests": 3000, "sweep_factors": (0.5, 1.0)}
 
 
-def size_two_pools(problem: Problem, min_tail_share: float = 0.05) -> Fleet:
-    """Least-power two-pool fleet (evaluator's sizing), upper pool >= ``min_tail_share``."""
-    wl = problem.workload
-    sizer = Sizer(problem)
-    best: tuple[float, Fleet] | None = None
-    for b in problem.candidate_boundaries():
-        if 1.0 - wl.share_at_most(b) < min_tail_share:
+@dataclass(frozen=True)
+class Case:
+    """One planning problem of the study and the arrivals it is simulated under."""
+
+    name: str  # "<example>" or "<base> + <workload>"
+    problem: Problem
+    arrivals: tuple[str, ...]  # "poisson", and "replay" for a workload with a trace
+
+
+def _has_trace(problem: Problem) -> bool:
+    names = {n.lower() for n in shipped_trace_names()}
+    return problem.workload.name.lower() in names
+
+
+def cases(examples: Sequence[str] | None = None, workloads: Sequence[str] | None = None,
+          base: str = BASE) -> list[Case]:
+    """Every shipped example (its own workload), and every built-in workload not already
+    an example's on the ``base`` example's hardware and rate (its context range widened to the
+    workload's longest request when needed)."""
+    out = []
+    seen = set()
+    for ex in (example_names() if examples is None else examples):
+        try:
+            prob = load_config(ex)
+        except FleetoptError:  # not a planning config
             continue
-        pools, total = [], 0.0
-        for lo, hi in ((0, b), (b, problem.max_ctx)):
-            sized = [sp for sp in (sizer.size(lo, hi, hi, d) for d in problem.deployments())
-                     if sp.ok]
-            if not sized:
-                break
-            sp = min(sized, key=lambda x: x.power_w)
-            pools.append(sp.spec())
-            total += sp.power_w
-        else:
-            if best is None or total < best[0]:
-                best = (total, Fleet(tuple(pools)))
-    if best is None:
-        raise RuntimeError(f"no feasible two-pool fleet for {problem.name}")
-    return best[1]
+        seen.add(prob.workload.name)
+        out.append(Case(ex, prob, ("poisson", "replay") if _has_trace(prob) else ("poisson",)))
+    ref = load_config(base)
+    for w in (builtin_names() if workloads is None else workloads):
+        if w in seen and workloads is None:
+            continue
+        wl = builtin(w, ref.workload.rate_rps)
+        prob = ref.with_(workload=wl, max_ctx=None, name=f"{base}+{w}") \
+            if wl.max_total_tokens > ref.max_ctx else ref.with_(workload=wl, name=f"{base}+{w}")
+        out.append(Case(f"{base} + {w}", prob,
+                        ("poisson", "replay") if _has_trace(prob) else ("poisson",)))
+    return out
 
 
-def pool_model_of(problem: Problem, spec: PoolSpec, rate_rps: float | None = None) -> PoolModel:
-    wl = problem.workload if rate_rps is None else problem.workload.with_rate(rate_rps)
-    return pool_model(spec, problem.profile(spec.deployment), wl, problem.settings)
-
-
-def analytical_ttft_s(pm: PoolModel, instances: int, cv2: float | None = None,
-                      quantile: float | None = None) -> float:
-    """The evaluator's P99 TTFT; in ``paper`` accounting optionally with another service
-    ``cv2`` or quantile (the serving model of physical accounting has no single ``cv2``)."""
-    if pm.family is not None:
-        if cv2 is not None or quantile is not None:
-            raise ValueError("cv2 and quantile apply to paper accounting's queue only")
-        return float(pm.metrics([instances])["p99_ttft_ms"][0]) / 1000.0
-    c = instances * pm.slots
-    lam, es = pm.rate_rps, pm.mean_service_s
-    pw = erlang_c(c, lam * es)
-    th = wait_tail_rate(c, 1.0 / es, lam, pm.cv2 if cv2 is None else cv2)
-    q = pm.settings.quantile if quantile is None else quantile
-    return float(ttft_quantile_s(pw, th, pm.prefill_full_s, pm.w, q))
-
-
-def analytical_ccdf(pm: PoolModel, instances: int, t_s: np.ndarray) -> np.ndarray:
-    """``P(TTFT > t)`` of the evaluator's model at each ``t`` in ``t_s`` (the sizing test's
-    tail, :meth:`fleetopt.sizing.poolmodel.PoolModel.ttft_exceed_prob`)."""
-    return pm.ttft_exceed_prob(instances, np.asarray(t_s, dtype=float))
-
-
-def cv2_to_match(pm: PoolModel, instances: int, target_s: float) -> float | None:
-    """Service ``cv2`` at which the evaluator's P99 TTFT equals ``target_s`` (None: no cv2 does,
-    or the pool is sized by the serving model, which has no single service ``cv2``)."""
-    if pm.family is not None:
-        return None
-    lo, hi = pm.cv2, 200.0
-    if analytical_ttft_s(pm, instances, lo) >= target_s:
-        return lo
-    if analytical_ttft_s(pm, instances, hi) < target_s:
-        return None
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if analytical_ttft_s(pm, instances, mid) < target_s:
-            lo = mid
-        else:
-            hi = mid
-    return hi
-
-
-def compare_case(problem: Problem, fleet: Fleet, case: str, seeds: tuple[int, ...],
-                 requests: int, replay: Any = None) -> list[dict[str, Any]]:
-    """One row per pool: simulated (mean over seeds, min-max of P99) vs predicted."""
-    runs = [simulate_problem(problem, fleet, requests=requests, seed=s, replay=replay) for s in seeds]
-    rows = []
-    for k, spec in enumerate(fleet.pools):
-        ps = [r.pools[k] for r in runs]
-        p99 = np.array([p.stats.p99_ttft_ms for p in ps])
-        sim = float(p99.mean())
-        pred = ps[0].predicted_p99_ttft_ms
-        row: dict[str, Any] = {
-            "case": case, "pool": f"({spec.ctx_lo}, {spec.ctx_hi}]",
-            "gpu": f"{spec.gpu} TP{spec.tp} {spec.dtype}", "instances": spec.instances,
-            "share": float(np.mean([p.stats.requests for p in ps]) / max(1, runs[0].totals["requests"])),
-            "sim_p99_ms": sim, "sim_p99_lo": float(p99.min()), "sim_p99_hi": float(p99.max()),
-            "pred_p99_ms": pred, "p99_ratio": sim / pred if pred else math.nan,
-            "sim_power_w": float(np.mean([p.stats.power_w for p in ps])),
-            "pred_power_w": ps[0].predicted_power_w,
-            "sim_tok_s": float(np.mean([p.stats.output_tok_per_s for p in ps])),
-            "pred_tok_s": ps[0].predicted_output_tok_per_s,
-            "sim_batch": float(np.mean([p.stats.mean_batch for p in ps])),
-            "pred_batch": ps[0].predicted_mean_batch,
-            "sim_wait_prob": float(np.mean([p.stats.wait_prob for p in ps])),
-            "slo_ms": problem.settings.ttft_p99_ms, "accounting": problem.settings.accounting,
-            "requests": int(np.mean([p.stats.requests for p in ps])),
-        }
-        row["power_ratio"] = row["sim_power_w"] / row["pred_power_w"]
-        row["tok_ratio"] = row["sim_tok_s"] / row["pred_tok_s"] if row["pred_tok_s"] else math.nan
-        row["optimistic"] = bool(row["p99_ratio"] > OPTIMISTIC)
-        if row["optimistic"] and problem.settings.accounting == "physical":
-            pm = pool_model_of(problem, spec, runs[0].totals["rate_rps"])
-            c2 = cv2_to_match(pm, spec.instances, sim / 1000.0)
-            row["cv2_model"], row["cv2_needed"] = getattr(pm, "cv2", None), c2
-        rows.append(row)
-    return rows
-
-
-def extra_instances(problem: Problem, fleet: Fleet, pool: int, seeds: tuple[int, ...],
-                    requests: int, replay: Any = None, limit: int = 512) -> int | None:
-    """Fewest extra instances on ``pool`` for a simulated P99 (max over seeds) within the SLO
-    (doubling, then bisection; assumes P99 falls as instances are added)."""
-    slo = problem.settings.ttft_p99_ms
-
-    def ok(extra: int) -> bool:
-        pools = list(fleet.pools)
-        pools[pool] = replace(pools[pool], instances=pools[pool].instances + extra)
-        f = Fleet(tuple(pools))
-        return max(simulate_problem(problem, f, requests=requests, seed=s, replay=replay)
-                   .pools[pool].stats.p99_ttft_ms for s in seeds) <= slo
-
-    if ok(0):
-        return 0
-    lo, hi = 0, 1
-    while not ok(hi):
-        lo, hi = hi, hi * 2
-        if hi > limit:
-            return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def load_sweep(problem: Problem, fleet: Fleet, pool: int, seeds: tuple[int, ...],
-               requests: int, down: int) -> pd.DataFrame:
-    """Simulated vs predicted P99 TTFT as the pool shrinks below its planned size."""
-    rows = []
-    spec0 = fleet.pools[pool]
-    lo_n = max(1, spec0.instances - down)
-    for n in range(lo_n, spec0.instances + 2):
-        pools = list(fleet.pools)
-        pools[pool] = replace(spec0, instances=n)
-        f = Fleet(tuple(pools))
-        rs = [simulate_problem(problem, f, requests=requests, seed=s) for s in seeds]
-        p = [r.pools[pool] for r in rs]
-        rows.append({"instances": n, "pred_util": p[0].predicted_utilization,
-                     "sim_util": float(np.mean([x.stats.utilization for x in p])),
-                     "sim_p99_ms": float(np.mean([x.stats.p99_ttft_ms for x in p])),
-                     "pred_p99_ms": p[0].predicted_p99_ttft_ms})
-    return pd.DataFrame(rows)
-
-
-SOLVERS = ("mip", "homogeneous", "pool-routing", "two-pool")
-TRACE = "azure-conv-2023"
-TRACE_REQUESTS = 19366 * 5  # the trace has 19,366 requests: replay it 5 times back to back
-
-
-def _solver(name: str) -> Any:
-    return {"mip": solve, "homogeneous": baselines.homogeneous,
-            "pool-routing": baselines.pool_routing, "two-pool": baselines.two_pool}[name]
-
-
-def _pools_str(fleet: Fleet) -> str:
+def plan_text(fleet: Fleet) -> str:
     return " + ".join(f"{p.instances}x{p.gpu} TP{p.tp} {p.dtype} ({p.ctx_lo},{p.ctx_hi}]"
                       for p in fleet.pools)
 
 
-def plan_row(problem: Problem, fleet: Fleet, case: str, solver: str, k: float, arrivals: str,
-             requests: int, seed: int = 0) -> dict[str, Any]:
-    """Simulate one plan (Poisson or replay of :data:`TRACE`); the worst pool decides."""
-    res = simulate_problem(problem, fleet, requests=requests, seed=seed,
-                           replay=TRACE if arrivals == "replay" else None)
-    live = [p for p in res.pools if p.stats.requests > 0]
-    worst = max(live, key=lambda p: p.stats.p99_ttft_ms)
-    pred = max(p.predicted_p99_ttft_ms for p in live)
-    sim_w = sum(p.stats.power_w for p in res.pools)
-    pred_w = sum(p.predicted_power_w for p in res.pools)
-    sim_tok = sum(p.stats.output_tok_per_s for p in res.pools)
-    pred_tok = sum(p.predicted_output_tok_per_s for p in res.pools)
-    slo = problem.settings.ttft_p99_ms
+def _ratio(a: float | None, b: float | None) -> float:
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or b <= 0:
+        return math.nan
+    return a / b
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
+
+
+def pool_rows(case: Case, arrivals: str, res: SimResult) -> list[dict[str, Any]]:
+    """One row per pool with measured requests: simulated vs predicted vs target."""
+    rows = []
+    total = sum(p.stats.requests for p in res.pools) or 1
+    for p in res.pools:
+        s, pr = p.stats, p.predicted
+        if s.requests == 0:
+            continue
+        pred_ttft, pred_tpot = _num(pr.get("p99_ttft_ms")), _num(pr.get("p99_tpot_ms"))
+        r_ttft = _ratio(s.p99_ttft_ms, pred_ttft)
+        r_tpot = _ratio(s.p99_tpot_ms, pred_tpot)
+        rows.append({
+            "case": case.name, "workload": case.problem.workload.name,
+            "rate_rps": case.problem.workload.rate_rps, "arrivals": arrivals,
+            "pool": f"({p.ctx_lo}, {p.ctx_hi}]", "gpu": f"{p.gpu} TP{p.tp} {p.dtype}",
+            "instances": s.instances, "share": s.requests / total, "requests": s.requests,
+            "sim_p99_ttft_ms": s.p99_ttft_ms, "sim_p99_ttft_ci_ms": s.p99_ttft_ci_ms,
+            "pred_p99_ttft_ms": pred_ttft, "ttft_target_ms": p.ttft_target_ms,
+            "ttft_ratio": r_ttft,
+            "sim_p99_tpot_ms": s.p99_tpot_ms, "sim_p99_tpot_ci_ms": s.p99_tpot_ci_ms,
+            "pred_p99_tpot_ms": pred_tpot,
+            "tpot_target_ms": p.tpot_target_ms if math.isfinite(p.tpot_target_ms) else None,
+            "tpot_ratio": r_tpot,
+            "offered_tok_s": s.offered_output_tok_per_s, "sim_tok_s": s.output_tok_per_s,
+            "pred_tok_s": _num(pr.get("output_tok_per_s")), "delivered": s.delivered_fraction,
+            "preemptions": s.preemptions, "kv_util": s.kv_utilization, "busy": s.busy_fraction,
+            "sim_batch": s.mean_batch, "pred_batch": _num(pr.get("mean_batch")),
+            "sim_power_w": s.power_w, "pred_power_w": _num(pr.get("power_w")),
+            "power_ratio": _ratio(s.power_w, _num(pr.get("power_w"))),
+            "time_in_system_s": s.mean_time_in_system_s,
+            "slo_met": p.slo_met, "delivers": p.delivers_offered_load,
+            "check_passed": p.check_passed,
+            "ttft_optimistic": bool(r_ttft > 1.0 + OPTIMISTIC),
+            "tpot_optimistic": bool(r_tpot > 1.0 + OPTIMISTIC),
+            "simulated": res.totals["simulated_requests"],
+        })
+    return rows
+
+
+def load_sweep(problem: Problem, fleet: Fleet, factors: Sequence[float] = (0.25, 0.5, 0.75, 1.0,
+                                                                             1.25),
+               requests: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Throughput against offered load: the plan simulated at ``factors`` x the problem's rate
+    (the evaluator at each rate beside it)."""
+    rows = []
+    for f in factors:
+        prob = problem.with_(workload=problem.workload.with_rate(f * problem.workload.rate_rps))
+        res = simulate_problem(prob, fleet, requests=requests, seed=seed)
+        t = res.totals
+        rows.append({"factor": f, "rate_rps": prob.workload.rate_rps,
+                     "offered_tok_s": t["offered_output_tok_per_s"],
+                     "sim_tok_s": t["output_tok_per_s"],
+                     "pred_tok_s": t["predicted_output_tok_per_s"],
+                     "delivered": t["delivered_fraction"],
+                     "sim_worst_p99_ttft_ms": t["worst_pool_p99_ttft_ms"],
+                     "pred_worst_p99_ttft_ms": t["predicted_p99_ttft_ms"],
+                     "check_passed": t["check_passed"]})
+    return pd.DataFrame(rows)
+
+
+def burst_rows(case: Case, res: SimResult, multiples: Sequence[float] = (1.0, 3.0)
+               ) -> list[dict[str, Any]]:
+    """Per pool of a trace case: the burst factor of the pool's own requests
+    (:func:`~fleetopt.physics.burst.pool_peak_factors`) over windows of ``multiples`` x the
+    pool's simulated mean time in system (NaN for a pool that does not keep up: its time in
+    system is then the length of the run, not a property of the pool), and over the default
+    windows; beside the one global factor that ``peak_factor = "auto"`` gives every pool."""
+    prob = case.problem
+    tr = builtin_trace(prob.workload.name)
+    tot = np.asarray(tr["input"]) + np.asarray(tr["output"])
+    fleet_edges = [0] + [p.ctx_hi for p in res.pools]
+    rate = prob.workload.rate_rps
+    per_pool = []  # a pool that keeps up: windows of its time in system; else none (NaN)
+    for p in res.pools:
+        ts = p.stats.mean_time_in_system_s
+        ok = p.check_passed and math.isfinite(ts) and ts > 0
+        per_pool.append([m * ts for m in multiples] if ok else None)
+    own = pool_peak_factors(tr["arrival_s"], tot, fleet_edges, rate,
+                            window_s=[w if w is not None else [1.0] for w in per_pool])
+    own = [k if w is not None else math.nan for k, w in zip(own, per_pool, strict=True)]
+    default = pool_peak_factors(tr["arrival_s"], tot, fleet_edges, rate)
+    glob = auto_peak_factor(prob.workload)
+    rows = []
+    last = len(res.pools) - 1
+    for k, p in enumerate(res.pools):
+        mine = (tot > fleet_edges[k]) & ((tot <= fleet_edges[k + 1]) if k < last else True)
+        rows.append({"case": case.name, "workload": prob.workload.name, "rate_rps": rate,
+                     "pool": f"({p.ctx_lo}, {p.ctx_hi}]", "share": float(np.mean(mine)),
+                     "time_in_system_s": p.stats.mean_time_in_system_s,
+                     "k_pool": own[k], "k_pool_default_windows": default[k], "k_global": glob,
+                     "sim_replay_p99_ttft_ms": None})
+    return rows
+
+
+def summary(table: pd.DataFrame, plans: pd.DataFrame) -> dict[str, Any]:
+    """Counts: pools compared, where the evaluator is optimistic, plans passing in simulation."""
+    t = table
+    with_pred = t[t.pred_p99_ttft_ms.notna()] if len(t) else t
+    feasible = plans[plans.status.isin(["optimal", "feasible"])] if len(plans) else plans
     return {
-        "case": case, "workload": problem.workload.name, "rate_rps": problem.workload.rate_rps,
-        "solver": solver, "k": k, "arrivals": arrivals, "plan": _pools_str(fleet),
-        "instances": sum(p.instances for p in fleet.pools),
-        "sim_p99_ms": worst.stats.p99_ttft_ms, "worst_pool": f"({worst.ctx_lo}, {worst.ctx_hi}]",
-        "pred_p99_ms": pred, "p99_ratio": worst.stats.p99_ttft_ms / pred if pred else math.nan,
-        "slo_ms": slo, "meets_slo": bool(worst.stats.p99_ttft_ms <= slo),
-        "sim_power_w": sim_w, "pred_power_w": pred_w, "power_ratio": sim_w / pred_w,
-        "sim_tok_s": sim_tok, "pred_tok_s": pred_tok,
-        "tok_ratio": sim_tok / pred_tok if pred_tok else math.nan,
-        "accounting": problem.settings.accounting,
+        "pool_rows": int(len(t)),
+        "ttft_compared": int(len(with_pred)),
+        "ttft_optimistic": int(t.ttft_optimistic.sum()) if len(t) else 0,
+        "tpot_compared": int(t.pred_p99_tpot_ms.notna().sum()) if len(t) else 0,
+        "tpot_optimistic": int(t.tpot_optimistic.sum()) if len(t) else 0,
+        "not_delivering": int(t.delivers.eq(False).sum()) if len(t) else 0,
+        "plans": int(len(plans)), "plans_feasible": int(len(feasible)),
+        "runs_passed": int(feasible.check_passed.eq(True).sum()) if len(feasible) else 0,
+        "runs": int(len(feasible)),
     }
 
 
-def correction_study(requests: int = 100_000, trace_requests: int = TRACE_REQUESTS,
-                     solvers: tuple[str, ...] = SOLVERS) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Plans of every solver, without (k = 1) and with ``auto_peak_factor``, simulated.
-
-    For each shipped example: its own workload (Poisson arrivals; a CDF workload has no
-    timestamps, so ``auto`` is 1 and only k = 1 is planned), and the Azure 2023 conversation
-    workload at the example's rate and hardware, planned at k = 1 and k = auto, simulated with
-    Poisson arrivals and with the trace's own timestamps (rescaled to the rate).
-    """
-    rows: list[dict[str, Any]] = []
-    plans: dict[str, Any] = {}
-    for ex in example_names():
-        try:
-            prob = load_config(ex)
-        except FleetoptError:  # not a planning config (e.g. a sweep file)
-            continue
-        variants: list[tuple[Problem, tuple[str, ...]]] = \
-            [(prob, ("poisson",))] if prob.workload.name != TRACE else []
-        conv = prob if prob.workload.name == TRACE else prob.with_(
-            workload=builtin(TRACE, prob.workload.rate_rps))
-        variants.append((conv, ("poisson", "replay")))
-        for base, modes in variants:
-            k_auto = auto_peak_factor(base.workload)
-            for k in dict.fromkeys((1.0, k_auto)):
-                pk = base.with_(settings=replace(base.settings, peak_factor=k))
-                for sv in solvers:
-                    sol = _solver(sv)(pk)
-                    plans[f"{ex}/{base.workload.name}/{sv}/{k:.2f}"] = (pk, sol)
-                    if not sol.feasible:
-                        rows.append({"case": ex, "workload": base.workload.name, "solver": sv,
-                                     "k": k, "arrivals": "-", "plan": f"({sol.status})",
-                                     "meets_slo": None})
-                        continue
-                    for mode in modes:
-                        rows.append(plan_row(pk, sol.fleet, ex, sv, k, mode,
-                                             requests if mode == "poisson" else trace_requests))
-    return pd.DataFrame(rows), plans
-
-
-def run_study(seeds: tuple[int, ...] = (0, 1, 2), requests: int = 100_000,
+def run_study(*, examples: Sequence[str] | None = None, workloads: Sequence[str] | None = None,
+              base: str = BASE, requests: int | None = None, seed: int = 0,
+              replications: int = 1, sweep_case: str | None = None,
+              sweep_factors: Sequence[float] = (0.25, 0.5, 0.75, 1.0, 1.25),
               quick: bool = False) -> dict[str, Any]:
-    """The per-pool validation (two-pool fleets sized by the evaluator, k = 1) and the
-    correction study (:func:`correction_study`): ``{"table", "correction", "plans", "sweep",
-    "fleets", "requests"}`` (:func:`fleetopt.report.plots.plot_validation` draws them)."""
+    """The study: ``{"plans", "table", "sweep", "burst", "summary", "results"}``.
+
+    ``plans``: one row per (case, arrivals) with the plan and the fleet verdict; ``table``:
+    :func:`pool_rows` of every run; ``sweep``: :func:`load_sweep` of ``sweep_case`` (default
+    the base example); ``burst``: :func:`burst_rows` of every trace case; ``results``: the
+    :class:`~fleetopt.sim.result.SimResult` of every run. ``requests=None`` lets each run
+    choose its length (``simulate(requests=None)``). ``quick=True``: :data:`QUICK`.
+    """
     if quick:
-        seeds, requests = (0,), 20_000
+        examples, workloads, base = QUICK["examples"], QUICK["workloads"], QUICK["base"]
+        requests, sweep_factors = QUICK["requests"], QUICK["sweep_factors"]
+    plans: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    burst: list[dict[str, Any]] = []
+    results: dict[tuple[str, str], SimResult] = {}
     fleets: dict[str, tuple[Problem, Fleet]] = {}
-    for ex in example_names():
-        try:
-            prob = load_config(ex)
-        except Exception:  # not a planning config (e.g. a sweep file)
+    for case in cases(examples, workloads, base):
+        sol = solve(case.problem)
+        head = {"case": case.name, "workload": case.problem.workload.name,
+                "rate_rps": case.problem.workload.rate_rps, "status": str(sol.status)}
+        fleet = sol.fleet if sol.feasible else None
+        if fleet is None:
+            plans.append({**head, "arrivals": "-", "plan": f"(no plan: {sol.status})",
+                          "check_passed": None})
             continue
-        fl = size_two_pools(prob)
-        fleets[ex] = (prob, fl)
-        rows += compare_case(prob, fl, f"{ex} / {prob.workload.name} / poisson", seeds, requests)
-        conv = prob if prob.workload.name == TRACE else prob.with_(
-            workload=builtin(TRACE, prob.workload.rate_rps))
-        flc = fl if conv is prob else size_two_pools(conv)
-        fleets[f"{ex}+conv"] = (conv, flc)
-        if conv is not prob:
-            rows += compare_case(conv, flc, f"{ex} / {TRACE} / poisson", seeds, requests)
-        rows += compare_case(conv, flc, f"{ex} / {TRACE} / replay", (0,),
-                             19366 * (1 if quick else 5), replay=TRACE)
-    df = pd.DataFrame(rows)
-    corr, plans = correction_study(requests=requests, trace_requests=19366 * (1 if quick else 5))
+        fleets[case.name] = (case.problem, fleet)
+        for arr in case.arrivals:
+            res = simulate_problem(case.problem, fleet, requests=requests, seed=seed,
+                                   replications=replications,
+                                   replay=True if arr == "replay" else None)
+            results[(case.name, arr)] = res
+            t = res.totals
+            plans.append({**head, "arrivals": arr, "plan": plan_text(fleet),
+                          "instances": sum(p.instances for p in fleet.pools),
+                          "pred_power_w": t["predicted_power_w"], "sim_power_w": t["power_w"],
+                          "pred_worst_p99_ttft_ms": t["predicted_p99_ttft_ms"],
+                          "sim_worst_p99_ttft_ms": t["worst_pool_p99_ttft_ms"],
+                          "sim_worst_p99_tpot_ms": t["worst_pool_p99_tpot_ms"],
+                          "delivered": t["delivered_fraction"],
+                          "evaluator_slo_met": bool(sol.totals.get("slo_met")),
+                          "slo_met": t["slo_met"], "check_passed": t["check_passed"],
+                          "simulated": t["simulated_requests"]})
+            rows += pool_rows(case, arr, res)
+        if "replay" in case.arrivals:
+            b = burst_rows(case, results[(case.name, "poisson")])
+            rep = results[(case.name, "replay")]
+            for row, p in zip(b, rep.pools, strict=True):
+                row["sim_replay_p99_ttft_ms"] = p.stats.p99_ttft_ms if p.stats.requests else None
+            burst += b
+    table = pd.DataFrame(rows)
+    plans_df = pd.DataFrame(plans)
+    first: str | None = next(iter(fleets), None)
+    key = sweep_case or (base if base in fleets else first)
     sweep = None
-    if not quick:
-        prob, fl = fleets["azure-h100"]
-        sweep = load_sweep(prob, fl, 0, (0, 1), 60_000, down=8)
-    return {"table": df, "correction": corr, "plans": plans, "sweep": sweep, "fleets": fleets,
-            "requests": requests}
+    if key is not None and key in fleets:
+        prob, fl = fleets[key]
+        sweep = load_sweep(prob, fl, sweep_factors, requests, seed)
+        sweep.insert(0, "case", key)
+    return {"plans": plans_df, "table": table, "sweep": sweep, "burst": pd.DataFrame(burst),
+            "summary": summary(table, plans_df), "results": results, "fleets": fleets}
