@@ -16,8 +16,8 @@ from fleetopt.core.errors import FleetoptError
 from fleetopt.core.jsonio import jsonable, to_json, versioned
 from fleetopt.physics import kv as kvm
 from fleetopt.physics.catalog import Catalog, ModelSpec, default_catalog
-from fleetopt.physics.profiles import ComputedProfile, PhysicsParams, Profile, resolve
-from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.physics.profiles import PhysicsParams, Profile, resolve
+from fleetopt.problem.fleet import Fleet, PoolSpec, with_ep
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import Workload, describe_share, requests_over
 from fleetopt.sizing.poolmodel import SERVE_KEYS
@@ -76,15 +76,7 @@ class PoolResult:
     def to_dict(self) -> dict[str, Any]:
         """The pool's JSON object; ``ep`` follows ``tp`` and is there for a mixture of experts."""
         d = jsonable(asdict(self))
-        ep = d.pop("ep")
-        if ep is None:
-            return d
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out[k] = v
-            if k == "tp":
-                out["ep"] = ep
-        return out
+        return with_ep(d, d.pop("ep"))
 
     def spec(self) -> PoolSpec:
         return PoolSpec(self.ctx_lo, self.ctx_hi, self.gpu, self.tp, self.instances, self.dtype,
@@ -187,7 +179,7 @@ def evaluate_pool(
         cost_per_hr=float(m["cost_per_hr"][0]), min_instances=pm.min_instances(),
         compressed_share=pm.compressed_share, kv_dtype=profile.kv_dtype,
         tpot_slo_ms=settings.tpot_p99_ms if settings.accounting == "physical" else None,
-        ep=profile.ep if isinstance(profile, ComputedProfile) and profile.model.is_moe else None,
+        ep=profile.moe_ep,
         **serve,
     )
 

@@ -11,7 +11,7 @@ from typing import Any, cast
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.profiles import CALIBRATED_KV_DTYPE, Deployment
 
-__all__ = ["FLEET_SCHEMAS", "PLAN_POOL_KEYS", "POOL_KEYS", "Fleet", "PoolSpec"]
+__all__ = ["FLEET_SCHEMAS", "PLAN_POOL_KEYS", "POOL_KEYS", "Fleet", "PoolSpec", "with_ep"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,21 @@ PLAN_POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "dtype", "instances", "gpus",
                   "mean_tpot_ms", "p99_ttlt_ms", "mean_ttlt_ms", "prefill_share", "kv_util",
                   "kv_overflow_bound", "decode_util", "token_util", "mean_step_ms",
                   "tpot_slo_ms", "ep")
+
+
+def with_ep(row: dict[str, Any], ep: int | None) -> dict[str, Any]:
+    """A pool's result object ``row`` with ``"ep": ep`` right after ``"tp"``; ``row`` itself
+    when ``ep`` is None (a dense model has no expert parallelism to report)."""
+    if ep is None:
+        return row
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = v
+        if k == "tp":
+            out["ep"] = ep
+    return out
+
+
 #: fleetopt JSON documents whose ``pools`` are a fleet (``docs/config.md``)
 FLEET_SCHEMAS = ("fleetopt.plan/1", "fleetopt.evaluation/1")
 

@@ -143,7 +143,7 @@ def simulate(
             window_tokens=spec.window, stats=st, compressed_share=comp,
             predicted_p99_ttft_ms=pp[0], predicted_power_w=pp[1],
             predicted_output_tok_per_s=pp[2], predicted_utilization=pp[3],
-            predicted_mean_batch=pp[4], ttft_target_ms=settings.ttft_p99_ms,
+            predicted_mean_batch=pp[4], ttft_target_ms=settings.ttft_p99_ms, ep=prof.moe_ep,
         ))
     run_info = {"seed": int(seed), "arrivals": stream.source, "simulated_requests": len(stream),
                 "rate_rps": stream.rate_rps, "dispatch": dispatch,

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fleetopt.core.jsonio import jsonable, to_json, versioned
+from fleetopt.problem.fleet import with_ep
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,6 +67,7 @@ class PoolSim:
     predicted_utilization: float
     predicted_mean_batch: float
     ttft_target_ms: float = math.nan  # the SLO's TTFT target
+    ep: int | None = None  # a mixture of experts' expert parallelism (None: a dense model)
 
     @property
     def slo_met(self) -> bool | None:
@@ -85,7 +87,7 @@ class PoolSim:
         for k in ("predicted_p99_ttft_ms", "predicted_power_w", "predicted_output_tok_per_s",
                   "predicted_utilization", "predicted_mean_batch", "ttft_target_ms", "slo_met"):
             d[k] = getattr(self, k)
-        return jsonable(d)
+        return jsonable(with_ep(d, self.ep))
 
 
 @dataclass

@@ -128,7 +128,7 @@ def compare_case(problem: Problem, fleet: Fleet, case: str, seeds: tuple[int, ..
         pred = ps[0].predicted_p99_ttft_ms
         row: dict[str, Any] = {
             "case": case, "pool": f"({spec.ctx_lo}, {spec.ctx_hi}]",
-            "gpu": f"{spec.gpu} TP{spec.tp} {spec.dtype}", "instances": spec.instances,
+            "gpu": spec.deployment.label(), "instances": spec.instances,
             "share": float(np.mean([p.stats.requests for p in ps]) / max(1, runs[0].totals["requests"])),
             "sim_p99_ms": sim, "sim_p99_lo": float(p99.min()), "sim_p99_hi": float(p99.max()),
             "pred_p99_ms": pred, "p99_ratio": sim / pred if pred else math.nan,
@@ -212,7 +212,7 @@ def _solver(name: str) -> Any:
 
 
 def _pools_str(fleet: Fleet) -> str:
-    return " + ".join(f"{p.instances}x{p.gpu} TP{p.tp} {p.dtype} ({p.ctx_lo},{p.ctx_hi}]"
+    return " + ".join(f"{p.instances}x{p.deployment.label()} ({p.ctx_lo},{p.ctx_hi}]"
                       for p in fleet.pools)
 
 
