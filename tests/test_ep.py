@@ -173,6 +173,8 @@ def test_sizer_cache_keys_include_ep() -> None:
     assert (a.spec().ep, b.spec().ep) == (1, 4)
     assert sz.profile(a.deployment) is not sz.profile(b.deployment)
     assert sz.profile(b.deployment).ep == 4
+    spec = PoolSpec.on(b.deployment, 0, 8192, 3, 8192)
+    assert (spec.ep, spec.window_tokens, spec.deployment) == (4, None, b.deployment)
 
 
 # --- JSON, FLEET.json, tables -----------------------------------------------------------------
