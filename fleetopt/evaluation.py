@@ -17,7 +17,7 @@ from fleetopt.core.jsonio import jsonable, to_json, versioned
 from fleetopt.physics import kv as kvm
 from fleetopt.physics.catalog import Catalog, ModelSpec, default_catalog
 from fleetopt.physics.profiles import PhysicsParams, Profile, resolve
-from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.fleet import Fleet, PoolSpec, with_ep
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import Workload, describe_share, requests_over
 from fleetopt.sizing.poolmodel import SERVE_KEYS
@@ -69,13 +69,19 @@ class PoolResult:
     token_util: float | None = None  # tokens per second / full-step capacity
     mean_step_ms: float | None = None
     tpot_slo_ms: float | None = None  # the TPOT target in the verdict (None: no target)
+    #: expert parallelism (1, or tp: ``--enable-expert-parallel``) of a mixture of experts;
+    #: None for a dense model, which has none (and then left out of the JSON)
+    ep: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        """The pool's JSON object; ``ep`` follows ``tp`` and is there for a mixture of experts."""
+        d = jsonable(asdict(self))
+        return with_ep(d, d.pop("ep"))
 
     def spec(self) -> PoolSpec:
         return PoolSpec(self.ctx_lo, self.ctx_hi, self.gpu, self.tp, self.instances, self.dtype,
-                        self.kv_dtype, None if self.window_tokens == self.ctx_hi else self.window_tokens)
+                        self.kv_dtype, None if self.window_tokens == self.ctx_hi else
+                        self.window_tokens, self.ep or 1)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,7 @@ def evaluate_pool(
         cost_per_hr=float(m["cost_per_hr"][0]), min_instances=pm.min_instances(),
         compressed_share=pm.compressed_share, kv_dtype=profile.kv_dtype,
         tpot_slo_ms=settings.tpot_p99_ms if settings.accounting == "physical" else None,
+        ep=profile.moe_ep,
         **serve,
     )
 

@@ -213,6 +213,12 @@ class Profile:
     def deployment(self) -> Deployment:
         return Deployment(self.gpu, self.tp, self.dtype, self.kv_dtype, self.ep)
 
+    @property
+    def moe_ep(self) -> int | None:
+        """``ep`` as results report it: for a mixture of experts (1 or ``tp``); None for a
+        dense model, which has no experts to shard."""
+        return None
+
     def label(self) -> str:
         return self.deployment().label()
 
@@ -310,6 +316,10 @@ class ComputedProfile(Profile):
         }
         for k, v in derived.items():
             object.__setattr__(self, k, v)
+
+    @property
+    def moe_ep(self) -> int | None:
+        return self.ep if self.model.is_moe else None
 
     @property
     def calibration_quality(self) -> str:

@@ -139,9 +139,8 @@ def enumerate_optimum(
     if best_plan is None:
         return Solution(Status.INFEASIBLE, f"enumeration-{mode}", obj_name, timing=timing,
                         message="no plan meets every limit", details=details)
-    pools = tuple(PoolSpec(o[4].lo, o[4].hi, o[4].deployment.gpu, o[4].deployment.tp, o[5],
-                           o[4].deployment.dtype, o[4].deployment.kv_dtype,
-                           None if o[4].window == o[4].hi else o[4].window) for o in best_plan)
+    pools = tuple(PoolSpec.on(o[4].deployment, o[4].lo, o[4].hi, o[5], o[4].window)
+                  for o in best_plan)
     result = evaluate_plan(problem, Fleet(pools))
     assert best_key is not None  # set with best_plan
     value = best_key[0]  # the objective; best_key[1] only breaks ties

@@ -13,7 +13,8 @@ The format is ``docs/config.md``::
                  tpot_p99_ms = 50 (optional)
     [fleet]      gpus = ["H100-SXM"];  tp = [8];  max_pools = 4;  max_ctx = 65536
                  utilization_cap = 0.85;  boundaries = [...];  compress_gamma = 2.0;  max_gpus = ...
-                 [[fleet.pool]] ctx_lo, ctx_hi, gpu, tp, instances  (a fleet to evaluate)
+                 ep = "off" | "on" | "both"  (expert parallelism of mixture-of-experts models)
+                 [[fleet.pool]] ctx_lo, ctx_hi, gpu, tp, instances, ep  (a fleet to evaluate)
     [budget]     cost_per_hr = 800
     [inventory]  H100-SXM = 512
     [objective]  minimize = "power" | "cost" | "power_then_cost"
@@ -238,7 +239,8 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         raise FleetoptError("model.kv_dtype", f"[model] and [fleet] give different kv_dtype "
                             f"({', '.join(sorted(kv))}); give it once")
     for key, sec, d in (("model.dtype", "dtype", model), ("fleet.tp", "tp", fleet),
-                        ("fleet.gpus", "gpus", fleet), ("max_ctx", "max_ctx", fleet)):
+                        ("fleet.gpus", "gpus", fleet), ("max_ctx", "max_ctx", fleet),
+                        ("fleet.ep", "ep", fleet)):
         origin[key] = "config" if sec in d else "default"
     pools = fleet.get("pool")
     if pools is not None and (not isinstance(pools, list) or not pools):
@@ -251,6 +253,7 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         settings=settings,
         gpus=_value(fleet, "gpus", "fleet.gpus", dp["gpus"]),
         tp=_value(fleet, "tp", "fleet.tp", dp["tp"]),
+        ep=_value(fleet, "ep", "fleet.ep", dp["ep"]),
         dtypes=_value(model, "dtype", "model.dtype", dp["dtypes"]),
         kv_dtype=kv.pop() if kv else dp["kv_dtype"],
         max_pools=_value(fleet, "max_pools", "fleet.max_pools", dp["max_pools"]),

@@ -11,7 +11,7 @@ from typing import Any, cast
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.profiles import CALIBRATED_KV_DTYPE, Deployment
 
-__all__ = ["FLEET_SCHEMAS", "PLAN_POOL_KEYS", "POOL_KEYS", "Fleet", "PoolSpec"]
+__all__ = ["FLEET_SCHEMAS", "PLAN_POOL_KEYS", "POOL_KEYS", "Fleet", "PoolSpec", "with_ep"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,9 @@ class PoolSpec:
     Requests whose TOTAL length (input + output) lies in ``(ctx_lo, ctx_hi]`` are routed here.
     The pool's KV window is ``window_tokens`` (default ``ctx_hi``); when it is smaller than
     ``ctx_hi`` the pool has a compress band: requests longer than the window have their prompt
-    truncated to fit it (``docs/model.md``, compression model).
+    truncated to fit it (``docs/model.md``, compression model). ``ep`` is the deployment's
+    expert parallelism (1, or ``tp`` for a mixture of experts:
+    :func:`fleetopt.physics.profiles.check_ep`).
     """
 
     ctx_lo: int
@@ -32,6 +34,16 @@ class PoolSpec:
     dtype: str | None = "fp16"  # None: not given in a FLEET.json (see Fleet.with_precisions)
     kv_dtype: str | None = "fp16"
     window_tokens: int | None = None
+    ep: int = 1
+
+    @classmethod
+    def on(cls, deployment: Deployment, ctx_lo: int, ctx_hi: int, instances: int,
+           window_tokens: int | None = None) -> PoolSpec:
+        """The pool ``(ctx_lo, ctx_hi]`` of ``instances`` instances of ``deployment`` (a window
+        equal to ``ctx_hi`` is stored as None)."""
+        d = deployment
+        return cls(ctx_lo, ctx_hi, d.gpu, d.tp, instances, d.dtype, d.kv_dtype,
+                   None if window_tokens == ctx_hi else window_tokens, d.ep)
 
     @property
     def window(self) -> int:
@@ -41,17 +53,23 @@ class PoolSpec:
     def deployment(self) -> Deployment:
         """The pool's deployment (a precision still ``None``, as a FLEET.json may leave it, is
         refused by :func:`fleetopt.physics.profiles.resolve` with the pool's field name)."""
-        return Deployment(self.gpu, self.tp, cast(str, self.dtype), cast(str, self.kv_dtype))
+        return Deployment(self.gpu, self.tp, cast(str, self.dtype), cast(str, self.kv_dtype),
+                          self.ep)
 
     def to_dict(self) -> dict[str, Any]:
+        """The pool as a FLEET.json entry (``window_tokens`` and ``ep`` only where they differ
+        from their defaults, ``ctx_hi`` and 1)."""
         d = asdict(self)
         if d["window_tokens"] is None:
             del d["window_tokens"]
+        if d["ep"] == 1:
+            del d["ep"]
         return d
 
 
 #: keys of a pool in a FLEET.json or ``[[fleet.pool]]`` (the first five are required)
-POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "instances", "dtype", "kv_dtype", "window_tokens")
+POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "instances", "dtype", "kv_dtype", "window_tokens",
+             "ep")
 _POOL_FIELDS = set(POOL_KEYS)
 #: every key of a pool in a plan or evaluation document (the fields of
 #: :class:`fleetopt.evaluation.PoolResult`: the spec and its evaluated figures, which a FLEET.json
@@ -62,7 +80,22 @@ PLAN_POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "dtype", "instances", "gpus",
                   "min_instances", "compressed_share", "kv_dtype", "p99_tpot_ms",
                   "mean_tpot_ms", "p99_ttlt_ms", "mean_ttlt_ms", "prefill_share", "kv_util",
                   "kv_overflow_bound", "decode_util", "token_util", "mean_step_ms",
-                  "tpot_slo_ms")
+                  "tpot_slo_ms", "ep")
+
+
+def with_ep(row: dict[str, Any], ep: int | None) -> dict[str, Any]:
+    """A pool's result object ``row`` with ``"ep": ep`` right after ``"tp"``; ``row`` itself
+    when ``ep`` is None (a dense model has no expert parallelism to report)."""
+    if ep is None:
+        return row
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = v
+        if k == "tp":
+            out["ep"] = ep
+    return out
+
+
 #: fleetopt JSON documents whose ``pools`` are a fleet (``docs/config.md``)
 FLEET_SCHEMAS = ("fleetopt.plan/1", "fleetopt.evaluation/1")
 
@@ -103,6 +136,9 @@ class Fleet:
                 raise FleetoptError(f"{f}.ctx_hi", f"must exceed ctx_lo ({p.ctx_lo}), got {p.ctx_hi}")
             if p.instances < 0:
                 raise FleetoptError(f"{f}.instances", f"must be >= 0, got {p.instances}")
+            if isinstance(p.ep, bool) or not isinstance(p.ep, int) or p.ep < 1:
+                raise FleetoptError(f"{f}.ep", f"must be a whole number >= 1 (1, or the pool's "
+                                    f"tp for a mixture of experts), got {p.ep!r}")
             if p.window_tokens is not None and not (p.ctx_lo < p.window_tokens <= p.ctx_hi):
                 raise FleetoptError(
                     f"{f}.window_tokens", f"must lie in (ctx_lo, ctx_hi] = ({p.ctx_lo}, {p.ctx_hi}]"
@@ -169,7 +205,7 @@ class Fleet:
             if missing:
                 raise FleetoptError(f, f"missing keys {missing}")
             kw = {k: d[k] for k in _POOL_FIELDS if k in d and d[k] is not None}
-            for k in ("ctx_lo", "ctx_hi", "tp", "instances", "window_tokens"):
+            for k in ("ctx_lo", "ctx_hi", "tp", "instances", "window_tokens", "ep"):
                 if k in kw:
                     v = kw[k]
                     try:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.physics.catalog import Catalog, default_catalog
+from fleetopt.physics.catalog import Catalog, ModelSpec, default_catalog
 from fleetopt.physics.profiles import (
     CALIBRATED_KV_DTYPE,
     Deployment,
     PhysicsParams,
     Profile,
+    check_ep,
     resolve,
 )
 from fleetopt.problem.fleet import Fleet
@@ -72,6 +73,9 @@ class Problem:
     peak_factor_auto: bool = False
     #: where values came from ("config", "default", ...), for :meth:`settings_used`
     origin: dict[str, str] = field(default_factory=dict)
+    #: ``[fleet] ep``: the expert parallelism the planner may give a mixture of experts
+    #: (:data:`fleetopt.problem.schema.EP_MODES`: ``off``, ``on`` or ``both``)
+    ep: str = "off"
     #: one-line warnings about settings that have no effect (set on validation)
     warnings: tuple[str, ...] = field(init=False, default=())
 
@@ -97,6 +101,11 @@ class Problem:
                                 f"{self.max_pools}")
         check("fleet.max_pools", self.max_pools)
         mspec = cat.model(self.model)
+        check("fleet.ep", self.ep)
+        if self.ep == "on" and not mspec.is_moe:
+            raise FleetoptError("fleet.ep", f"\"on\" needs a mixture of experts, and "
+                                f"{self.model} is dense (no experts to shard); use \"off\" (or "
+                                "\"both\", which lets a mixture of experts choose per pool)")
         check("workload.over_max_ctx", self.over_max_ctx)
         if self.max_ctx is not None:
             if isinstance(self.max_ctx, float):
@@ -162,6 +171,9 @@ class Problem:
         if self.fleet is not None:
             object.__setattr__(self, "fleet", self.fleet.with_precisions(
                 self.dtypes, self.kv_dtype, cat, "fleet"))
+            for i, p in enumerate(self.fleet.pools):  # a given pool's ep, against the model
+                if p.ep != 1:
+                    resolve(p.deployment, mspec, cat, self.physics, f"fleet.pools[{i}].gpu")
         if self.peak_factor_auto:
             object.__setattr__(self, "settings", replace(
                 self.settings, peak_factor=_auto_peak_factor(self.workload)))
@@ -215,6 +227,7 @@ class Problem:
             if t not in used_tp:
                 out.append(f"fleet.tp: no allowed GPU can run TP {t} (it exceeds max_tp, or the "
                            "model fits at no allowed dtype), so it has no effect")
+        out += self._ep_warnings(deps)
         used_dt = {d.dtype for d in deps}
         for dt in self.dtypes:
             if dt not in used_dt:
@@ -233,6 +246,25 @@ class Problem:
                        f"(up to {oc['longest_tokens']}) {done}")
         return tuple(out)
 
+    def _ep_warnings(self, deps: list[Deployment]) -> list[str]:
+        """``[fleet] ep`` "on" or "both" without effect, or not at every TP."""
+        if self.ep == "off":
+            return []
+        mspec = self.catalog.model(self.model)
+        if not mspec.is_moe:  # "on" was refused
+            return [f"fleet.ep: {self.model} is dense (no experts to shard), so "
+                    f"\"{self.ep}\" has no effect"]
+        out = []
+        no_ep = sorted({d.tp for d in deps if d.tp > 1 and d.ep == 1} - {
+            d.tp for d in deps if d.ep > 1})
+        if no_ep:
+            out.append(f"fleet.ep: {mspec.name}'s {mspec.experts} routed experts do not divide "
+                       f"over TP {', '.join(map(str, no_ep))}, so those deployments keep ep = 1")
+        elif not any(d.ep > 1 for d in deps):
+            out.append(f"fleet.ep: no allowed deployment has TP > 1 (expert parallelism splits "
+                       f"the experts over an instance's TP GPUs), so \"{self.ep}\" has no effect")
+        return out
+
     # --- derived -----------------------------------------------------------------------
     @property
     def inventory_map(self) -> dict[str, int]:
@@ -242,8 +274,11 @@ class Problem:
         return resolve(d, self.model, self.catalog, self.physics)
 
     def deployments(self) -> list[Deployment]:
-        """Allowed deployments on which the model fits (calibrated profiles have their own TP)."""
+        """Allowed deployments on which the model fits (calibrated profiles have their own TP):
+        every GPU x TP x dtype, and for a mixture of experts each expert-parallel degree
+        ``[fleet] ep`` allows (:meth:`ep_degrees`)."""
         out: list[Deployment] = []
+        mspec = self.catalog.model(self.model)
         for g in self.gpus:
             if self.catalog.is_profile(g):
                 spec = self.catalog.profiles[g]
@@ -254,10 +289,23 @@ class Problem:
                 if t > gspec.max_tp:
                     continue
                 for dt in self.dtypes:
-                    d = Deployment(g, t, dt, self.kv_dtype)
-                    if self.profile(d).fit_error() is None:
-                        out.append(d)
+                    for ep in self.ep_degrees(mspec, t):
+                        d = Deployment(g, t, dt, self.kv_dtype, ep)
+                        if self.profile(d).fit_error() is None:
+                            out.append(d)
         return list(dict.fromkeys(out))
+
+    def ep_degrees(self, mspec: ModelSpec, tp: int) -> tuple[int, ...]:
+        """The expert-parallel degrees ``[fleet] ep`` allows a deployment of ``mspec`` at TP
+        ``tp``: 1 (``off``; a dense model; TP 1; routed experts that do not divide over ``tp``
+        GPUs), ``tp`` (``on``: vLLM ``--enable-expert-parallel``), or both (``both``)."""
+        if self.ep == "off" or tp == 1 or not mspec.is_moe:
+            return (1,)
+        try:
+            check_ep(mspec, tp, tp)
+        except FleetoptError:
+            return (1,)
+        return (tp,) if self.ep == "on" else (1, tp)
 
     def _no_fit_message(self) -> str:
         msgs = []
@@ -283,7 +331,7 @@ class Problem:
         origin = dict(self.origin)
         if "max_ctx" not in changes and origin.get("max_ctx") == "default":
             changes["max_ctx"] = None  # derived from the workload: derive it again
-        for k in ("max_ctx", "dtypes", "tp", "gpus"):
+        for k in ("max_ctx", "dtypes", "tp", "gpus", "ep"):
             if k in changes and changes[k] is not None:
                 origin[_ORIGIN_KEYS.get(k, k)] = "set"
         if "workload" in changes:
@@ -366,7 +414,7 @@ class Problem:
             "ttft_p99_ms": st.ttft_p99_ms, "quantile": st.quantile,
             "prefill_tail_share": st.prefill_tail_share, "utilization_cap": st.utilization_cap,
             "model": self.model, "dtypes": list(self.dtypes), "kv_dtype": self.kv_dtype,
-            "gpus": list(self.gpus), "tp": list(self.tp),
+            "gpus": list(self.gpus), "tp": list(self.tp), "ep": self.ep,
             "accounting": st.accounting, "profiles": "+".join(kinds),
             "physics_overrides": physics,
             "tpot_p99_ms": st.tpot_p99_ms, "kv_allocation": st.kv_allocation,
@@ -386,6 +434,7 @@ class Problem:
             "model": self.model, "ttft_p99_ms": self.settings.ttft_p99_ms,
             "utilization_cap": self.settings.utilization_cap,
             "accounting": self.settings.accounting, "gpus": list(self.gpus), "tp": list(self.tp),
+            "ep": self.ep,
             "dtypes": list(self.dtypes), "max_pools": self.max_pools, "max_ctx": self.max_ctx,
             "budget_per_hr": self.budget_per_hr, "inventory": dict(self.inventory),
             "max_gpus": self.max_gpus, "objective": self.objective,
@@ -393,7 +442,7 @@ class Problem:
         }
 
 
-_ORIGIN_KEYS = {"dtypes": "model.dtype", "tp": "fleet.tp", "gpus": "fleet.gpus"}
+_ORIGIN_KEYS = {"dtypes": "model.dtype", "tp": "fleet.tp", "gpus": "fleet.gpus", "ep": "fleet.ep"}
 
 
 @functools.lru_cache(maxsize=32)

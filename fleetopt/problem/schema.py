@@ -20,7 +20,7 @@ from typing import Any
 
 from fleetopt.core.errors import FleetoptError
 
-__all__ = ["CONFIG_KEYS", "CONFIG_SECTIONS", "FIELDS", "KV_ALLOCATIONS", "MAX_RATE_RPS",
+__all__ = ["CONFIG_KEYS", "CONFIG_SECTIONS", "EP_MODES", "FIELDS", "KV_ALLOCATIONS", "MAX_RATE_RPS",
            "OBJECTIVES", "OVER_MAX_CTX", "PHYSICS_SETTINGS", "SCENARIO_FIELDS", "SETTINGS_FIELDS", "TIMESTAMP_UNITS", "TP_DEGREES", "Field", "check",
            "check_inventory", "config_name"]
 
@@ -32,6 +32,10 @@ TIMESTAMP_UNITS = ("auto", "s", "ms")
 TP_DEGREES = (1, 2, 4, 8, 16)
 #: ``[physics] kv_allocation``: blocks for the tokens a sequence holds, or a window-sized slot
 KV_ALLOCATIONS = ("paged", "reserved")
+#: ``[fleet] ep``: the expert parallelism the planner may give a mixture-of-experts deployment:
+#: ``off`` (ep = 1 only, vLLM's default), ``on`` (ep = tp at every TP > 1: vLLM
+#: ``--enable-expert-parallel``), ``both`` (each pool either way: the solver chooses)
+EP_MODES = ("off", "on", "both")
 #: largest arrival rate accepted (a billion requests a second; beyond, the arithmetic overflows)
 MAX_RATE_RPS = 1e9
 
@@ -49,7 +53,7 @@ CONFIG_KEYS: dict[str, frozenset[str]] = {
     "slo": frozenset({"ttft_p99_ms", "quantile", "peak_factor", "prefill_tail_share",
                       "tpot_p99_ms"}),
     "fleet": frozenset({"gpus", "tp", "max_pools", "max_ctx", "utilization_cap", "boundaries",
-                        "compress_gamma", "max_gpus", "pool", "kv_dtype"}),
+                        "compress_gamma", "max_gpus", "pool", "kv_dtype", "ep"}),
     "budget": frozenset({"cost_per_hr"}),
     "objective": frozenset({"minimize"}),
     "accounting": frozenset({"mode"}),
@@ -166,6 +170,7 @@ _FIELDS = (
           attr="settings.utilization_cap"),
     Field("fleet.compress_gamma", "number", lo=1.0, hi=2.0, attr="compress_gamma"),
     Field("fleet.kv_dtype", "text", attr="kv_dtype"),
+    Field("fleet.ep", "choice", choices=EP_MODES, attr="ep"),
     Field("budget.cost_per_hr", "number", lo=0.0, lo_open=True, unit="$/hr",
           attr="budget_per_hr"),
     Field("inventory", "whole", lo=0, unit="GPUs", attr="inventory"),  # each GPU = count
@@ -207,6 +212,7 @@ SCENARIO_FIELDS: dict[str, tuple[str | None, str]] = {
     "dtype": ("model.dtype", "allowed weight precision(s)"),
     "gpus": ("fleet.gpus", "allowed GPU types or calibrated profiles"),
     "tp": ("fleet.tp", "allowed tensor-parallel degrees"),
+    "ep": ("fleet.ep", "expert parallelism of MoE deployments: off | on | both"),
     "max_pools": ("fleet.max_pools", "most pools"),
     "max_ctx": ("fleet.max_ctx", "longest context served, tokens"),
     "budget_per_hr": ("budget.cost_per_hr", "budget in $/hr (0 or \"none\" for no budget)"),

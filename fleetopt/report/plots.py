@@ -163,7 +163,8 @@ def plot_topology(plan: Any, path: str | Path | None = None, *, ax: Any = None,
         if workload is not None:
             s = workload.share_at_most(p.ctx_hi) - workload.share_at_most(p.ctx_lo)
             share = f", {100 * s:.1f}% of requests" if s >= 0.001 else ", <0.1% of requests"
-        text = f"{p.instances} × {p.gpu} TP{p.tp} {dtype}{share}"
+        ep = getattr(p, "ep", None) or 1
+        text = f"{p.instances} × {p.gpu} TP{p.tp}{f' EP{ep}' if ep > 1 else ''} {dtype}{share}"
         width_oct = math.log2(p.ctx_hi / lo)
         need_oct = 0.085 * len(text) * (math.log2(right * 1.05 / left) / 9.0)
         if width_oct >= need_oct:  # fits inside the bar

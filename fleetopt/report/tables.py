@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fleetopt.core.jsonio import is_missing
+from fleetopt.physics.profiles import Deployment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,6 +220,11 @@ def _pct(key: str) -> Callable[[Mapping[str, Any]], Any]:
     return _scaled(key, 100.0)
 
 
+def _has_ep(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Some pool shards a mixture of experts' experts (``ep > 1``)."""
+    return any(not is_missing(r.get("ep")) and int(r.get("ep") or 1) > 1 for r in rows)
+
+
 def _tpot_target(rows: Sequence[Mapping[str, Any]]) -> bool:
     """A TPOT target is set: the P99 TPOT is part of the verdict."""
     return any(not is_missing(r.get("tpot_slo_ms")) for r in rows)
@@ -230,6 +236,7 @@ POOL_COLS: tuple[Col, ...] = (
     Col("window_tok", "window_tokens", "{:d}", when=_has_window),
     Col("gpu", "gpu", str),
     Col("tp", "tp", "{:d}"),
+    Col("ep", "ep", "{:d}", when=_has_ep),
     Col("dtype", "dtype", str),
     Col("instances", "instances", "{:,d}"),
     Col("gpus", "gpus", "{:,d}", drop=3),
@@ -286,6 +293,7 @@ SIM_COLS: tuple[Col, ...] = (
     Col("window_tok", "window_tokens", "{:d}", when=_has_window),
     Col("gpu", "gpu", str),
     Col("tp", "tp", "{:d}"),
+    Col("ep", "ep", "{:d}", when=_has_ep),
     Col("dtype", "dtype", str, drop=8),
     Col("instances", "instances", "{:,d}"),
     Col("requests", "requests", "{:,d}", drop=7),
@@ -414,7 +422,8 @@ def slo_verdict(sim: Any, label: str = "simulated") -> tuple[str, bool | None]:
     what.append(f"at least {100 * share:g} % of the offered output tokens delivered")
     lines = [f"SLO verdict ({'; '.join(what)}):"]
     for p in sim.pools:
-        where = f"pool ({p.ctx_lo}, {p.ctx_hi}] {p.gpu} TP{p.tp} {p.dtype}"
+        dep = Deployment(p.gpu, p.tp, p.dtype, ep=getattr(p, "ep", None) or 1).label()
+        where = f"pool ({p.ctx_lo}, {p.ctx_hi}] {dep}"
         if p.check_passed is None:
             lines.append(f"  {where}: idle (no measured requests)")
             continue
@@ -481,6 +490,8 @@ def settings_line(used: dict[str, Any]) -> str:
         parts.append(f"over_max_ctx {oc['mode']} ({100 * oc['share']:.2g} % of requests)")
     parts.append(f"peak factor {u['peak_factor']:.3g} ({u['peak_factor_source']})")
     parts.append(f"accounting {u['accounting']}")
+    if u.get("ep", "off") != "off":
+        parts.append(f"expert parallelism {u['ep']}")
     phys = f"physics {u['profiles']}"
     if u["physics_overrides"]:
         phys += " (" + ", ".join(f"{k}={v:g}" for k, v in u["physics_overrides"].items()) + ")"

@@ -365,7 +365,7 @@ def _run_all(*, n: int, warmup_fraction: float | None, warmup_s: float | None, f
 
 
 def _pools(run: dict[str, Any], fleet: Fleet, predicted: list[dict[str, Any]],
-           profs: list[tuple[str, int, str]], costs: list[StepCost],
+           profs: list[tuple[str, int, str, int | None]], costs: list[StepCost],
            limits: list[InstanceLimits], settings: Settings, tpot_target: float | None,
            min_delivered: float) -> list[PoolSim]:
     outs, routed, stats = run["outs"], run["routed"], run["stats"]
@@ -386,7 +386,7 @@ def _pools(run: dict[str, Any], fleet: Fleet, predicted: list[dict[str, Any]],
             compressed_share=float(np.mean(shares)), predicted=pr,
             ttft_target_ms=float(settings.ttft_p99_ms),
             tpot_target_ms=math.nan if tpot_target is None else float(tpot_target),
-            min_delivered=min_delivered,
+            min_delivered=min_delivered, ep=profs[k][3],
             limits={"kv_allocation": lim.kv_allocation, "token_budget": lim.token_budget,
                     "max_seqs": lim.max_seqs, "kv_capacity_tokens": lim.capacity_tokens,
                     "block_tokens": lim.block_tokens, "slots": lim.slots or None,
@@ -447,7 +447,7 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
              accounting: str, profiles: Sequence[Profile] | None,
              engines: Sequence[tuple[StepCost, InstanceLimits]] | None,
              ) -> tuple[list[StepCost], list[InstanceLimits], list[dict[str, Any]],
-                        dict[str, Any], list[tuple[str, int, str]]]:
+                        dict[str, Any], list[tuple[str, int, str, int | None]]]:
     """Per pool: step cost, limits, predictions, (gpu, tp, dtype); and the fleet predictions."""
     n = len(fleet.pools)
     if profiles is not None and engines is not None:
@@ -461,7 +461,7 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
                 raise FleetoptError(f"engines[{k}]", "must be a (step cost, InstanceLimits) pair")
             costs.append(e[0])
             lims.append(e[1])
-        labels = [(p.gpu, p.tp, str(p.dtype)) for p in fleet.pools]
+        labels = [(p.gpu, p.tp, str(p.dtype), None) for p in fleet.pools]
         return costs, lims, [_predictions(None) for _ in range(n)], _fleet_predictions([]), \
             labels
     if profiles is None:
@@ -484,7 +484,7 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
     costs = [profile_step_cost(p, accounting) for p in profs]
     lims = [instance_limits(p, kv_alloc, spec.window) for p, spec in zip(profs, fleet.pools,
                                                                           strict=True)]
-    labels = [(p.gpu, p.tp, str(p.dtype)) for p in profs]
+    labels = [(p.gpu, p.tp, str(p.dtype), getattr(p, "moe_ep", None)) for p in profs]
     return costs, lims, [_predictions(r) for r in results], pred_tot, labels
 
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fleetopt.core.jsonio import jsonable, to_json, versioned
+from fleetopt.problem.fleet import with_ep
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,6 +121,13 @@ class PoolSim:
     min_delivered: float = DEFAULT_MIN_DELIVERED
     limits: Mapping[str, Any] = field(default_factory=dict)  # the engine limits simulated
     power_w_series: tuple[float, ...] = ()  # mean watts per interval of the window
+    ep: int | None = None  # a mixture of experts' expert parallelism (None: a dense model)
+
+    @property
+    def label(self) -> str:
+        """The deployment, as tables print it (``H100-SXM TP8 fp16``, ``... TP4 EP4 fp8``)."""
+        ep = f" EP{self.ep}" if self.ep and self.ep > 1 else ""
+        return f"{self.gpu} TP{self.tp}{ep} {self.dtype}"
 
     # the evaluator's figures that the JSON has always carried
     @property
@@ -196,7 +204,7 @@ class PoolSim:
             d[k] = getattr(self, k)
         d["limits"] = dict(self.limits)
         d["power_w_series"] = list(self.power_w_series)
-        return jsonable(d)
+        return jsonable(with_ep(d, self.ep))
 
 
 def _all(verdicts: list[bool | None]) -> bool | None:

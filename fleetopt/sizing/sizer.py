@@ -79,11 +79,8 @@ class SizedPool:
         return self.instances is not None
 
     def spec(self) -> PoolSpec:
-        return PoolSpec(
-            self.ctx_lo, self.ctx_hi, self.deployment.gpu, self.deployment.tp,
-            int(self.instances or 0), self.deployment.dtype, self.deployment.kv_dtype,
-            None if self.window_tokens == self.ctx_hi else self.window_tokens,
-        )
+        return PoolSpec.on(self.deployment, self.ctx_lo, self.ctx_hi, int(self.instances or 0),
+                           self.window_tokens)
 
 
 Key = tuple[int, int, int, Deployment]

@@ -37,6 +37,7 @@ from fleetopt.planners.mip.highs import HighsModel
 from fleetopt.planners.mip.pyomo import DEFAULT_MIP_GAP
 from fleetopt.planners.mip.solve import plan_solution
 from fleetopt.planners.solution import Solution
+from fleetopt.problem.fleet import with_ep
 from fleetopt.problem.problem import Problem
 from fleetopt.sizing.candidates import build_candidates
 
@@ -135,10 +136,10 @@ def plan_summary(sol: Solution | None) -> dict[str, Any]:
             by_type[p.gpu] = by_type.get(p.gpu, 0) + p.gpus
     by_type = dict(sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0])))
     t = res.totals
-    pools = [{"ctx_lo": p.ctx_lo, "ctx_hi": p.ctx_hi, "window_tokens": p.window_tokens,
-              "gpu": p.gpu, "tp": p.tp, "dtype": p.dtype, "instances": p.instances,
-              "gpus": p.gpus, "power_w": p.power_w, "cost_per_hr": p.cost_per_hr,
-              "p99_ttft_ms": p.p99_ttft_ms} for p in res.pools]
+    pools = [with_ep({"ctx_lo": p.ctx_lo, "ctx_hi": p.ctx_hi, "window_tokens": p.window_tokens,
+                      "gpu": p.gpu, "tp": p.tp, "dtype": p.dtype, "instances": p.instances,
+                      "gpus": p.gpus, "power_w": p.power_w, "cost_per_hr": p.cost_per_hr,
+                      "p99_ttft_ms": p.p99_ttft_ms}, p.ep) for p in res.pools]
     worst = t.get("worst_p99_ttft_ms")
     return {"power_w": float(res.power_w), "cost_per_hr": round(float(res.cost_per_hr), 9),
             "gpus": int(t["gpus"]), "instances": int(t["instances"]),

@@ -95,7 +95,7 @@ def cases(examples: Sequence[str] | None = None, workloads: Sequence[str] | None
 
 
 def plan_text(fleet: Fleet) -> str:
-    return " + ".join(f"{p.instances}x{p.gpu} TP{p.tp} {p.dtype} ({p.ctx_lo},{p.ctx_hi}]"
+    return " + ".join(f"{p.instances}x{p.deployment.label()} ({p.ctx_lo},{p.ctx_hi}]"
                       for p in fleet.pools)
 
 
@@ -123,7 +123,7 @@ def pool_rows(case: Case, arrivals: str, res: SimResult) -> list[dict[str, Any]]
         rows.append({
             "case": case.name, "workload": case.problem.workload.name,
             "rate_rps": case.problem.workload.rate_rps, "arrivals": arrivals,
-            "pool": f"({p.ctx_lo}, {p.ctx_hi}]", "gpu": f"{p.gpu} TP{p.tp} {p.dtype}",
+            "pool": f"({p.ctx_lo}, {p.ctx_hi}]", "gpu": p.label,
             "instances": s.instances, "share": s.requests / total, "requests": s.requests,
             "sim_p99_ttft_ms": s.p99_ttft_ms, "sim_p99_ttft_ci_ms": s.p99_ttft_ci_ms,
             "pred_p99_ttft_ms": pred_ttft, "ttft_target_ms": p.ttft_target_ms,

@@ -44,9 +44,7 @@ def _plan_from_x(problem: Problem, data: MipData, x: np.ndarray) -> tuple[Fleet,
         if x[zc] > 0.5:
             c = data.cset.candidates[j]
             n = int(round(x[nc]))
-            pools.append(PoolSpec(c.lo, c.hi, c.deployment.gpu, c.deployment.tp, n,
-                                  c.deployment.dtype, c.deployment.kv_dtype,
-                                  None if c.window == c.hi else c.window))
+            pools.append(PoolSpec.on(c.deployment, c.lo, c.hi, n, c.window))
             model_power += float(data.power_coef[zc] + data.power_coef[nc] * n)
             model_cost += c.cost_per_instance_hr * n
     pools.sort(key=lambda p: p.ctx_lo)
