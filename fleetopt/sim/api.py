@@ -461,7 +461,8 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
                 raise FleetoptError(f"engines[{k}]", "must be a (step cost, InstanceLimits) pair")
             costs.append(e[0])
             lims.append(e[1])
-        labels = [(p.gpu, p.tp, str(p.dtype), None) for p in fleet.pools]
+        labels: list[tuple[str, int, str, int | None]] = [
+            (p.gpu, p.tp, str(p.dtype), None) for p in fleet.pools]
         return costs, lims, [_predictions(None) for _ in range(n)], _fleet_predictions([]), \
             labels
     if profiles is None:
@@ -484,7 +485,7 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
     costs = [profile_step_cost(p, accounting) for p in profs]
     lims = [instance_limits(p, kv_alloc, spec.window) for p, spec in zip(profs, fleet.pools,
                                                                           strict=True)]
-    labels = [(p.gpu, p.tp, str(p.dtype), getattr(p, "moe_ep", None)) for p in profs]
+    labels = [(str(p.gpu), int(p.tp), str(p.dtype), p.moe_ep) for p in profs]
     return costs, lims, [_predictions(r) for r in results], pred_tot, labels
 
 
