@@ -235,7 +235,22 @@ def procurement_summary(res: Any) -> str:
                  f"({mix(free['gpus_by_type'])}, {free['power_w'] / 1000:,.1f} kW) is affordable "
                  "and more budget changes nothing.")
     text = "; ".join(parts[:-1]) + ", " + parts[-1] if len(parts) > 1 else parts[0]
+    projected = sorted({g for d in (mc["gpus_by_type"], free["gpus_by_type"]) for g in d
+                        if _quality(g) == "projected"})
+    if projected:
+        text += (f" {' and '.join(projected)} step times and watts are projected (no "
+                 "measurements, docs/data.md): the plans that use them are only as good as that "
+                 "projection.")
     return textwrap.fill(text, width=96, break_on_hyphens=False)
+
+
+def _quality(gpu: str) -> str:
+    """``"projected"`` when a GPU's step or power figures rest on no measurement of it."""
+    from fleetopt.physics.profiles import Deployment, resolve
+
+    prof = resolve(Deployment(gpu, 8), "llama-3.1-70b")
+    quals = {getattr(prof, "calibration_quality", None), prof.power_model.quality}
+    return "projected" if "projected" in quals else "fitted"
 
 
 # ------------------------------------------------------------------------------------------
