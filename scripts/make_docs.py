@@ -296,9 +296,9 @@ def law_rows() -> list[dict[str, Any]]:
 def law_table(rows: list[dict[str, Any]]) -> str:
     name, rate = LAW_WORKLOAD
     gpu, tp = LAW_DEPLOYMENT
-    lines = [f"Llama-3.1-70B on {gpu} TP {tp} fp16, the `{name}` requests of at most "
-             f"{LAW_MAX_TOTAL:,} tokens at {rate:g} req/s, P99 TTFT 500 ms, one pool sized to "
-             "the SLO at each window:", "",
+    lines = [textwrap.fill(f"Llama-3.1-70B on {gpu} TP {tp} fp16, the `{name}` requests of at "
+                           f"most {LAW_MAX_TOTAL:,} tokens at {rate:g} req/s, P99 TTFT 500 ms, "
+                           "one pool sized to the SLO at each window:", width=96), "",
              "| window | reserved slots / instance | paged: instances | kW | tok/W | mean batch "
              "| reserved: instances | kW | tok/W | mean batch | reserved tok/W / previous window |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
