@@ -20,6 +20,8 @@ Parts:
 
 * ``readme``: README "Results on the shipped examples" (``fleetopt compare`` per example);
 * ``baselines``: the comparison table of each shipped example in ``docs/baselines.md``;
+* ``topology``: what remains of the 1/W law under paged and reserved KV (``docs/model.md``)
+  and where multi-pool topology still saves watts (``docs/baselines.md``);
 * ``studies``: the procurement example of ``docs/studies.md`` (its config is the TOML block on
   that page), ``study_frontier.png`` and ``study_topology.png`` (the ``azure-mixed`` optimum);
 * ``power``: ``power_fit.png`` from the shipped measurements and fits (``docs/data.md``'s own
@@ -233,7 +235,134 @@ def procurement_summary(res: Any) -> str:
                  f"({mix(free['gpus_by_type'])}, {free['power_w'] / 1000:,.1f} kW) is affordable "
                  "and more budget changes nothing.")
     text = "; ".join(parts[:-1]) + ", " + parts[-1] if len(parts) > 1 else parts[0]
+    projected = sorted({g for d in (mc["gpus_by_type"], free["gpus_by_type"]) for g in d
+                        if _quality(g) == "projected"})
+    if projected:
+        text += (f" {' and '.join(projected)} step times and watts are projected (no "
+                 "measurements, docs/data.md): the plans that use them are only as good as that "
+                 "projection.")
     return textwrap.fill(text, width=96, break_on_hyphens=False)
+
+
+def _quality(gpu: str) -> str:
+    """``"projected"`` when a GPU's step or power figures rest on no measurement of it."""
+    from fleetopt.physics.profiles import Deployment, resolve
+
+    prof = resolve(Deployment(gpu, 8), "llama-3.1-70b")
+    quals = {getattr(prof, "calibration_quality", None), prof.power_model.quality}
+    return "projected" if "projected" in quals else "fitted"
+
+
+# ------------------------------------------------------------------------------------------
+# what remains of the 1/W law, and where topology pays (docs/model.md, docs/baselines.md)
+
+#: the 1/W-law table: one deployment, one workload, one pool at each window
+LAW_DEPLOYMENT = ("H100-SXM", 8)
+LAW_WORKLOAD = ("azure-conv-2023", 200.0)
+LAW_MAX_TOTAL = 8192
+LAW_WINDOWS = (8192, 16384, 32768, 65536)
+
+
+def law_rows() -> list[dict[str, Any]]:
+    """tok/W of ONE pool against its window, paged and reserved KV: the same deployment and
+    the same requests (those of at most ``LAW_MAX_TOTAL`` tokens, so no window compresses)."""
+    from fleetopt.physics.profiles import Deployment, resolve
+    from fleetopt.problem.settings import Settings
+    from fleetopt.problem.workload import builtin
+    from fleetopt.sizing.poolmodel import PoolModel
+
+    name, rate = LAW_WORKLOAD
+    w = builtin(name, rate)
+    m = w.total_tokens <= LAW_MAX_TOTAL
+    prof = resolve(Deployment(*LAW_DEPLOYMENT), "llama-3.1-70b")
+    rows = []
+    for window in LAW_WINDOWS:
+        row: dict[str, Any] = {"window": window, "slots": prof.slots(window)}
+        for kv in ("paged", "reserved"):
+            st = Settings(500.0, 0.85, "physical", kv_allocation=kv)
+            pm = PoolModel(prof, w.input_tokens[m], w.output_tokens[m], w.weights[m],
+                           rate * float(w.weights[m].sum()), window, st)
+            n = pm.min_instances()
+            assert n is not None, (kv, window)
+            met = pm.metrics([n])
+            row[f"{kv}_n"] = int(n)
+            row[f"{kv}_kw"] = float(met["power_w"][0]) / 1e3
+            row[f"{kv}_tpw"] = float(met["output_tok_per_s"][0] / met["power_w"][0])
+            row[f"{kv}_batch"] = float(met["mean_batch"][0])
+        rows.append(row)
+    return rows
+
+
+def law_table(rows: list[dict[str, Any]]) -> str:
+    name, rate = LAW_WORKLOAD
+    gpu, tp = LAW_DEPLOYMENT
+    lines = [textwrap.fill(f"Llama-3.1-70B on {gpu} TP {tp} fp16, the `{name}` requests of at "
+                           f"most {LAW_MAX_TOTAL:,} tokens at {rate:g} req/s, P99 TTFT 500 ms, "
+                           "one pool sized to the SLO at each window:", width=96), "",
+             "| window | reserved slots / instance | paged: instances | kW | tok/W | mean batch "
+             "| reserved: instances | kW | tok/W | mean batch | reserved tok/W / previous window |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    prev = None
+    for r in rows:
+        ratio = "–" if prev is None else f"{r['reserved_tpw'] / prev:.2f}"
+        prev = r["reserved_tpw"]
+        lines.append(f"| {r['window']:,} | {r['slots']} | {r['paged_n']} | {r['paged_kw']:.1f} | "
+                     f"{r['paged_tpw']:.3f} | {r['paged_batch']:.0f} | {r['reserved_n']} | "
+                     f"{r['reserved_kw']:.1f} | {r['reserved_tpw']:.3f} | "
+                     f"{r['reserved_batch']:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+#: the topology table: variants of the shipped azure-h100 example (config names of settings)
+TOPOLOGY_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("the example: paged KV, TP 4 or 8, 500 ms", {}),
+    ("TP 8 only", {"fleet.tp": [8]}),
+    ("TP 4 only", {"fleet.tp": [4]}),
+    ("TP 4 or 8, P99 TTFT 1,000 ms", {"slo.ttft_p99_ms": 1000}),
+    ("TP 4 only, 1,000 ms", {"slo.ttft_p99_ms": 1000, "fleet.tp": [4]}),
+    ("TP 4 only, 1,000 ms, kv_overflow_prob 0.1",
+     {"slo.ttft_p99_ms": 1000, "fleet.tp": [4], "physics.kv_overflow_prob": 0.1}),
+    ("reserved KV (per-window slots), TP 4 or 8, 500 ms", {"physics.kv_allocation": "reserved"}),
+)
+
+
+def _pools_text(sol: Any) -> str:
+    return "; ".join(
+        f"({p.ctx_lo:,}, {p.ctx_hi:,}] {p.instances} x TP{p.tp} (util {p.utilization:.2f}, "
+        f"P99 TTFT {p.p99_ttft_ms:.0f} ms" + (f", KV {p.kv_util:.2f}" if p.kv_util is not None
+                                            and p.kv_util == p.kv_util else "") + ")"
+        for p in sol.result.pools if p.instances)
+
+
+def topology_rows() -> list[dict[str, Any]]:
+    """homogeneous, pool routing and the MIP on variants of ``azure-h100``."""
+    from fleetopt.planners.baselines import homogeneous, pool_routing
+    from fleetopt.planners.mip.solve import solve
+    from fleetopt.problem.config import load_config
+
+    base = load_config("azure-h100")
+    rows = []
+    for label, changes in TOPOLOGY_CASES:
+        p = base.with_settings(changes) if changes else base
+        sols = {"homogeneous": homogeneous(p), "pool-routing": pool_routing(p), "mip": solve(p)}
+        r: dict[str, Any] = {"case": label}
+        for k, s in sols.items():
+            assert s.feasible, (label, k, s.message)
+            r[k] = s.totals["power_w"] / 1e3
+        r["homogeneous_pools"] = _pools_text(sols["homogeneous"])
+        r["mip_pools"] = _pools_text(sols["mip"])
+        rows.append(r)
+    return rows
+
+
+def topology_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| `azure-h100` variant | homogeneous kW | pool routing kW | MIP kW | MIP vs "
+             "homogeneous | homogeneous pool | MIP pools |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['homogeneous']:,.1f} | {r['pool-routing']:,.1f} | "
+                     f"{r['mip']:,.1f} | {100 * (r['mip'] / r['homogeneous'] - 1):+.1f} % | "
+                     f"{r['homogeneous_pools']} | {r['mip_pools']} |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------
@@ -367,6 +496,9 @@ def part_texts(part: str, cache: dict[str, Any]) -> dict[tuple[str, str], str]:
         problem, res = cache.setdefault("proc", procurement_demo())
         return {("docs/studies.md", "procurement-output"): procurement_text(problem, res),
                 ("docs/studies.md", "procurement-summary"): procurement_summary(res)}
+    if part == "topology":
+        return {("docs/model.md", "law-paged-reserved"): law_table(law_rows()),
+                ("docs/baselines.md", "topology-sources"): topology_table(topology_rows())}
     if part == "simulation":
         from fleetopt.studies.validation import run_study
 
@@ -433,7 +565,7 @@ def draw(part: str, cache: dict[str, Any]) -> list[Path]:
     return []
 
 
-PARTS = ("readme", "baselines", "studies", "power", "paper", "simulation")
+PARTS = ("readme", "baselines", "studies", "topology", "power", "paper", "simulation")
 
 
 def main(argv: list[str] | None = None) -> int:
