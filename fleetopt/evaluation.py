@@ -16,7 +16,7 @@ from fleetopt.core.errors import FleetoptError
 from fleetopt.core.jsonio import jsonable, to_json, versioned
 from fleetopt.physics import kv as kvm
 from fleetopt.physics.catalog import Catalog, ModelSpec, default_catalog
-from fleetopt.physics.profiles import PhysicsParams, Profile, resolve
+from fleetopt.physics.profiles import ComputedProfile, PhysicsParams, Profile, resolve
 from fleetopt.problem.fleet import Fleet, PoolSpec, with_ep
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import Workload, describe_share, requests_over
@@ -315,12 +315,24 @@ def saturated_point(profile: Profile, window_tokens: int, accounting: str = "phy
     """One instance at full batch at a context window (the paper's Table 1 convention).
 
     Batch = slots at the window, mean context = half the window; returns slots, watts, output
-    tokens/s and tokens per watt.
+    tokens/s and tokens per watt. A computed profile in physical accounting runs its iteration
+    model (:func:`fleetopt.physics.instance.instance_summary`, the batch capped at
+    ``max_num_seqs``); otherwise the profile's own decode curve and power.
     """
     s = profile.slots(window_tokens)
     if s < 1:
         return {"window_tokens": window_tokens, "slots": 0, "power_w": float("nan"),
                 "tok_per_s": 0.0, "tok_per_w": 0.0}
+    if accounting == "physical" and isinstance(profile, ComputedProfile):
+        # the iteration model (issue 11): the batch is also capped by max_num_seqs
+        from fleetopt.physics.instance import instance_summary
+
+        b = min(s, int(profile.max_seqs))
+        pt = instance_summary(profile, [b], window_tokens // 2, window_tokens)["points"][0]
+        power = float(profile.gpus_per_instance * pt["power_w_per_gpu"])
+        tok = float(pt["output_tok_per_s"])
+        return {"window_tokens": window_tokens, "slots": s, "power_w": power, "tok_per_s": tok,
+                "tok_per_w": tok / power}
     t = float(profile.decode_s(s, window_tokens / 2.0))
     power = float(profile.instance_power_w(s, accounting))
     return {"window_tokens": window_tokens, "slots": s, "power_w": power, "tok_per_s": s / t,

@@ -90,3 +90,19 @@ def test_flaw_emulation_reproduces_the_rest():
         n, kw = r["paper+flaw"][0], r["paper+flaw"][1]
         assert abs(n - pub_n) <= 2, name
         assert kw == pytest.approx(pub_kw, rel=0.05), name
+
+
+def test_saturated_point_of_a_computed_profile_runs_the_iteration_model():
+    """Physical accounting on a computed profile: the step and watts of the iteration model
+    (instance_summary), not the old roofline; the tok/W fall with the window (fewer slots)."""
+    from fleetopt.physics.catalog import default_catalog
+    from fleetopt.physics.instance import instance_summary
+    from fleetopt.physics.profiles import Deployment, resolve
+
+    prof = resolve(Deployment("H100-SXM", 8, "fp16"), "llama-3.1-70b", default_catalog())
+    pts = [saturated_point(prof, w) for w in (4096, 16384, 65536)]
+    for w, pt in zip((4096, 16384, 65536), pts, strict=True):
+        ref = instance_summary(prof, [min(prof.slots(w), prof.max_seqs)], w // 2, w)["points"][0]
+        assert pt["tok_per_s"] == ref["output_tok_per_s"]
+        assert pt["power_w"] == 8 * ref["power_w_per_gpu"]
+    assert pts[0]["tok_per_w"] > pts[1]["tok_per_w"] > pts[2]["tok_per_w"]
