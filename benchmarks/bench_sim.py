@@ -4,12 +4,11 @@ Target (issue 12): 100,000 requests of the ``azure-h100`` plan in <= 30 s on one
 
 Cases (100,000 Poisson requests, seed 0, the example's workload at its 1,000 req/s):
 
-* ``azure-h100``: the plan the shipped planner gives today (9/12/6/1 x H100 TP8 over
-  3072/6144/8192/65536): under-provisioned in the iteration mechanism, so the run also drains a
-  large backlog;
-* ``azure-h100-kept-up``: a plan of the same pools that keeps up under the calibrated step model
-  (60/65/30/2 instances, 157 in all, every pool delivering its offered load and meeting the
-  500 ms P99 TTFT), about the size the new pool model is expected to give;
+* ``azure-h100``: the plan the shipped planner gives (the serving model of issue 11: 2/8/80/44
+  x H100 TP4/TP4/TP4/TP8 over 256/512/4096/65536, 134 instances), which keeps up;
+* ``azure-h100-old-plan``: the plan of the first pool model (9/12/6/1 x H100 TP8 over
+  3072/6144/8192/65536, 28 instances): under-provisioned in the iteration mechanism, so the
+  run also drains a large backlog;
 * ``paper-azure``: the calibrated profile's plan (45 + 22 instances).
 
 Run: ``python benchmarks/bench_sim.py [case ...] [--requests N]`` (prints the figures), or
@@ -33,8 +32,8 @@ TARGET_S = 30.0
 _EDGES = ((0, 3072), (3072, 6144), (6144, 8192), (8192, 65536))
 CASES: dict[str, tuple[str, Fleet | None]] = {  # example, fleet (None: the solver's plan)
     "azure-h100": ("azure-h100", None),
-    "azure-h100-kept-up": ("azure-h100", Fleet(tuple(
-        PoolSpec(lo, hi, "H100-SXM", 8, n) for (lo, hi), n in zip(_EDGES, (60, 65, 30, 2),
+    "azure-h100-old-plan": ("azure-h100", Fleet(tuple(
+        PoolSpec(lo, hi, "H100-SXM", 8, n) for (lo, hi), n in zip(_EDGES, (9, 12, 6, 1),
                                                                     strict=True)))),
     "paper-azure": ("paper-azure", None),
 }
