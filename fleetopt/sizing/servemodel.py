@@ -1108,8 +1108,11 @@ class ServeFamily:
                 out[pos] = self._tests(np.asarray(cols)[pos], N[pos])["ok"]
         return out
 
-    def _lower_bound(self, cols: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Fewest instances any test allows (necessary conditions at zero decoders)."""
+    def lower_bound(self, cols: ArrayLike) -> NDArray[np.int64]:
+        """Fewest instances any test allows (necessary conditions at zero decoders): every
+        count below it fails a utilisation cap, since the tables are non-decreasing in ``D``
+        and ``D >= 0``."""
+        cols = np.asarray(cols, dtype=np.int64)
         st = self.settings
         cap = st.utilization_cap
         lam = self.rate_rps[cols] * st.peak_factor
@@ -1119,54 +1122,80 @@ class ServeFamily:
         n = np.ceil(np.maximum(np.maximum(a, b), c) - 1e-9)
         return np.maximum(n, 1).astype(np.int64)
 
-    def min_instances(self, limit: int = 1_000_000) -> NDArray[np.int64]:
+    def min_instances(self, limit: int = 1_000_000, guess: ArrayLike | None = None
+                      ) -> NDArray[np.int64]:
         """Per column, the fewest instances meeting every test (-1 where none or empty).
 
-        Every test is monotone in the count: from a lower bound, gallop up (steps 1, 4, 16,
-        ...) to the first pass, then narrow the bracket with 3 inner counts per round; every
-        column still open is tested in the same vectorised call (few calls: numpy's per-call
-        cost dominates small ones)."""
+        Every test is monotone in the count (``docs/formulation.md`` section 5, S1), so the
+        answer is the least passing count above a count known to fail, whatever counts are
+        tried on the way: the search below only chooses WHICH counts to test, never what a
+        test says (a pair's verdict never depends on the other pairs of a call). Per column it
+        keeps the largest count known to fail (``lower_bound - 1`` to start) and the least known
+        to pass. The first call tests ``limit`` (a column that fails with practically unlimited
+        instances never passes), and the ``guess`` ``g`` and ``g - 1`` (``guess``: a count per
+        column, e.g. the answer of a similar pool; <= 0 or absent: ``lower_bound``); then
+        every column still open gallops up from its last failure (steps 1 or 4, 16, ...) until a
+        count passes, and narrows its bracket with 3 inner counts per round. Every open column
+        is tested in the same vectorised call (few calls: numpy's per-call cost dominates small
+        ones)."""
         out = np.full(self.ncols, -1, dtype=np.int64)
         cols = np.flatnonzero(self.feasible)
         if not len(cols):
             return out
-        # a column that fails even with (practically) unlimited instances never passes
-        cols = cols[self.slo_ok(cols, np.full(len(cols), float(limit)))]
-        if not len(cols):
-            return out
-        lo = self._lower_bound(cols) - 1  # a count known to fail (a necessary test fails)
-        hi = np.full(len(cols), -1, dtype=np.int64)
-        step = np.ones(len(cols), dtype=np.int64)
-        pend = np.ones(len(cols), dtype=bool)
-        while pend.any():  # gallop up from the lower bound
-            idx = np.flatnonzero(pend)
-            n = np.minimum(lo[idx] + step[idx], limit)
-            ok = self.slo_ok(cols[idx], n.astype(float))
-            hi[idx[ok]] = n[ok]
-            lo[idx[~ok]] = n[~ok]
-            step[idx] *= 4
-            pend[idx[ok]] = False
-            pend[idx[~ok & (n >= limit)]] = False
-        act = hi > 0
+        m = len(cols)
+        lo = self.lower_bound(cols) - 1  # a count known to fail (a necessary test fails)
+        g = np.zeros(m, dtype=np.int64) if guess is None else np.asarray(
+            guess, dtype=np.int64)[cols]
+        g = np.where(g > lo, g, lo + 1)
+        g = np.minimum(g, limit)
+        g1 = g - 1
+        has1 = g1 > lo
+        n_first = [np.full(m, limit), g, g1[has1]]
+        ok = self.slo_ok(np.concatenate([cols, cols, cols[has1]]),
+                         np.concatenate(n_first).astype(float))
+        ok_lim, ok_g = ok[:m], ok[m:2 * m]
+        ok_g1 = np.zeros(m, dtype=bool)
+        ok_g1[has1] = ok[2 * m:]
+        live = ok_lim.copy()  # fails at the limit: never passes
+        hi = np.where(ok_g, g, -1).astype(np.int64)  # least count known to pass (-1: none)
+        hi = np.where(ok_g & ok_g1, g1, hi)
+        lo = np.where(ok_g, np.where(has1 & ~ok_g1, g1, lo), g)
+        # galloping: no count below the limit passed yet; the next step from the last failure
+        step = np.where(g == self.lower_bound(cols), 4, 1).astype(np.int64)
+        gal = live & (hi < 0) & (lo < limit)
+        live &= ~((hi < 0) & (lo >= limit))
         k = 3
-        while True:  # (k + 1)-ary search between the last failure and the first pass
-            m = act & (hi - lo > 1)
-            if not m.any():
+        while True:
+            ref = live & (hi > 0) & (hi - lo > 1)
+            if not (gal.any() or ref.any()):
                 break
-            idx = np.flatnonzero(m)
-            span = hi[idx] - lo[idx]
-            pts = lo[idx][:, None] + np.maximum(
+            gi = np.flatnonzero(gal)
+            ng = np.minimum(lo[gi] + step[gi], limit)
+            ri = np.flatnonzero(ref)
+            span = hi[ri] - lo[ri]
+            pts = lo[ri][:, None] + np.maximum(
                 1, (span[:, None] * np.arange(1, k + 1)[None, :]) // (k + 1))
-            pts = np.minimum(pts, hi[idx][:, None] - 1)
-            ok = self.slo_ok(np.repeat(cols[idx], k), pts.ravel().astype(float)).reshape(pts.shape)
-            anyok = ok.any(axis=1)
-            first = np.argmax(ok, axis=1)
-            rows = np.arange(len(idx))
-            new_hi = np.where(anyok, pts[rows, first], hi[idx])
-            # the largest failing inner count below the new upper end
-            fail_below = np.where(~ok & (pts < new_hi[:, None]), pts, -1).max(axis=1)
-            lo[idx] = np.maximum(lo[idx], fail_below)
-            hi[idx] = new_hi
+            pts = np.minimum(pts, hi[ri][:, None] - 1)
+            ok = self.slo_ok(np.concatenate([cols[gi], np.repeat(cols[ri], k)]),
+                             np.concatenate([ng, pts.ravel()]).astype(float))
+            okg, okr = ok[:len(gi)], ok[len(gi):].reshape(pts.shape)
+            hi[gi[okg]] = ng[okg]
+            lo[gi[~okg]] = ng[~okg]
+            step[gi] *= 4
+            gal[gi[okg]] = False
+            stop = gi[~okg & (ng >= limit)]
+            gal[stop] = False
+            live[stop] = False
+            if len(ri):
+                anyok = okr.any(axis=1)
+                first = np.argmax(okr, axis=1)
+                rows = np.arange(len(ri))
+                new_hi = np.where(anyok, pts[rows, first], hi[ri])
+                # the largest failing inner count below the new upper end
+                fail_below = np.where(~okr & (pts < new_hi[:, None]), pts, -1).max(axis=1)
+                lo[ri] = np.maximum(lo[ri], fail_below)
+                hi[ri] = new_hi
+        act = live & (hi > 0)
         out[cols[act]] = hi[act]
         return out
 
