@@ -703,8 +703,9 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
     at once (:meth:`Sizer.families`).
 
     ``memo`` maps ``(i, deployment)`` to the last ``(n_min, lower bound)`` sized for that lower
-    edge and deployment (at another upper edge or window); it only picks where each search
-    starts (``lower bound x n_min / its lower bound``), never its answer
+    edge and deployment (at another upper edge or window; ``n_min = -1``: none met the tests);
+    it only picks where each search starts (``lower bound x n_min / its lower bound``), never
+    its answer
     (:meth:`ServeFamily.min_instances`), and is updated here."""
     st = problem.settings
     out = []
@@ -718,10 +719,10 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
             for c in feas:
                 got = memo.get(keys[c])
                 if got is not None:
-                    guess[c] = round(lb[c] * got[0] / got[1])
+                    guess[c] = round(lb[c] * got[0] / got[1]) if got[0] > 0 else -1
         n_min = pb.min_instances(guess=guess)
         if memo is not None:
-            for c in np.flatnonzero(n_min > 0):
+            for c in feas:
                 memo[keys[c]] = (int(n_min[c]), int(lb[c]))
         ok = n_min >= 0
         stats["slo_infeasible"] += int((~ok).sum())

@@ -1131,44 +1131,56 @@ class ServeFamily:
         tried on the way: the search below only chooses WHICH counts to test, never what a
         test says (a pair's verdict never depends on the other pairs of a call). Per column it
         keeps the largest count known to fail (``lower_bound - 1`` to start) and the least known
-        to pass. The first call tests ``limit`` (a column that fails with practically unlimited
-        instances never passes), and the ``guess`` ``g`` and ``g - 1`` (``guess``: a count per
-        column, e.g. the answer of a similar pool; <= 0 or absent: ``lower_bound``); then
-        every column still open gallops up from its last failure (steps 1 or 4, 16, ...) until a
-        count passes, and narrows its bracket with 3 inner counts per round. Every open column
-        is tested in the same vectorised call (few calls: numpy's per-call cost dominates small
-        ones)."""
+        to pass. ``guess`` (a count per column, e.g. the answer of a similar pool; 0 or absent:
+        none; negative: expected to fail at the limit) picks the first counts: ``g`` and ``g -
+        1`` where there is a guess, else ``limit`` (a column that fails with practically
+        unlimited instances never passes) and the lower bound. A column whose guess fails is
+        then tested at ``limit`` too; every column still open gallops up from its last failure
+        (steps 1 or 4, 16, ...) until a count passes, and narrows its bracket with 3 inner
+        counts per round. Every open column is tested in the same vectorised call (few calls:
+        numpy's per-call cost dominates small ones)."""
         out = np.full(self.ncols, -1, dtype=np.int64)
         cols = np.flatnonzero(self.feasible)
         if not len(cols):
             return out
         m = len(cols)
-        lo = self.lower_bound(cols) - 1  # a count known to fail (a necessary test fails)
-        g = np.zeros(m, dtype=np.int64) if guess is None else np.asarray(
+        lb = self.lower_bound(cols)
+        lo = lb - 1  # a count known to fail (a necessary test fails)
+        g0 = np.zeros(m, dtype=np.int64) if guess is None else np.asarray(
             guess, dtype=np.int64)[cols]
-        g = np.where(g > lo, g, lo + 1)
-        g = np.minimum(g, limit)
+        guessed = g0 > 0
+        g = np.minimum(np.where(g0 > lo, g0, lb), limit)
         g1 = g - 1
-        has1 = g1 > lo
-        n_first = [np.full(m, limit), g, g1[has1]]
-        ok = self.slo_ok(np.concatenate([cols, cols, cols[has1]]),
-                         np.concatenate(n_first).astype(float))
-        ok_lim, ok_g = ok[:m], ok[m:2 * m]
+        has1 = guessed & (g1 > lo)
+        # the limit is tested now where there is no guess, else once the guess fails (a
+        # column that passes somewhere below the limit passes at the limit)
+        lim = np.flatnonzero(~guessed)
+        gi = np.flatnonzero(g0 >= 0)  # a negative guess: expected to fail at the limit
+        ok = self.slo_ok(np.concatenate([cols[lim], cols[gi], cols[has1]]),
+                         np.concatenate([np.full(len(lim), limit), g[gi], g1[has1]]
+                                        ).astype(float))
+        lim_ok = np.zeros(m, dtype=bool)  # passes at the limit (so far: not known to fail)
+        lim_ok[lim] = ok[:len(lim)]
+        lim_known = ~guessed
+        ok_g = np.zeros(m, dtype=bool)
+        ok_g[gi] = ok[len(lim):len(lim) + len(gi)]
         ok_g1 = np.zeros(m, dtype=bool)
-        ok_g1[has1] = ok[2 * m:]
-        live = ok_lim.copy()  # fails at the limit: never passes
-        hi = np.where(ok_g, g, -1).astype(np.int64)  # least count known to pass (-1: none)
-        hi = np.where(ok_g & ok_g1, g1, hi)
-        lo = np.where(ok_g, np.where(has1 & ~ok_g1, g1, lo), g)
-        # galloping: no count below the limit passed yet; the next step from the last failure
-        step = np.where(g == self.lower_bound(cols), 4, 1).astype(np.int64)
-        gal = live & (hi < 0) & (lo < limit)
-        live &= ~((hi < 0) & (lo >= limit))
+        ok_g1[has1] = ok[len(lim) + len(gi):]
+        tried = g0 >= 0
+        live = np.where(lim_known, lim_ok, True)
+        hi = np.where(ok_g, np.where(ok_g1, g1, g), -1).astype(np.int64)  # least known pass
+        lo = np.where(ok_g, np.where(has1 & ~ok_g1, g1, lo), np.where(tried, g, lo))
+        # galloping: no count passed yet; the next step from the last failure
+        step = np.where(tried & (g == lb), 4, 1).astype(np.int64)
+        gal = live & (hi < 0)
+        live &= ~(gal & (lo >= limit))
+        gal &= live
         k = 3
         while True:
             ref = live & (hi > 0) & (hi - lo > 1)
             if not (gal.any() or ref.any()):
                 break
+            li = np.flatnonzero(gal & ~lim_known)
             gi = np.flatnonzero(gal)
             ng = np.minimum(lo[gi] + step[gi], limit)
             ri = np.flatnonzero(ref)
@@ -1176,16 +1188,20 @@ class ServeFamily:
             pts = lo[ri][:, None] + np.maximum(
                 1, (span[:, None] * np.arange(1, k + 1)[None, :]) // (k + 1))
             pts = np.minimum(pts, hi[ri][:, None] - 1)
-            ok = self.slo_ok(np.concatenate([cols[gi], np.repeat(cols[ri], k)]),
-                             np.concatenate([ng, pts.ravel()]).astype(float))
-            okg, okr = ok[:len(gi)], ok[len(gi):].reshape(pts.shape)
+            ok = self.slo_ok(np.concatenate([cols[li], cols[gi], np.repeat(cols[ri], k)]),
+                             np.concatenate([np.full(len(li), limit), ng, pts.ravel()]
+                                            ).astype(float))
+            okl = ok[:len(li)]
+            okg = ok[len(li):len(li) + len(gi)]
+            okr = ok[len(li) + len(gi):].reshape(pts.shape)
+            lim_known[li] = True
+            live[li[~okl]] = False
             hi[gi[okg]] = ng[okg]
             lo[gi[~okg]] = ng[~okg]
             step[gi] *= 4
             gal[gi[okg]] = False
-            stop = gi[~okg & (ng >= limit)]
-            gal[stop] = False
-            live[stop] = False
+            gal[gi[~okg & (ng >= limit)]] = False
+            gal &= live
             if len(ri):
                 anyok = okr.any(axis=1)
                 first = np.argmax(okr, axis=1)
