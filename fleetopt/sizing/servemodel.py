@@ -995,9 +995,20 @@ class ServeFamily:
         bound = np.exp(log_b)
         return {"kv_mean": mean, "kv_var": var, "kv_bound": bound, "kv_util": mean / cap}
 
-    def _kv_chernoff(self, op: dict[str, Any], sel: NDArray[np.int64]) -> F:
+    def _kv_chernoff(self, op: dict[str, Any], sel: NDArray[np.int64],
+                     verdict_only: bool = False) -> F:
         """The exact Chernoff bound on ``P(KV > C)`` for the pairs ``sel`` (golden section over
-        theta; the exponent is convex)."""
+        theta; the exponent is convex).
+
+        ``verdict_only``: only whether each bound is ``<= kv_overflow_prob`` matters. The best
+        exponent of the search never rises from one round to the next (golden section keeps
+        the better of its two points), so a pair whose bound is already at most the
+        probability passes whatever the remaining rounds give: it leaves the search, and its
+        returned bound (the current one) may exceed the full search's, never on the wrong
+        side of the probability. A pair leaves only when its exponent is not NaN at the
+        bracket's upper end either (every term of it rises with theta, so it is then NaN
+        nowhere in the bracket, and no later round can turn the result into NaN, which the
+        full search reads as a bound of 1)."""
         cols = op["cols"][sel]
         lam1, r = op["lam1"][sel], op["r"][sel]
         k, t = self._ak, self._at  # each request's two grid neighbours (no matmul: the bits
@@ -1010,14 +1021,16 @@ class ServeFamily:
         cap = self.cap_kv[cols]
         H = np.maximum(self.kv_hmax[cols], 1.0)
 
-        def expo(th: F) -> F:
+        def expo(th: F, rows: NDArray[np.int64] | None = None) -> F:
             tt = th[:, None]
+            oi, ww, aa, la, rr, cc = (own_i, w, a, lam1, r, cap) if rows is None else (
+                own_i[rows], w[rows], a[rows], lam1[rows], r[rows], cap[rows])
             with np.errstate(over="ignore", invalid="ignore"):
-                pre = own_i * np.expm1(tt * a)
-                geo = np.where(nd > 0, np.exp(tt * (a + 1.0)) * np.expm1(tt * nd)
+                pre = oi * np.expm1(tt * aa)
+                geo = np.where(nd > 0, np.exp(tt * (aa + 1.0)) * np.expm1(tt * nd)
                                / np.expm1(tt), 0.0)
-                dec = (geo - nd) / r[:, None]
-                return lam1 * (w * (pre + dec)).sum(axis=1) - th * cap
+                dec = (geo - nd) / rr[:, None]
+                return la * (ww * (pre + dec)).sum(axis=1) - th * cc
 
         lo = np.full(len(sel), 1e-12)
         hi = 60.0 / H
@@ -1035,7 +1048,26 @@ class ServeFamily:
         gr = (math.sqrt(5.0) - 1.0) / 2.0
         x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
         f1, f2 = expo(x1), expo(x2)
+        eps = self.settings.kv_overflow_prob
         for _ in range(12):  # any theta gives a valid bound: the search only tightens it
+            if verdict_only:
+                cur = np.minimum(np.minimum(np.minimum(f1, f2), b0), 0.0)
+                done = np.exp(np.nan_to_num(cur, nan=0.0)) <= eps
+                if done.any():
+                    # and no later round can make the result NaN (which reads as a bound of
+                    # 1): every term of the exponent rises with theta, so one that is not NaN
+                    # at the bracket's upper end is NaN nowhere inside it
+                    di = np.flatnonzero(done)
+                    done[di[np.isnan(expo(hi[di], di))]] = False
+                if done.any():
+                    out[rest[done]] = np.exp(np.nan_to_num(cur[done], nan=0.0))
+                    keep = ~done
+                    if not keep.any():
+                        return out
+                    rest, lo, hi, b0, x1, x2, f1, f2 = (v[keep] for v in (
+                        rest, lo, hi, b0, x1, x2, f1, f2))
+                    own_i, w, a, lam1, r, cap = (own_i[keep], w[keep], a[keep], lam1[keep],
+                                                 r[keep], cap[keep])
             left = f1 < f2  # the minimum lies in [lo, x2]
             hi = np.where(left, x2, hi)
             lo = np.where(left, lo, x1)
@@ -1074,7 +1106,8 @@ class ServeFamily:
             kv_bound = kv["kv_bound"].copy()
             need = sel[kv_bound[sel] > eps]
             if len(need):
-                kv_bound[need] = np.minimum(kv_bound[need], self._kv_chernoff(op, need))
+                kv_bound[need] = np.minimum(kv_bound[need],
+                                            self._kv_chernoff(op, need, verdict_only=not full))
             ok &= kv_bound <= eps
         late = np.full(len(cols), np.nan)
         tp = None
