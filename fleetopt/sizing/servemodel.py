@@ -241,14 +241,18 @@ class ContractPhysics:
     max_seqs: Any
     peak_flops: Any
     peak_bw: Any
-    #: every field of the contract's StepTerms (time-averaged for the power model)
+    #: the fields of the contract's StepTerms the power model reads (time-averaged for it:
+    #: :data:`fleetopt.physics.power.ACTIVITY_TERMS`)
     power_terms: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, profile: Any) -> ContractPhysics:
+        from fleetopt.physics.power import ACTIVITY_TERMS
+
         pm = profile.power_model
         probe = cls._as_dict(profile.step.terms(np.ones(1), np.ones(1)))
-        return cls(step=profile.step, power_model=pm, power_terms=tuple(probe),
+        return cls(step=profile.step, power_model=pm,
+                   power_terms=tuple(k for k in probe if k in ACTIVITY_TERMS),
                    gpus=float(profile.gpus_per_instance), idle_w=float(pm.idle_w),
                    kv_capacity_tokens=float(profile.kv_capacity_tokens),
                    block_tokens=float(profile.block_tokens),
@@ -290,8 +294,10 @@ class ContractPhysics:
         from fleetopt.physics.power import activity
 
         shape = np.broadcast(*(np.asarray(v, dtype=float) for v in rates.values())).shape
-        avg = StepTerms(**{k: np.broadcast_to(np.asarray(rates[k], dtype=float), shape)
-                           for k in self.power_terms})
+        nan = np.full(shape, math.nan)  # the terms activity() does not read
+        avg = StepTerms(**{f.name: np.broadcast_to(np.asarray(rates[f.name], dtype=float), shape)
+                           if f.name in self.power_terms else nan
+                           for f in dataclasses.fields(StepTerms)})
         return np.asarray(self.power_model.gpu_power_w(activity(avg, self.step)), dtype=float)
 
 
@@ -477,19 +483,23 @@ def _sum_of_waits(pa: F, ta: F, pw: F, tw: F) -> tuple[F, F]:
 _TERMS_CHUNK = 8192
 
 
-def _terms_sliced(ph: Any, *args: ArrayLike) -> dict[str, F]:
-    """``ph.terms(*args)`` evaluated on slices of the leading axis of the broadcast inputs and
-    joined: the same numbers (every term is elementwise), faster on large tables."""
+def _terms_sliced(ph: Any, keys: Sequence[str], *args: ArrayLike) -> dict[str, F]:
+    """The terms ``keys`` of ``ph.terms(*args)``, evaluated on slices of the leading axis of
+    the broadcast inputs: the same numbers (every term is elementwise), faster on large
+    tables."""
     a = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in args))
     shape = a[0].shape
     inner = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     step = max(1, _TERMS_CHUNK // max(inner, 1))
     if len(shape) < 2 or shape[0] <= step:
-        return dict(ph.terms(*a))
-    parts = [ph.terms(*(x[i:i + step] for x in a)) for i in range(0, shape[0], step)]
-    return {k: np.concatenate([np.broadcast_to(p[k], (min(step, shape[0] - i),) + shape[1:])
-                               for i, p in zip(range(0, shape[0], step), parts, strict=True)])
-            for k in parts[0]}
+        got = ph.terms(*a)
+        return {k: np.asarray(got[k]) for k in keys}
+    out = {k: np.empty(shape) for k in keys}
+    for i in range(0, shape[0], step):
+        got = ph.terms(*(x[i:i + step] for x in a))
+        for k in keys:
+            out[k][i:i + step] = got[k]
+    return out
 
 
 def _rows(d: Mapping[str, Any], sel: NDArray[np.int64]) -> dict[str, Any]:
@@ -706,14 +716,18 @@ class ServeFamily:
         start = hq[None] + (n - 1.0) * ctok[:, None, :]
         size = lq[None] - (n - 1.0) * ctok[:, None, :]
         D3 = np.broadcast_to(Dg[:, None, :], n.shape)
-        last = _terms_sliced(ph, D3, D3 * self.Lbar, size,
-                             size * start + size * (size + 1.0) / 2.0, start)
-        own = np.asarray(last["t_step"], dtype=float).copy()
+        lpairs = size * start + size * (size + 1.0) / 2.0
+        own = np.empty(n.shape)
         wq = self.Wq.T[None, :, :]  # 1 x Q x C
-        # G x C; summed over the prompts row by row (a contiguous last axis: the same bits in
-        # any family)
-        pt = {k: np.ascontiguousarray(np.transpose(np.asarray(last[k]) * wq, (0, 2, 1)))
-              .sum(axis=2) for k in keys}
+        pt = {k: np.empty(Dg.shape) for k in keys}
+        # one decoder count at a time (the formula's temporaries stay in cache; elementwise,
+        # so the same bits); pt: G x C, summed over the prompts row by row (a contiguous last
+        # axis: the same bits in any family)
+        for gg in range(n.shape[0]):
+            last = ph.terms(D3[gg], D3[gg] * self.Lbar, size[gg], lpairs[gg], start[gg])
+            own[gg] = last["t_step"]
+            for key in keys:
+                pt[key][gg] = np.ascontiguousarray((np.asarray(last[key]) * wq[0]).T).sum(axis=1)
         # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
         # else that many samples and the sum of their piecewise-linear interpolation
         gi, qi, ci = np.nonzero(n >= 2.0)
@@ -737,7 +751,7 @@ class ServeFamily:
             sub_args = (D_e + 0 * s_e, D_e * self.Lbar[ci][:, None] + 0 * s_e, c_e + 0 * s_e,
                         c_e * s_e + c_e * (c_e + 1.0) / 2.0, s_e)
             # physics of entry e broadcast along the last axis: transpose to (J, M)
-            ft = _terms_sliced(sub, *(a.T for a in sub_args))
+            ft = _terms_sliced(sub, tuple(dict.fromkeys(("t_step", *keys))), *(a.T for a in sub_args))
             add = (np.asarray(ft["t_step"]).T * wgt).sum(axis=1)
             np.add.at(own, (gi, qi, ci), add)
             w_e = self.Wq[ci, qi]
