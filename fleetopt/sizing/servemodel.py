@@ -1116,8 +1116,9 @@ class ServeFamily:
     # --- the sizing test ------------------------------------------------------------------
     def _tests(self, cols_in: ArrayLike, N: ArrayLike, full: bool = False) -> dict[str, Any]:
         """Every sizing test at (column, count) pairs; with ``full`` every figure of every
-        pair, else the expensive tails (TTFT, the KV bound, TPOT) only where the cheap tests
-        pass (a failed pair reports ``ok = False`` and NaN tails)."""
+        pair, else the verdict: the expensive tails only where every test before them passed
+        (TTFT, then TPOT, then the exact KV Chernoff bound, the dearest; a failed pair reports
+        ``ok = False`` and its later tails NaN or unrefined)."""
         st = self.settings
         op = self.operating_point(cols_in, N, design=True)
         wait = self._wait(op)
@@ -1133,29 +1134,47 @@ class ServeFamily:
               & (op["f"] <= cap) & (dec_util <= cap) & (tok_util <= cap)
               & (seq_tail <= eps))
         ok &= (wait["rho_a"] <= cap) if self.reserved else (kv["kv_util"] <= cap)
-        sel = np.arange(len(cols)) if full else np.flatnonzero(ok)
-        if self.reserved:
-            kv_bound = np.zeros(len(cols))
-        else:
-            kv_bound = kv["kv_bound"].copy()
-            need = sel[kv_bound[sel] > eps]
-            if len(need):
-                kv_bound[need] = np.minimum(kv_bound[need],
-                                            self._kv_chernoff(op, need, verdict_only=not full))
-            ok &= kv_bound <= eps
+        tail = 1.0 - st.quantile + 1e-12
         late = np.full(len(cols), np.nan)
         tp = None
+        kv_bound = np.zeros(len(cols)) if self.reserved else kv["kv_bound"].copy()
+        if not full:
+            # the verdict only: the tails cheapest first, each where every test so far passed
+            # (a pair's figures never depend on the other pairs of the call)
+            sel = np.flatnonzero(ok)
+            if len(sel):
+                sub, wsub = _rows(op, sel), _rows(wait, sel)
+                late[sel] = self.ttft_exceed(sub, wsub, st.slo_s)
+                ok[sel] &= late[sel] <= tail
+                if st.tpot_p99_ms is not None:
+                    keep = np.flatnonzero(ok[sel])
+                    sub, wsub = _rows(sub, keep), _rows(wsub, keep)
+                    tex = self.tpot_exceed(sub, self._tpot(sub, wsub), st.tpot_p99_ms / 1000.0)
+                    ok[sel[keep]] &= tex <= tail
+            if not self.reserved:
+                need = np.flatnonzero(ok & (kv_bound > eps))
+                if len(need):
+                    kv_bound[need] = np.minimum(kv_bound[need],
+                                                self._kv_chernoff(op, need, verdict_only=True))
+                ok &= kv_bound <= eps
+            return {"ok": ok, "op": op, "wait": wait, "kv": kv, "kv_bound": kv_bound,
+                    "tok_util": tok_util, "dec_util": dec_util, "seq_tail": seq_tail, "tp": tp}
+        sel = np.arange(len(cols))
+        if not self.reserved:
+            need = sel[kv_bound[sel] > eps]
+            if len(need):
+                kv_bound[need] = np.minimum(kv_bound[need], self._kv_chernoff(op, need))
+            ok &= kv_bound <= eps
         if len(sel):
             sub = _rows(op, sel)
             wsub = _rows(wait, sel)
             late[sel] = self.ttft_exceed(sub, wsub, st.slo_s)
-            if st.tpot_p99_ms is not None or full:
-                tps = self._tpot(sub, wsub)
-                if st.tpot_p99_ms is not None:
-                    tex = self.tpot_exceed(sub, tps, st.tpot_p99_ms / 1000.0)
-                    ok[sel] &= tex <= 1.0 - st.quantile + 1e-12
-                tp = tps if full else None
-        ok &= late <= 1.0 - st.quantile + 1e-12
+            tps = self._tpot(sub, wsub)
+            if st.tpot_p99_ms is not None:
+                tex = self.tpot_exceed(sub, tps, st.tpot_p99_ms / 1000.0)
+                ok[sel] &= tex <= tail
+            tp = tps
+        ok &= late <= tail
         return {"ok": ok, "op": op, "wait": wait, "kv": kv, "kv_bound": kv_bound,
                 "tok_util": tok_util, "dec_util": dec_util, "seq_tail": seq_tail, "tp": tp}
 
