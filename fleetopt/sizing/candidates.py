@@ -558,7 +558,7 @@ def _candidates_for(
                         # no sampled traffic: a coverage pool of one idle instance
                         stats["empty"] += 1
                         if win == b[k]:
-                            cands.append(_coverage(problem, b, i, k, d, prof))
+                            cands.append(_coverage(problem, b, i, k, d, prof, sizer))
                 if slots >= 1:
                     family.append((d, prof))
             lows = [i for i in allowed if win > b[i] and traffic[k] - traffic[i] > 0]
@@ -744,10 +744,12 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
     return out
 
 
-def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any) -> Candidate:
+def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any,
+              sizer: Sizer | None = None) -> Candidate:
     """A pool over a range with no sampled requests: one instance, so the range is served."""
     acct = problem.settings.accounting
-    w1 = idle_instance_w(prof, problem.settings)
+    ph = sizer.physics(d) if sizer is not None and acct == "physical" else None
+    w1 = idle_instance_w(prof, problem.settings, ph)
     return Candidate(
         i=i, k=k, lo=b[i], hi=b[k], window=b[k], deployment=d, inventory_key=d.gpu,
         gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=prof.instance_cost_per_hr(acct),

@@ -377,12 +377,13 @@ def physics_of(profile: Profile, settings: Settings | None = None) -> Any:
     return ph
 
 
-def idle_instance_w(profile: Profile, settings: Settings) -> float:
+def idle_instance_w(profile: Profile, settings: Settings, physics: Any = None) -> float:
     """Watts of one instance running no step: ``paper`` accounting's curve at batch 0 (one
-    GPU), else the instance physics' GPUs at idle."""
+    GPU), else the instance physics' GPUs at idle (``physics``: the profile's
+    :func:`physics_of`, when the caller has it)."""
     if settings.accounting == "paper":
         return float(profile.instance_power_w(0.0, "paper"))
-    ph = physics_of(profile, settings)
+    ph = physics_of(profile, settings) if physics is None else physics
     return float(ph.gpus) * float(ph.idle_w)
 
 
@@ -557,7 +558,9 @@ class ServeFamily:
     edge (or one for all). ``slots``: KV slots per deployment at the window (reserved KV)."""
 
     def __init__(self, physics: Sequence[Any], mix: Mapping[str, Any], settings: Settings,
-                 slots: Sequence[int], hit: ArrayLike = 0.0) -> None:
+                 slots: Sequence[int], hit: ArrayLike = 0.0, stacked: Any = None) -> None:
+        """``stacked``: ``stack_physics(physics)`` when the caller has it already (the same
+        object, so the same numbers)."""
         st = settings
         self.settings = st
         self.reserved = st.kv_allocation == "reserved"
@@ -567,7 +570,9 @@ class ServeFamily:
         self.dep = np.repeat(np.arange(D_n), L)
         self.lc = np.tile(np.arange(L), D_n)
         lc = self.lc
-        self.phys: Any = stack_physics(list(physics)).take(self.dep) if D_n else None
+        if D_n and stacked is None:
+            stacked = stack_physics(list(physics))
+        self.phys: Any = stacked.take(self.dep) if D_n else None
         self.share = np.asarray(mix["share"], dtype=float)[lc]
         self.nonempty = self.share > 0
         self.rate_rps = np.asarray(mix["rate_rps"], dtype=float)[lc]

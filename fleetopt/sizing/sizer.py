@@ -31,7 +31,7 @@ from fleetopt.physics.profiles import Deployment, Profile
 from fleetopt.problem.fleet import PoolSpec
 from fleetopt.sizing.family import family_mix
 from fleetopt.sizing.poolmodel import PoolModel
-from fleetopt.sizing.servemodel import ServeFamily, physics_of
+from fleetopt.sizing.servemodel import ServeFamily, physics_of, stack_physics
 
 __all__ = ["SizedPool", "Sizer", "pool_model"]
 
@@ -99,6 +99,7 @@ class Sizer:
         self._models: dict[Key, PoolModel] = {}
         self._mixes: dict[tuple[int, int, tuple[int, ...]], dict[str, Any]] = {}
         self._physics: dict[Deployment, Any] = {}
+        self._stacks: dict[tuple[Deployment, ...], Any] = {}  # stacked physics per member list
         self.models_built = 0  # pool models and families built (a measure of the work done)
 
     # --- profiles and families --------------------------------------------------------
@@ -150,9 +151,15 @@ class Sizer:
         if not members:
             return []
         mix = self.mix(lows, hi, window)
-        fam = ServeFamily([self.physics(d) for d, _ in members], mix, self.problem.settings,
+        phys = [self.physics(d) for d, _ in members]
+        key = tuple(d for d, _ in members)
+        stacked = self._stacks.get(key)
+        if stacked is None:
+            stacked = stack_physics(phys)
+            self._stacks[key] = stacked
+        fam = ServeFamily(phys, mix, self.problem.settings,
                           [prof.slots(window) for _, prof in members],
-                          self.problem.settings.hit_share)
+                          self.problem.settings.hit_share, stacked=stacked)
         self.models_built += 1
         return [(members, fam)]
 
