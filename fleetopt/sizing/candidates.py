@@ -709,7 +709,8 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
     (:meth:`ServeFamily.min_instances`), and is updated here."""
     st = problem.settings
     out = []
-    for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family]):
+    for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family],
+                                      sized_only=True):
         keys = [(lows[int(pb.lc[c])], members[int(pb.dep[c])][0]) for c in range(pb.ncols)]
         guess = np.zeros(pb.ncols, dtype=np.int64)
         feas = np.flatnonzero(pb.feasible)

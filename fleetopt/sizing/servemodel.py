@@ -558,11 +558,16 @@ class ServeFamily:
     edge (or one for all). ``slots``: KV slots per deployment at the window (reserved KV)."""
 
     def __init__(self, physics: Sequence[Any], mix: Mapping[str, Any], settings: Settings,
-                 slots: Sequence[int], hit: ArrayLike = 0.0, stacked: Any = None) -> None:
+                 slots: Sequence[int], hit: ArrayLike = 0.0, stacked: Any = None,
+                 sized_only: bool = False) -> None:
         """``stacked``: ``stack_physics(physics)`` when the caller has it already (the same
-        object, so the same numbers)."""
+        object, so the same numbers). ``sized_only``: the caller sizes and prices feasible
+        columns only (:meth:`min_instances`, then the figures of feasible columns): the tables
+        of columns that can never meet the tests are left NaN beyond no decoders, where
+        ``prefill_ok`` is decided (a feasible column's numbers are the same either way)."""
         st = settings
         self.settings = st
+        self.sized_only = bool(sized_only)
         self.reserved = st.kv_allocation == "reserved"
         self.window = int(mix["window"])
         D_n, L = len(physics), len(mix["lows"])
@@ -679,12 +684,9 @@ class ServeFamily:
             self.tp_nd = np.where(tp_w > 0, tp_nd / np.where(tp_w > 0, tp_w, 1.0), 1.0)[lc]
             sq = tp_q.sum(axis=2, keepdims=True)
             self.tp_q = np.where(sq > 0, tp_q / np.where(sq > 0, sq, 1.0), 0.0)[lc]
+        # (and, from the tables at no decoders: no count can meet the TTFT target when prefill
+        # alone is too slow: prefill_ok, feasible)
         self._build_tables()
-        # no count can meet the TTFT target when prefill alone (no decoders) is too slow
-        own0 = self.own[:, 0, :]
-        self.prefill_late_share = (self.Wq * (own0 > st.slo_s)).sum(axis=1)
-        self.prefill_ok = self.prefill_late_share <= st.prefill_late_budget
-        self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
 
     def prefill_floor_s(self, col: int) -> float:
         """The least TTFT target column ``col`` can meet at any size: the quantile of prefill
@@ -722,21 +724,35 @@ class ServeFamily:
         size = lq[None] - (n - 1.0) * ctok[:, None, :]
         D3 = np.broadcast_to(Dg[:, None, :], n.shape)
         lpairs = size * start + size * (size + 1.0) / 2.0
-        own = np.empty(n.shape)
-        wq = self.Wq.T[None, :, :]  # 1 x Q x C
-        pt = {k: np.empty(Dg.shape) for k in keys}
-        # one decoder count at a time (the formula's temporaries stay in cache; elementwise,
-        # so the same bits); pt: G x C, summed over the prompts row by row (a contiguous last
-        # axis: the same bits in any family)
-        for gg in range(n.shape[0]):
-            last = ph.terms(D3[gg], D3[gg] * self.Lbar, size[gg], lpairs[gg], start[gg])
-            own[gg] = last["t_step"]
-            for key in keys:
-                pt[key][gg] = np.ascontiguousarray((np.asarray(last[key]) * wq[0]).T).sum(axis=1)
-        # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
-        # else that many samples and the sum of their piecewise-linear interpolation
-        gi, qi, ci = np.nonzero(n >= 2.0)
-        if len(gi):
+        own = np.full(n.shape, math.nan)
+        pt = {k: np.full(Dg.shape, math.nan) for k in keys}
+        G = n.shape[0]
+
+        def prompt_rows(rows: range, cc: NDArray[np.int64]) -> None:
+            """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc``."""
+            if not len(cc) or not len(rows):
+                return
+            sub_ph = ph if len(cc) == len(Dg[0]) else ph.take(cc)
+            wq = self.Wq[cc].T  # Q x cc
+            # one decoder count at a time (the formula's temporaries stay in cache;
+            # elementwise, so the same bits); pt: summed over the prompts row by row (a
+            # contiguous last axis: the same bits in any family)
+            for gg in rows:
+                last = sub_ph.terms(D3[gg][:, cc], D3[gg][:, cc] * self.Lbar[cc],
+                                    size[gg][:, cc], lpairs[gg][:, cc], start[gg][:, cc])
+                own[gg][:, cc] = last["t_step"]
+                for key in keys:
+                    pt[key][gg, cc] = np.ascontiguousarray(
+                        (np.asarray(last[key]) * wq).T).sum(axis=1)
+            # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
+            # else that many samples and the sum of their piecewise-linear interpolation
+            inc = np.zeros(len(Dg[0]), dtype=bool)
+            inc[cc] = True
+            gi, qi, ci = np.nonzero(n >= 2.0)
+            m = (gi >= rows[0]) & (gi <= rows[-1]) & inc[ci]
+            gi, qi, ci = gi[m], qi[m], ci[m]
+            if not len(gi):
+                return
             nf = n[gi, qi, ci] - 1.0  # full chunks, indices 0 .. nf - 1
             J = _CHUNK_SAMPLES
             k = np.arange(J)[None, :]
@@ -756,12 +772,23 @@ class ServeFamily:
             sub_args = (D_e + 0 * s_e, D_e * self.Lbar[ci][:, None] + 0 * s_e, c_e + 0 * s_e,
                         c_e * s_e + c_e * (c_e + 1.0) / 2.0, s_e)
             # physics of entry e broadcast along the last axis: transpose to (J, M)
-            ft = _terms_sliced(sub, tuple(dict.fromkeys(("t_step", *keys))), *(a.T for a in sub_args))
+            ft = _terms_sliced(sub, tuple(dict.fromkeys(("t_step", *keys))),
+                               *(a.T for a in sub_args))
             add = (np.asarray(ft["t_step"]).T * wgt).sum(axis=1)
             np.add.at(own, (gi, qi, ci), add)
             w_e = self.Wq[ci, qi]
             for key in keys:
                 np.add.at(pt[key], (gi, ci), (np.asarray(ft[key]).T * wgt).sum(axis=1) * w_e)
+
+        every = np.arange(len(Dg[0]))
+        prompt_rows(range(0, 1), every)  # no decoders: what prefill_ok needs
+        own0 = own[0].T  # C x Q
+        self.prefill_late_share = (self.Wq * (own0 > self.settings.slo_s)).sum(axis=1)
+        self.prefill_ok = self.prefill_late_share <= self.settings.prefill_late_budget
+        self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
+        # the other decoder counts: every column, or (sized_only) the feasible ones (the
+        # others keep NaN tables there)
+        prompt_rows(range(1, G), np.flatnonzero(self.feasible) if self.sized_only else every)
         own = np.maximum.accumulate(own, axis=0)
         self.own = np.transpose(own, (2, 0, 1)).copy()  # C x G x Q
         # length of one step of the prompt (the residual), non-decreasing in D
