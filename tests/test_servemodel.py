@@ -139,6 +139,32 @@ def test_stacked_deployments_equal_one_at_a_time():
         np.testing.assert_array_equal(both.min_instances()[c], one.min_instances())
 
 
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), tpot=st.sampled_from([None, 40.0]),
+       reserved=st.booleans())
+def test_the_search_start_never_changes_the_answer(seed, tpot, reserved):
+    # min_instances(guess=...) only picks which counts it tests; slo_ok's verdict-only tests
+    # (tails skipped after a failure, the KV Chernoff search cut short) agree with evaluate()
+    w = builtin("azure-conv-2023", 600)
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps,
+                     [0, 512, 1024, 2048, 4096], 8192, 8192)
+    profs = [_prof("H100-SXM", 8, "fp16"), _prof("A100-SXM", 4, "fp16"), _prof("B200", 2, "fp8")]
+    st_ = Settings(500, tpot_p99_ms=tpot, kv_allocation="reserved" if reserved else "paged")
+    fam = ServeFamily([physics_of(pr, st_) for pr in profs], mix, st_,
+                      [pr.slots(8192) for pr in profs])
+    want = fam.min_instances()
+    assert (want > 0).any()
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        guess = np.where(want > 0, want, 5) + rng.integers(-40, 40, fam.ncols)
+        guess = np.where(rng.uniform(size=fam.ncols) < 0.2, -1, guess)
+        np.testing.assert_array_equal(fam.min_instances(guess=guess), want)
+    cols = np.repeat(np.flatnonzero(want > 0), 4)
+    N = np.maximum(want[cols] + rng.integers(-3, 4, len(cols)), 1).astype(float)
+    np.testing.assert_array_equal(fam.slo_ok(cols, N), fam.evaluate(cols, N)["ok"])
+    assert fam.slo_ok(cols, N).any() and not fam.slo_ok(cols, N).all()
+
+
 # ------------------------------------------------------------------------------------------
 # settings
 

@@ -126,6 +126,11 @@ def _activity(terms: Any, inv: Any, peak_bf16: Any, bw: Any) -> tuple[Any, ...]:
             terms.t_seqwork * inv, 1.0 - terms.t_gpu * inv)
 
 
+#: the step terms :func:`activity` reads (a mix of steps needs only these totals)
+ACTIVITY_TERMS = ("t_step", "t_floor_x", "flops_bf16eq", "bytes_mean", "t_floor", "t_seqwork",
+                  "t_gpu", "t_fixed", "t_comm")
+
+
 def activity(terms: StepTerms, coefficients: StepCoefficients) -> Activity:
     """The :class:`Activity` of ``terms`` (one step, or a mix of steps summed with
     :meth:`~fleetopt.physics.iteration.StepTerms.total`: ratios of totals are time averages)
@@ -135,8 +140,7 @@ def activity(terms: StepTerms, coefficients: StepCoefficients) -> Activity:
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.where(t > 0, 1.0 / np.where(t > 0, t, 1.0), 0.0)
     arr = SimpleNamespace(**{k: np.asarray(getattr(terms, k), dtype=float) for k in
-                             ("t_floor_x", "flops_bf16eq", "bytes_mean", "t_floor", "t_seqwork",
-                              "t_gpu", "t_fixed", "t_comm")})
+                             ACTIVITY_TERMS[1:]})
     return Activity(*_activity(arr, inv, np.asarray(coefficients.peak_bf16),
                                np.asarray(coefficients.bw)))
 

@@ -534,6 +534,7 @@ def _candidates_for(
     profiles = [(d, sizer.profile(d)) for d in deployments]
     for _, prof in profiles:
         _check_service_monotone(prof)
+    memo: dict[tuple[int, Deployment], tuple[int, int]] = {}  # search starts (_batch_family)
     for k, allowed, which in _jobs(K, gamma > 1):
         extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
         windows = {"own": [b[k]], "compress": extra, "all": [b[k], *extra]}[which]
@@ -557,7 +558,7 @@ def _candidates_for(
                         # no sampled traffic: a coverage pool of one idle instance
                         stats["empty"] += 1
                         if win == b[k]:
-                            cands.append(_coverage(problem, b, i, k, d, prof))
+                            cands.append(_coverage(problem, b, i, k, d, prof, sizer))
                 if slots >= 1:
                     family.append((d, prof))
             lows = [i for i in allowed if win > b[i] and traffic[k] - traffic[i] > 0]
@@ -570,7 +571,8 @@ def _candidates_for(
                         complete = False
                         break
                     cands.extend(_batch_family(problem, sizer, b, lows[c0:c0 + step], k, win,
-                                               family, segments, headroom, max_extra, stats))
+                                               family, segments, headroom, max_extra, stats,
+                                               memo))
                 if not complete:
                     break
                 continue
@@ -694,13 +696,35 @@ def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]
 
 def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int], k: int,
                   win: int, family: list[tuple[Deployment, Any]], segments: int, headroom: float,
-                  max_extra: int, stats: dict[str, int]) -> list[Candidate]:
+                  max_extra: int, stats: dict[str, int],
+                  memo: dict[tuple[int, Deployment], tuple[int, int]] | None = None
+                  ) -> list[Candidate]:
     """Size the candidates ``(b_i, b_k]``, ``i`` in ``lows``, of every deployment in ``family``
-    at once (:meth:`Sizer.families`)."""
+    at once (:meth:`Sizer.families`).
+
+    ``memo`` maps ``(i, deployment)`` to the last ``(n_min, lower bound)`` sized for that lower
+    edge and deployment (at another upper edge or window; ``n_min = -1``: none met the tests);
+    it only picks where each search starts (``lower bound x n_min / its lower bound``), never
+    its answer
+    (:meth:`ServeFamily.min_instances`), and is updated here."""
     st = problem.settings
     out = []
-    for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family]):
-        n_min = pb.min_instances()
+    for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family],
+                                      sized_only=True):
+        keys = [(lows[int(pb.lc[c])], members[int(pb.dep[c])][0]) for c in range(pb.ncols)]
+        guess = np.zeros(pb.ncols, dtype=np.int64)
+        feas = np.flatnonzero(pb.feasible)
+        lb = np.zeros(pb.ncols, dtype=np.int64)
+        lb[feas] = pb.lower_bound(feas)
+        if memo is not None:
+            for c in feas:
+                got = memo.get(keys[c])
+                if got is not None:
+                    guess[c] = round(lb[c] * got[0] / got[1]) if got[0] > 0 else -1
+        n_min = pb.min_instances(guess=guess)
+        if memo is not None:
+            for c in feas:
+                memo[keys[c]] = (int(n_min[c]), int(lb[c]))
         ok = n_min >= 0
         stats["slo_infeasible"] += int((~ok).sum())
         cols = np.flatnonzero(ok)
@@ -721,10 +745,12 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
     return out
 
 
-def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any) -> Candidate:
+def _coverage(problem: Problem, b: list[int], i: int, k: int, d: Deployment, prof: Any,
+              sizer: Sizer | None = None) -> Candidate:
     """A pool over a range with no sampled requests: one instance, so the range is served."""
     acct = problem.settings.accounting
-    w1 = idle_instance_w(prof, problem.settings)
+    ph = sizer.physics(d) if sizer is not None and acct == "physical" else None
+    w1 = idle_instance_w(prof, problem.settings, ph)
     return Candidate(
         i=i, k=k, lo=b[i], hi=b[k], window=b[k], deployment=d, inventory_key=d.gpu,
         gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=prof.instance_cost_per_hr(acct),

@@ -241,14 +241,18 @@ class ContractPhysics:
     max_seqs: Any
     peak_flops: Any
     peak_bw: Any
-    #: every field of the contract's StepTerms (time-averaged for the power model)
+    #: the fields of the contract's StepTerms the power model reads (time-averaged for it:
+    #: :data:`fleetopt.physics.power.ACTIVITY_TERMS`)
     power_terms: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, profile: Any) -> ContractPhysics:
+        from fleetopt.physics.power import ACTIVITY_TERMS
+
         pm = profile.power_model
         probe = cls._as_dict(profile.step.terms(np.ones(1), np.ones(1)))
-        return cls(step=profile.step, power_model=pm, power_terms=tuple(probe),
+        return cls(step=profile.step, power_model=pm,
+                   power_terms=tuple(k for k in probe if k in ACTIVITY_TERMS),
                    gpus=float(profile.gpus_per_instance), idle_w=float(pm.idle_w),
                    kv_capacity_tokens=float(profile.kv_capacity_tokens),
                    block_tokens=float(profile.block_tokens),
@@ -290,8 +294,10 @@ class ContractPhysics:
         from fleetopt.physics.power import activity
 
         shape = np.broadcast(*(np.asarray(v, dtype=float) for v in rates.values())).shape
-        avg = StepTerms(**{k: np.broadcast_to(np.asarray(rates[k], dtype=float), shape)
-                           for k in self.power_terms})
+        nan = np.full(shape, math.nan)  # the terms activity() does not read
+        avg = StepTerms(**{f.name: np.broadcast_to(np.asarray(rates[f.name], dtype=float), shape)
+                           if f.name in self.power_terms else nan
+                           for f in dataclasses.fields(StepTerms)})
         return np.asarray(self.power_model.gpu_power_w(activity(avg, self.step)), dtype=float)
 
 
@@ -371,12 +377,13 @@ def physics_of(profile: Profile, settings: Settings | None = None) -> Any:
     return ph
 
 
-def idle_instance_w(profile: Profile, settings: Settings) -> float:
+def idle_instance_w(profile: Profile, settings: Settings, physics: Any = None) -> float:
     """Watts of one instance running no step: ``paper`` accounting's curve at batch 0 (one
-    GPU), else the instance physics' GPUs at idle."""
+    GPU), else the instance physics' GPUs at idle (``physics``: the profile's
+    :func:`physics_of`, when the caller has it)."""
     if settings.accounting == "paper":
         return float(profile.instance_power_w(0.0, "paper"))
-    ph = physics_of(profile, settings)
+    ph = physics_of(profile, settings) if physics is None else physics
     return float(ph.gpus) * float(ph.idle_w)
 
 
@@ -472,6 +479,30 @@ def _sum_of_waits(pa: F, ta: F, pw: F, tw: F) -> tuple[F, F]:
     return np.vstack([ca, cw]), np.vstack([ta, tw])
 
 
+#: elements per call of the step formula when tabulating (slices of the leading axis): the
+#: formula's many temporaries then stay in cache (elementwise, so the same bits as one call)
+_TERMS_CHUNK = 8192
+
+
+def _terms_sliced(ph: Any, keys: Sequence[str], *args: ArrayLike) -> dict[str, F]:
+    """The terms ``keys`` of ``ph.terms(*args)``, evaluated on slices of the leading axis of
+    the broadcast inputs: the same numbers (every term is elementwise), faster on large
+    tables."""
+    a = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in args))
+    shape = a[0].shape
+    inner = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    step = max(1, _TERMS_CHUNK // max(inner, 1))
+    if len(shape) < 2 or shape[0] <= step:
+        got = ph.terms(*a)
+        return {k: np.asarray(got[k]) for k in keys}
+    out = {k: np.empty(shape) for k in keys}
+    for i in range(0, shape[0], step):
+        got = ph.terms(*(x[i:i + step] for x in a))
+        for k in keys:
+            out[k][i:i + step] = got[k]
+    return out
+
+
 def _rows(d: Mapping[str, Any], sel: NDArray[np.int64]) -> dict[str, Any]:
     """The pairs ``sel`` of a dict of per-pair arrays (first axis; wait components: second)."""
     out: dict[str, Any] = {}
@@ -527,9 +558,16 @@ class ServeFamily:
     edge (or one for all). ``slots``: KV slots per deployment at the window (reserved KV)."""
 
     def __init__(self, physics: Sequence[Any], mix: Mapping[str, Any], settings: Settings,
-                 slots: Sequence[int], hit: ArrayLike = 0.0) -> None:
+                 slots: Sequence[int], hit: ArrayLike = 0.0, stacked: Any = None,
+                 sized_only: bool = False) -> None:
+        """``stacked``: ``stack_physics(physics)`` when the caller has it already (the same
+        object, so the same numbers). ``sized_only``: the caller sizes and prices feasible
+        columns only (:meth:`min_instances`, then the figures of feasible columns): the tables
+        of columns that can never meet the tests are left NaN beyond no decoders, where
+        ``prefill_ok`` is decided (a feasible column's numbers are the same either way)."""
         st = settings
         self.settings = st
+        self.sized_only = bool(sized_only)
         self.reserved = st.kv_allocation == "reserved"
         self.window = int(mix["window"])
         D_n, L = len(physics), len(mix["lows"])
@@ -537,7 +575,9 @@ class ServeFamily:
         self.dep = np.repeat(np.arange(D_n), L)
         self.lc = np.tile(np.arange(L), D_n)
         lc = self.lc
-        self.phys: Any = stack_physics(list(physics)).take(self.dep) if D_n else None
+        if D_n and stacked is None:
+            stacked = stack_physics(list(physics))
+        self.phys: Any = stacked.take(self.dep) if D_n else None
         self.share = np.asarray(mix["share"], dtype=float)[lc]
         self.nonempty = self.share > 0
         self.rate_rps = np.asarray(mix["rate_rps"], dtype=float)[lc]
@@ -644,12 +684,9 @@ class ServeFamily:
             self.tp_nd = np.where(tp_w > 0, tp_nd / np.where(tp_w > 0, tp_w, 1.0), 1.0)[lc]
             sq = tp_q.sum(axis=2, keepdims=True)
             self.tp_q = np.where(sq > 0, tp_q / np.where(sq > 0, sq, 1.0), 0.0)[lc]
+        # (and, from the tables at no decoders: no count can meet the TTFT target when prefill
+        # alone is too slow: prefill_ok, feasible)
         self._build_tables()
-        # no count can meet the TTFT target when prefill alone (no decoders) is too slow
-        own0 = self.own[:, 0, :]
-        self.prefill_late_share = (self.Wq * (own0 > st.slo_s)).sum(axis=1)
-        self.prefill_ok = self.prefill_late_share <= st.prefill_late_budget
-        self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
 
     def prefill_floor_s(self, col: int) -> float:
         """The least TTFT target column ``col`` can meet at any size: the quantile of prefill
@@ -686,18 +723,36 @@ class ServeFamily:
         start = hq[None] + (n - 1.0) * ctok[:, None, :]
         size = lq[None] - (n - 1.0) * ctok[:, None, :]
         D3 = np.broadcast_to(Dg[:, None, :], n.shape)
-        last = ph.terms(D3, D3 * self.Lbar, size, size * start + size * (size + 1.0) / 2.0,
-                        start)
-        own = np.asarray(last["t_step"], dtype=float).copy()
-        wq = self.Wq.T[None, :, :]  # 1 x Q x C
-        # G x C; summed over the prompts row by row (a contiguous last axis: the same bits in
-        # any family)
-        pt = {k: np.ascontiguousarray(np.transpose(np.asarray(last[k]) * wq, (0, 2, 1)))
-              .sum(axis=2) for k in keys}
-        # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
-        # else that many samples and the sum of their piecewise-linear interpolation
-        gi, qi, ci = np.nonzero(n >= 2.0)
-        if len(gi):
+        lpairs = size * start + size * (size + 1.0) / 2.0
+        own = np.full(n.shape, math.nan)
+        pt = {k: np.full(Dg.shape, math.nan) for k in keys}
+        G = n.shape[0]
+
+        def prompt_rows(rows: range, cc: NDArray[np.int64]) -> None:
+            """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc``."""
+            if not len(cc) or not len(rows):
+                return
+            sub_ph = ph if len(cc) == len(Dg[0]) else ph.take(cc)
+            wq = self.Wq[cc].T  # Q x cc
+            # one decoder count at a time (the formula's temporaries stay in cache;
+            # elementwise, so the same bits); pt: summed over the prompts row by row (a
+            # contiguous last axis: the same bits in any family)
+            for gg in rows:
+                last = sub_ph.terms(D3[gg][:, cc], D3[gg][:, cc] * self.Lbar[cc],
+                                    size[gg][:, cc], lpairs[gg][:, cc], start[gg][:, cc])
+                own[gg][:, cc] = last["t_step"]
+                for key in keys:
+                    pt[key][gg, cc] = np.ascontiguousarray(
+                        (np.asarray(last[key]) * wq).T).sum(axis=1)
+            # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
+            # else that many samples and the sum of their piecewise-linear interpolation
+            inc = np.zeros(len(Dg[0]), dtype=bool)
+            inc[cc] = True
+            gi, qi, ci = np.nonzero(n >= 2.0)
+            m = (gi >= rows[0]) & (gi <= rows[-1]) & inc[ci]
+            gi, qi, ci = gi[m], qi[m], ci[m]
+            if not len(gi):
+                return
             nf = n[gi, qi, ci] - 1.0  # full chunks, indices 0 .. nf - 1
             J = _CHUNK_SAMPLES
             k = np.arange(J)[None, :]
@@ -717,12 +772,23 @@ class ServeFamily:
             sub_args = (D_e + 0 * s_e, D_e * self.Lbar[ci][:, None] + 0 * s_e, c_e + 0 * s_e,
                         c_e * s_e + c_e * (c_e + 1.0) / 2.0, s_e)
             # physics of entry e broadcast along the last axis: transpose to (J, M)
-            ft = sub.terms(*(a.T for a in sub_args))
+            ft = _terms_sliced(sub, tuple(dict.fromkeys(("t_step", *keys))),
+                               *(a.T for a in sub_args))
             add = (np.asarray(ft["t_step"]).T * wgt).sum(axis=1)
             np.add.at(own, (gi, qi, ci), add)
             w_e = self.Wq[ci, qi]
             for key in keys:
                 np.add.at(pt[key], (gi, ci), (np.asarray(ft[key]).T * wgt).sum(axis=1) * w_e)
+
+        every = np.arange(len(Dg[0]))
+        prompt_rows(range(0, 1), every)  # no decoders: what prefill_ok needs
+        own0 = own[0].T  # C x Q
+        self.prefill_late_share = (self.Wq * (own0 > self.settings.slo_s)).sum(axis=1)
+        self.prefill_ok = self.prefill_late_share <= self.settings.prefill_late_budget
+        self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
+        # the other decoder counts: every column, or (sized_only) the feasible ones (the
+        # others keep NaN tables there)
+        prompt_rows(range(1, G), np.flatnonzero(self.feasible) if self.sized_only else every)
         own = np.maximum.accumulate(own, axis=0)
         self.own = np.transpose(own, (2, 0, 1)).copy()  # C x G x Q
         # length of one step of the prompt (the residual), non-decreasing in D
@@ -995,9 +1061,20 @@ class ServeFamily:
         bound = np.exp(log_b)
         return {"kv_mean": mean, "kv_var": var, "kv_bound": bound, "kv_util": mean / cap}
 
-    def _kv_chernoff(self, op: dict[str, Any], sel: NDArray[np.int64]) -> F:
+    def _kv_chernoff(self, op: dict[str, Any], sel: NDArray[np.int64],
+                     verdict_only: bool = False) -> F:
         """The exact Chernoff bound on ``P(KV > C)`` for the pairs ``sel`` (golden section over
-        theta; the exponent is convex)."""
+        theta; the exponent is convex).
+
+        ``verdict_only``: only whether each bound is ``<= kv_overflow_prob`` matters. The best
+        exponent of the search never rises from one round to the next (golden section keeps
+        the better of its two points), so a pair whose bound is already at most the
+        probability passes whatever the remaining rounds give: it leaves the search, and its
+        returned bound (the current one) may exceed the full search's, never on the wrong
+        side of the probability. A pair leaves only when its exponent is not NaN at the
+        bracket's upper end either (every term of it rises with theta, so it is then NaN
+        nowhere in the bracket, and no later round can turn the result into NaN, which the
+        full search reads as a bound of 1)."""
         cols = op["cols"][sel]
         lam1, r = op["lam1"][sel], op["r"][sel]
         k, t = self._ak, self._at  # each request's two grid neighbours (no matmul: the bits
@@ -1010,14 +1087,16 @@ class ServeFamily:
         cap = self.cap_kv[cols]
         H = np.maximum(self.kv_hmax[cols], 1.0)
 
-        def expo(th: F) -> F:
+        def expo(th: F, rows: NDArray[np.int64] | None = None) -> F:
             tt = th[:, None]
+            oi, ww, aa, la, rr, cc = (own_i, w, a, lam1, r, cap) if rows is None else (
+                own_i[rows], w[rows], a[rows], lam1[rows], r[rows], cap[rows])
             with np.errstate(over="ignore", invalid="ignore"):
-                pre = own_i * np.expm1(tt * a)
-                geo = np.where(nd > 0, np.exp(tt * (a + 1.0)) * np.expm1(tt * nd)
+                pre = oi * np.expm1(tt * aa)
+                geo = np.where(nd > 0, np.exp(tt * (aa + 1.0)) * np.expm1(tt * nd)
                                / np.expm1(tt), 0.0)
-                dec = (geo - nd) / r[:, None]
-                return lam1 * (w * (pre + dec)).sum(axis=1) - th * cap
+                dec = (geo - nd) / rr[:, None]
+                return la * (ww * (pre + dec)).sum(axis=1) - th * cc
 
         lo = np.full(len(sel), 1e-12)
         hi = 60.0 / H
@@ -1035,7 +1114,26 @@ class ServeFamily:
         gr = (math.sqrt(5.0) - 1.0) / 2.0
         x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
         f1, f2 = expo(x1), expo(x2)
+        eps = self.settings.kv_overflow_prob
         for _ in range(12):  # any theta gives a valid bound: the search only tightens it
+            if verdict_only:
+                cur = np.minimum(np.minimum(np.minimum(f1, f2), b0), 0.0)
+                done = np.exp(np.nan_to_num(cur, nan=0.0)) <= eps
+                if done.any():
+                    # and no later round can make the result NaN (which reads as a bound of
+                    # 1): every term of the exponent rises with theta, so one that is not NaN
+                    # at the bracket's upper end is NaN nowhere inside it
+                    di = np.flatnonzero(done)
+                    done[di[np.isnan(expo(hi[di], di))]] = False
+                if done.any():
+                    out[rest[done]] = np.exp(np.nan_to_num(cur[done], nan=0.0))
+                    keep = ~done
+                    if not keep.any():
+                        return out
+                    rest, lo, hi, b0, x1, x2, f1, f2 = (v[keep] for v in (
+                        rest, lo, hi, b0, x1, x2, f1, f2))
+                    own_i, w, a, lam1, r, cap = (own_i[keep], w[keep], a[keep], lam1[keep],
+                                                 r[keep], cap[keep])
             left = f1 < f2  # the minimum lies in [lo, x2]
             hi = np.where(left, x2, hi)
             lo = np.where(left, lo, x1)
@@ -1050,8 +1148,9 @@ class ServeFamily:
     # --- the sizing test ------------------------------------------------------------------
     def _tests(self, cols_in: ArrayLike, N: ArrayLike, full: bool = False) -> dict[str, Any]:
         """Every sizing test at (column, count) pairs; with ``full`` every figure of every
-        pair, else the expensive tails (TTFT, the KV bound, TPOT) only where the cheap tests
-        pass (a failed pair reports ``ok = False`` and NaN tails)."""
+        pair, else the verdict: the expensive tails only where every test before them passed
+        (TTFT, then TPOT, then the exact KV Chernoff bound, the dearest; a failed pair reports
+        ``ok = False`` and its later tails NaN or unrefined)."""
         st = self.settings
         op = self.operating_point(cols_in, N, design=True)
         wait = self._wait(op)
@@ -1067,28 +1166,47 @@ class ServeFamily:
               & (op["f"] <= cap) & (dec_util <= cap) & (tok_util <= cap)
               & (seq_tail <= eps))
         ok &= (wait["rho_a"] <= cap) if self.reserved else (kv["kv_util"] <= cap)
-        sel = np.arange(len(cols)) if full else np.flatnonzero(ok)
-        if self.reserved:
-            kv_bound = np.zeros(len(cols))
-        else:
-            kv_bound = kv["kv_bound"].copy()
+        tail = 1.0 - st.quantile + 1e-12
+        late = np.full(len(cols), np.nan)
+        tp = None
+        kv_bound = np.zeros(len(cols)) if self.reserved else kv["kv_bound"].copy()
+        if not full:
+            # the verdict only: the tails cheapest first, each where every test so far passed
+            # (a pair's figures never depend on the other pairs of the call)
+            sel = np.flatnonzero(ok)
+            if len(sel):
+                sub, wsub = _rows(op, sel), _rows(wait, sel)
+                late[sel] = self.ttft_exceed(sub, wsub, st.slo_s)
+                ok[sel] &= late[sel] <= tail
+                if st.tpot_p99_ms is not None:
+                    keep = np.flatnonzero(ok[sel])
+                    sub, wsub = _rows(sub, keep), _rows(wsub, keep)
+                    tex = self.tpot_exceed(sub, self._tpot(sub, wsub), st.tpot_p99_ms / 1000.0)
+                    ok[sel[keep]] &= tex <= tail
+            if not self.reserved:
+                need = np.flatnonzero(ok & (kv_bound > eps))
+                if len(need):
+                    kv_bound[need] = np.minimum(kv_bound[need],
+                                                self._kv_chernoff(op, need, verdict_only=True))
+                ok &= kv_bound <= eps
+            return {"ok": ok, "op": op, "wait": wait, "kv": kv, "kv_bound": kv_bound,
+                    "tok_util": tok_util, "dec_util": dec_util, "seq_tail": seq_tail, "tp": tp}
+        sel = np.arange(len(cols))
+        if not self.reserved:
             need = sel[kv_bound[sel] > eps]
             if len(need):
                 kv_bound[need] = np.minimum(kv_bound[need], self._kv_chernoff(op, need))
             ok &= kv_bound <= eps
-        late = np.full(len(cols), np.nan)
-        tp = None
         if len(sel):
             sub = _rows(op, sel)
             wsub = _rows(wait, sel)
             late[sel] = self.ttft_exceed(sub, wsub, st.slo_s)
-            if st.tpot_p99_ms is not None or full:
-                tps = self._tpot(sub, wsub)
-                if st.tpot_p99_ms is not None:
-                    tex = self.tpot_exceed(sub, tps, st.tpot_p99_ms / 1000.0)
-                    ok[sel] &= tex <= 1.0 - st.quantile + 1e-12
-                tp = tps if full else None
-        ok &= late <= 1.0 - st.quantile + 1e-12
+            tps = self._tpot(sub, wsub)
+            if st.tpot_p99_ms is not None:
+                tex = self.tpot_exceed(sub, tps, st.tpot_p99_ms / 1000.0)
+                ok[sel] &= tex <= tail
+            tp = tps
+        ok &= late <= tail
         return {"ok": ok, "op": op, "wait": wait, "kv": kv, "kv_bound": kv_bound,
                 "tok_util": tok_util, "dec_util": dec_util, "seq_tail": seq_tail, "tp": tp}
 
@@ -1108,8 +1226,11 @@ class ServeFamily:
                 out[pos] = self._tests(np.asarray(cols)[pos], N[pos])["ok"]
         return out
 
-    def _lower_bound(self, cols: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Fewest instances any test allows (necessary conditions at zero decoders)."""
+    def lower_bound(self, cols: ArrayLike) -> NDArray[np.int64]:
+        """Fewest instances any test allows (necessary conditions at zero decoders): every
+        count below it fails a utilisation cap, since the tables are non-decreasing in ``D``
+        and ``D >= 0``."""
+        cols = np.asarray(cols, dtype=np.int64)
         st = self.settings
         cap = st.utilization_cap
         lam = self.rate_rps[cols] * st.peak_factor
@@ -1119,54 +1240,96 @@ class ServeFamily:
         n = np.ceil(np.maximum(np.maximum(a, b), c) - 1e-9)
         return np.maximum(n, 1).astype(np.int64)
 
-    def min_instances(self, limit: int = 1_000_000) -> NDArray[np.int64]:
+    def min_instances(self, limit: int = 1_000_000, guess: ArrayLike | None = None
+                      ) -> NDArray[np.int64]:
         """Per column, the fewest instances meeting every test (-1 where none or empty).
 
-        Every test is monotone in the count: from a lower bound, gallop up (steps 1, 4, 16,
-        ...) to the first pass, then narrow the bracket with 3 inner counts per round; every
-        column still open is tested in the same vectorised call (few calls: numpy's per-call
-        cost dominates small ones)."""
+        Every test is monotone in the count (``docs/formulation.md`` section 5, S1), so the
+        answer is the least passing count above a count known to fail, whatever counts are
+        tried on the way: the search below only chooses WHICH counts to test, never what a
+        test says (a pair's verdict never depends on the other pairs of a call). Per column it
+        keeps the largest count known to fail (``lower_bound - 1`` to start) and the least known
+        to pass. ``guess`` (a count per column, e.g. the answer of a similar pool; 0 or absent:
+        none; negative: expected to fail at the limit) picks the first counts: ``g`` and ``g -
+        1`` where there is a guess, else ``limit`` (a column that fails with practically
+        unlimited instances never passes) and the lower bound. A column whose guess fails is
+        then tested at ``limit`` too; every column still open gallops up from its last failure
+        (steps 1 or 4, 16, ...) until a count passes, and narrows its bracket with 3 inner
+        counts per round. Every open column is tested in the same vectorised call (few calls:
+        numpy's per-call cost dominates small ones)."""
         out = np.full(self.ncols, -1, dtype=np.int64)
         cols = np.flatnonzero(self.feasible)
         if not len(cols):
             return out
-        # a column that fails even with (practically) unlimited instances never passes
-        cols = cols[self.slo_ok(cols, np.full(len(cols), float(limit)))]
-        if not len(cols):
-            return out
-        lo = self._lower_bound(cols) - 1  # a count known to fail (a necessary test fails)
-        hi = np.full(len(cols), -1, dtype=np.int64)
-        step = np.ones(len(cols), dtype=np.int64)
-        pend = np.ones(len(cols), dtype=bool)
-        while pend.any():  # gallop up from the lower bound
-            idx = np.flatnonzero(pend)
-            n = np.minimum(lo[idx] + step[idx], limit)
-            ok = self.slo_ok(cols[idx], n.astype(float))
-            hi[idx[ok]] = n[ok]
-            lo[idx[~ok]] = n[~ok]
-            step[idx] *= 4
-            pend[idx[ok]] = False
-            pend[idx[~ok & (n >= limit)]] = False
-        act = hi > 0
+        m = len(cols)
+        lb = self.lower_bound(cols)
+        lo = lb - 1  # a count known to fail (a necessary test fails)
+        g0 = np.zeros(m, dtype=np.int64) if guess is None else np.asarray(
+            guess, dtype=np.int64)[cols]
+        guessed = g0 > 0
+        g = np.minimum(np.where(g0 > lo, g0, lb), limit)
+        g1 = g - 1
+        has1 = guessed & (g1 > lo)
+        # the limit is tested now where there is no guess, else once the guess fails (a
+        # column that passes somewhere below the limit passes at the limit)
+        lim = np.flatnonzero(~guessed)
+        gi = np.flatnonzero(g0 >= 0)  # a negative guess: expected to fail at the limit
+        ok = self.slo_ok(np.concatenate([cols[lim], cols[gi], cols[has1]]),
+                         np.concatenate([np.full(len(lim), limit), g[gi], g1[has1]]
+                                        ).astype(float))
+        lim_ok = np.zeros(m, dtype=bool)  # passes at the limit (so far: not known to fail)
+        lim_ok[lim] = ok[:len(lim)]
+        lim_known = ~guessed
+        ok_g = np.zeros(m, dtype=bool)
+        ok_g[gi] = ok[len(lim):len(lim) + len(gi)]
+        ok_g1 = np.zeros(m, dtype=bool)
+        ok_g1[has1] = ok[len(lim) + len(gi):]
+        tried = g0 >= 0
+        live = np.where(lim_known, lim_ok, True)
+        hi = np.where(ok_g, np.where(ok_g1, g1, g), -1).astype(np.int64)  # least known pass
+        lo = np.where(ok_g, np.where(has1 & ~ok_g1, g1, lo), np.where(tried, g, lo))
+        # galloping: no count passed yet; the next step from the last failure
+        step = np.where(tried & (g == lb), 4, 1).astype(np.int64)
+        gal = live & (hi < 0)
+        live &= ~(gal & (lo >= limit))
+        gal &= live
         k = 3
-        while True:  # (k + 1)-ary search between the last failure and the first pass
-            m = act & (hi - lo > 1)
-            if not m.any():
+        while True:
+            ref = live & (hi > 0) & (hi - lo > 1)
+            if not (gal.any() or ref.any()):
                 break
-            idx = np.flatnonzero(m)
-            span = hi[idx] - lo[idx]
-            pts = lo[idx][:, None] + np.maximum(
+            li = np.flatnonzero(gal & ~lim_known)
+            gi = np.flatnonzero(gal)
+            ng = np.minimum(lo[gi] + step[gi], limit)
+            ri = np.flatnonzero(ref)
+            span = hi[ri] - lo[ri]
+            pts = lo[ri][:, None] + np.maximum(
                 1, (span[:, None] * np.arange(1, k + 1)[None, :]) // (k + 1))
-            pts = np.minimum(pts, hi[idx][:, None] - 1)
-            ok = self.slo_ok(np.repeat(cols[idx], k), pts.ravel().astype(float)).reshape(pts.shape)
-            anyok = ok.any(axis=1)
-            first = np.argmax(ok, axis=1)
-            rows = np.arange(len(idx))
-            new_hi = np.where(anyok, pts[rows, first], hi[idx])
-            # the largest failing inner count below the new upper end
-            fail_below = np.where(~ok & (pts < new_hi[:, None]), pts, -1).max(axis=1)
-            lo[idx] = np.maximum(lo[idx], fail_below)
-            hi[idx] = new_hi
+            pts = np.minimum(pts, hi[ri][:, None] - 1)
+            ok = self.slo_ok(np.concatenate([cols[li], cols[gi], np.repeat(cols[ri], k)]),
+                             np.concatenate([np.full(len(li), limit), ng, pts.ravel()]
+                                            ).astype(float))
+            okl = ok[:len(li)]
+            okg = ok[len(li):len(li) + len(gi)]
+            okr = ok[len(li) + len(gi):].reshape(pts.shape)
+            lim_known[li] = True
+            live[li[~okl]] = False
+            hi[gi[okg]] = ng[okg]
+            lo[gi[~okg]] = ng[~okg]
+            step[gi] *= 4
+            gal[gi[okg]] = False
+            gal[gi[~okg & (ng >= limit)]] = False
+            gal &= live
+            if len(ri):
+                anyok = okr.any(axis=1)
+                first = np.argmax(okr, axis=1)
+                rows = np.arange(len(ri))
+                new_hi = np.where(anyok, pts[rows, first], hi[ri])
+                # the largest failing inner count below the new upper end
+                fail_below = np.where(~okr & (pts < new_hi[:, None]), pts, -1).max(axis=1)
+                lo[ri] = np.maximum(lo[ri], fail_below)
+                hi[ri] = new_hi
+        act = live & (hi > 0)
         out[cols[act]] = hi[act]
         return out
 

@@ -31,7 +31,7 @@ from fleetopt.physics.profiles import Deployment, Profile
 from fleetopt.problem.fleet import PoolSpec
 from fleetopt.sizing.family import family_mix
 from fleetopt.sizing.poolmodel import PoolModel
-from fleetopt.sizing.servemodel import ServeFamily, physics_of
+from fleetopt.sizing.servemodel import ServeFamily, physics_of, stack_physics
 
 __all__ = ["SizedPool", "Sizer", "pool_model"]
 
@@ -96,6 +96,7 @@ class Sizer:
         self._models: dict[Key, PoolModel] = {}
         self._mixes: dict[tuple[int, int, tuple[int, ...]], dict[str, Any]] = {}
         self._physics: dict[Deployment, Any] = {}
+        self._stacks: dict[tuple[Deployment, ...], Any] = {}  # stacked physics per member list
         self.models_built = 0  # pool models and families built (a measure of the work done)
 
     # --- profiles and families --------------------------------------------------------
@@ -136,20 +137,28 @@ class Sizer:
         return got
 
     def families(self, lows: Sequence[int], hi: int, window: int,
-                 deployments: Sequence[Deployment]) -> list[tuple[list[tuple[Deployment, Profile]],
-                                                                  ServeFamily]]:
+                 deployments: Sequence[Deployment], sized_only: bool = False
+                 ) -> list[tuple[list[tuple[Deployment, Profile]], ServeFamily]]:
         """The pools ``(lo, hi]`` (``lo`` in ``lows``) at ``window`` on ``deployments``, as
         families with their members ``[(deployment, profile)]`` (one family: the deployments'
         physics are stacked inside it). Physical accounting only; the deployments must hold a
         KV slot at ``window``. Column ``c`` of a family is member ``fam.dep[c]`` at lower edge
-        ``lows[fam.lc[c]]``."""
+        ``lows[fam.lc[c]]``. ``sized_only``: only feasible columns will be sized and priced
+        (``ServeFamily(sized_only=True)``: no tables for the others beyond no decoders)."""
         members = [(d, self.profile(d)) for d in deployments]
         if not members:
             return []
         mix = self.mix(lows, hi, window)
-        fam = ServeFamily([self.physics(d) for d, _ in members], mix, self.problem.settings,
+        phys = [self.physics(d) for d, _ in members]
+        key = tuple(d for d, _ in members)
+        stacked = self._stacks.get(key)
+        if stacked is None:
+            stacked = stack_physics(phys)
+            self._stacks[key] = stacked
+        fam = ServeFamily(phys, mix, self.problem.settings,
                           [prof.slots(window) for _, prof in members],
-                          self.problem.settings.hit_share)
+                          self.problem.settings.hit_share, stacked=stacked,
+                          sized_only=sized_only)
         self.models_built += 1
         return [(members, fam)]
 
@@ -180,7 +189,7 @@ class Sizer:
             lows = sorted(lows_set)
             usable = [d for d in deps if window <= self.profile(d).max_context
                       and self.profile(d).slots(window) >= 1]
-            for members, fam in self.families(lows, hi, window, usable):
+            for members, fam in self.families(lows, hi, window, usable, sized_only=True):
                 n = fam.min_instances()
                 cols = np.flatnonzero(n >= 0)
                 power = fam.power_w(cols, n[cols].astype(float)) if len(cols) else np.zeros(0)
