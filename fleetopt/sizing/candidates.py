@@ -607,29 +607,40 @@ def _candidates_for(
     return cands, stats, done
 
 
+#: multiples of ``n_min`` at which :func:`_serve_curves` checks that the watts do not fall
+_MONOTONE_CHECK = (1.0, 1.1, 1.2, 1.35, 1.6)
+
+
 def _serve_curves(fam: ServeFamily, cols: np.ndarray, n0: np.ndarray, headroom: float,
                   max_extra: int, segments: int, stats: dict[str, int]) -> list[dict[str, Any]]:
     """Curves of physical-accounting candidates (``docs/formulation.md`` section 5).
 
-    The serving model's pool watts rise with the instance count (every instance adds its idle
-    watts, and the pool's power above idle is a function of its work, which does not fall), so
-    every count above ``n_min`` is dominated and the candidate is the single exact point
-    ``n_min``. The consequence is checked on every candidate at ``n_min + 1`` and
-    ``2 n_min + 1``; a candidate where it fails gets the assumption-free range instead: exact
-    watts at every count up to ``T = W(n_min) / (gpus x idle)``, above which ``W(N) >= N gpus
-    idle > W(n_min)`` (``candidate_stats["monotone_fallback"]`` counts them)."""
+    The serving model's pool watts nearly always rise with the instance count (every instance
+    adds its idle watts, and the pool's power above idle follows its work), and then every count
+    above ``n_min`` is dominated and the candidate is the single exact point ``n_min``. That is
+    checked on every candidate at ``n_min + 1``, at the multiples :data:`_MONOTONE_CHECK` of
+    ``n_min`` and at ``2 n_min + 1`` (the watts can dip a few per cent some way above ``n_min``,
+    where the operating point changes regime: dips seen lie at 1.1-1.3 ``n_min``); a candidate
+    where any of them is below ``W(n_min)`` gets the assumption-free range instead: exact watts
+    at every count up to ``T = W(n_min) / (gpus x idle)``, above which ``W(N) >= N gpus idle >
+    W(n_min)`` (``candidate_stats["monotone_fallback"]`` counts them). The check is a sample,
+    not a proof: a dip between the sampled counts would go unseen."""
     m = len(cols)
-    W = fam.power_w(np.concatenate([cols, cols, cols]),
-                    np.concatenate([n0, n0 + 1, 2 * n0 + 1]).astype(float))
-    w0, w1, w2 = W[:m], W[m:2 * m], W[2 * m:]
-    mono = (w1 >= w0) & (w2 >= w0)
+    pts = [np.maximum(np.ceil(f * n0), n0 + 1) for f in _MONOTONE_CHECK]
+    pts.append(2 * n0 + 1)
+    W = fam.power_w(np.concatenate([cols] * (len(pts) + 1)),
+                    np.concatenate([n0, *pts]).astype(float))
+    w0 = W[:m]
+    mono = np.ones(m, dtype=bool)
+    for k in range(len(pts)):
+        mono &= W[(k + 1) * m:(k + 2) * m] >= w0
+    stats["range_points"] += (len(pts) + 1) * m
     out: list[dict[str, Any] | None] = [None] * m
     for j in np.flatnonzero(mono):
         w = float(w0[j])
         n = int(n0[j])
         out[j] = {"n_points": (n,), "exact_n": (n,), "power_exact_w": (w,),
                   "segs": ((n, n, w, 0.0),)}
-    stats["range_points"] += 3 * m
     bad = np.flatnonzero(~mono)
     stats["monotone_fallback"] = stats.get("monotone_fallback", 0) + len(bad)
     if len(bad):
