@@ -289,3 +289,17 @@ price_per_gpu_hr = 4.0
                 boundaries=(4096,), catalog=cat)
     with pytest.raises(FleetoptError, match="per_seq_s"):
         build_candidates(p)
+
+
+def test_a_dip_above_n_min_sends_the_candidate_to_the_exact_range(steep_catalog):
+    """Regression: Mixtral fp16 on A100 TP2, (2048, 32768] of azure-code-2023 at 257 req/s:
+    the watts rise from n_min = 109 and dip below W(n_min) near 130; checking only n_min + 1
+    and 2 n_min + 1 collapsed the candidate to n_min."""
+    p = Problem(workload=builtin("azure-code-2023", 257.0), model="mixtral-8x7b",
+                dtypes=("fp16",), gpus=("A100-SXM",), tp=(2,), boundaries=(512, 2048),
+                max_ctx=32768, settings=Settings(3000.0), catalog=steep_catalog)
+    cset = build_candidates(p, prune=False)
+    assert cset.stats["monotone_fallback"] >= 1
+    top = [c for c in cset.candidates if c.lo == 2048]
+    assert top and top[0].n_max > top[0].n_min
+    _check_candidates(p, cset)
