@@ -63,7 +63,7 @@ from numpy.typing import ArrayLike, NDArray
 from fleetopt.core.errors import FleetoptError
 
 __all__ = ["CLASS_QUANTILES", "DEFAULT_WINDOWS_S", "MAX_PEAK_FACTOR", "MIN_CLASS_SHARE",
-           "MIN_MEAN_COUNT", "MIN_WINDOWS", "estimate_peak_factor", "peak_factor",
+           "MIN_MEAN_COUNT", "MIN_WINDOWS", "TraceBursts", "estimate_peak_factor", "peak_factor",
            "pool_peak_factors", "rescale"]
 
 #: default windows (seconds, in rescaled time) over which :func:`auto_peak_factor` takes the max
@@ -128,9 +128,21 @@ def estimate_peak_factor(
         raise FleetoptError("window_s", f"must be > 0 s, got {window_s}")
     if not 0.0 < quantile < 1.0:
         raise FleetoptError("quantile", f"must be in (0, 1), got {quantile}")
+    ts, tot_s = _prepare(t, tot, rate_rps)
+    return _estimate(ts, tot_s, lo, hi, window_s, quantile, net_of_poisson)
+
+
+def _prepare(t: NDArray[np.float64], tot: NDArray[np.float64], rate_rps: float
+             ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Arrival times sorted and rescaled (:func:`rescale`) with the total lengths in the same
+    order: the form every estimate works on (prepared once for many length ranges)."""
     order = np.argsort(t, kind="stable")
-    ts = rescale(t[order], rate_rps)
-    tot = tot[order]
+    return rescale(t[order], rate_rps), tot[order]
+
+
+def _estimate(ts: NDArray[np.float64], tot: NDArray[np.float64], lo: float, hi: float,
+              window_s: float, quantile: float, net_of_poisson: bool) -> float:
+    """:func:`estimate_peak_factor` on prepared arrays (:func:`_prepare`)."""
     sel = ts[(tot > lo) & (tot <= hi)]
     if len(sel) == 0:
         return 1.0
@@ -165,18 +177,20 @@ def _windows(span_s: float, share: float, rate_rps: float,
     return sorted({max(w, MIN_MEAN_COUNT / (share * rate_rps)) for w in use})
 
 
-def _class_factor(t: NDArray[np.float64], tot: NDArray[np.float64], lo: float, hi: float,
-                  rate_rps: float, span_s: float, window_s: float | Sequence[float] | None,
+def _class_factor(ts: NDArray[np.float64], tot: NDArray[np.float64], lo: float, hi: float,
+                  rate_rps: float, window_s: float | Sequence[float] | None,
                   quantile: float) -> float:
     """The largest net-of-Poisson :func:`estimate_peak_factor` of the class ``(lo, hi]`` over
-    the windows (:func:`_windows`); 1.0 for an empty class."""
+    the windows (:func:`_windows`), on prepared arrays (:func:`_prepare`); 1.0 for an empty
+    class."""
     share = float(np.mean((tot > lo) & (tot <= hi)))
     if share == 0.0:
         return 1.0
+    if not 0.0 < quantile < 1.0:
+        raise FleetoptError("quantile", f"must be in (0, 1), got {quantile}")
     best = 1.0
-    for w in _windows(span_s, share, rate_rps, window_s):
-        best = max(best, estimate_peak_factor(t, tot, lo, hi, rate_rps=rate_rps, window_s=w,
-                                              quantile=quantile, net_of_poisson=True))
+    for w in _windows(float(ts[-1]), share, rate_rps, window_s):
+        best = max(best, _estimate(ts, tot, lo, hi, w, quantile, True))
     return best
 
 
@@ -194,17 +208,15 @@ def peak_factor(arrival_s: ArrayLike, total_tokens: ArrayLike, rate_rps: float, 
     average is lengthened to hold that many, as the Poisson correction is a normal
     approximation), with the trace rescaled to ``rate_rps``; capped at :data:`MAX_PEAK_FACTOR`.
     """
-    t = np.asarray(arrival_s, dtype=float)
-    tot = np.asarray(total_tokens).astype(float)
-    span = float(rescale(t, rate_rps)[-1])
+    ts, tot = _prepare(np.asarray(arrival_s, dtype=float),
+                       np.asarray(total_tokens).astype(float), rate_rps)
     best = 1.0
     for q in CLASS_QUANTILES:
         lo = -math.inf if q == 0.0 else float(np.quantile(tot, q))
         share = float(np.mean(tot > lo))
         if share < MIN_CLASS_SHARE:
             continue
-        best = max(best, _class_factor(t, tot, lo, math.inf, rate_rps, span, window_s,
-                                       quantile))
+        best = max(best, _class_factor(ts, tot, lo, math.inf, rate_rps, window_s, quantile))
     return float(min(best, MAX_PEAK_FACTOR))
 
 
@@ -242,10 +254,29 @@ def pool_peak_factors(arrival_s: ArrayLike, total_tokens: ArrayLike, edges: Sequ
             raise FleetoptError("window_s", f"give one window sequence per pool ({npools})")
     else:
         per = [window_s] * npools
-    span = float(rescale(t, rate_rps)[-1])
-    out = []
-    for k in range(npools):
-        hi = math.inf if k == npools - 1 else e[k + 1]
-        out.append(float(min(_class_factor(t, tot, e[k], hi, rate_rps, span, per[k], quantile),
-                             MAX_PEAK_FACTOR)))
-    return out
+    bursts = TraceBursts(t, tot, rate_rps)
+    return [bursts.factor(e[k], math.inf if k == npools - 1 else e[k + 1], window_s=per[k],
+                          quantile=quantile) for k in range(npools)]
+
+
+class TraceBursts:
+    """A trace's arrivals prepared once (sorted, rescaled to ``rate_rps``) for the peak
+    factors of many length ranges: the per-pool factors of a planner's candidate pools
+    (:meth:`fleetopt.problem.problem.Problem.pool_peak_factor`)."""
+
+    def __init__(self, arrival_s: ArrayLike, total_tokens: ArrayLike, rate_rps: float) -> None:
+        t = np.asarray(arrival_s, dtype=float)
+        tot = np.asarray(total_tokens).astype(float)
+        if t.shape != tot.shape:
+            raise FleetoptError("total_tokens", "needs one length per arrival")
+        self.rate_rps = float(rate_rps)
+        self._ts, self._tot = _prepare(t, tot, self.rate_rps)
+
+    def factor(self, lo: float, hi: float, *, window_s: float | Sequence[float] | None = None,
+               quantile: float = 0.99) -> float:
+        """The peak factor of the requests of total length ``(lo, hi]`` (``hi = inf``: every
+        request longer than ``lo``), as one pool of :func:`pool_peak_factors`: the largest
+        net-of-Poisson estimate over the windows, capped at :data:`MAX_PEAK_FACTOR`; 1.0 for an
+        empty range."""
+        return float(min(_class_factor(self._ts, self._tot, float(lo), float(hi), self.rate_rps,
+                                       window_s, quantile), MAX_PEAK_FACTOR))
