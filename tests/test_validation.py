@@ -91,7 +91,7 @@ def test_docs_tables_and_figures_come_from_the_study(study, tmp_path) -> None:
     spec.loader.exec_module(mod)
     tables = mod.simulation_tables(study)
     assert set(tables) == {"sim-cases", "sim-validation", "sim-throughput", "sim-burst",
-                           "sim-summary"}
+                           "sim-burst-plans", "sim-summary"}
     text = (ROOT / "docs" / "simulation.md").read_text()
     for name in tables:
         mod.between(text, name)  # every table has its markers in the doc
