@@ -173,7 +173,7 @@ def test_each_pool_is_sized_at_its_own_factor():
     """Per-pool auto: a plan's pools carry pool_peak_factors of its edges; the short pool of
     most of the traffic gets less than the global factor; each pool is sized (in a family, as
     the MIP's candidates are, and alone) as with its factor as the one global factor."""
-    from fleetopt.evaluation import evaluate_plan
+    from fleetopt.evaluation import evaluate, evaluate_plan
     from fleetopt.planners.baselines import pool_routing
     from fleetopt.sizing.sizer import Sizer
 
@@ -187,6 +187,10 @@ def test_each_pool_is_sized_at_its_own_factor():
     assert [p["peak_factor"] for p in ev.to_dict()["pools"]] == pytest.approx(want)
     assert want[0] < auto_peak_factor(prob.workload) < want[1]  # smooth majority, bursty tail
     # one number for every pool: no per-pool factor in the results
+    with pytest.raises(FleetoptError) as e:  # one factor per pool, each in [1, 10]
+        evaluate(sol.fleet, prob.workload, prob.settings, model=prob.model,
+                 catalog=prob.catalog, physics=prob.physics, peak_factors=[1.2])
+    assert e.value.field == "peak_factors"
     fixed = prob.with_(settings=dataclasses.replace(prob.settings, peak_factor=1.5))
     assert all("peak_factor" not in p for p in evaluate_plan(fixed, sol.fleet).to_dict()["pools"])
     deps = [p.deployment for p in sol.fleet.pools]
