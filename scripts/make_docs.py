@@ -445,7 +445,7 @@ def simulation_tables(study: dict[str, Any]) -> dict[str, str]:
             "case": "case", "pool": "pool", "share": "share of requests",
             "time_in_system_s": "sim time in system s", "k_pool": "k (pool, its windows)",
             "k_pool_default_windows": "k (pool, default windows)",
-            "k_global": "k (global, auto)", "sim_replay_p99_ttft_ms": "replay P99 TTFT ms"}, {
+            "k_global": "k (global, auto-global)", "sim_replay_p99_ttft_ms": "replay P99 TTFT ms"}, {
             "share": ".3f", "time_in_system_s": ",.1f", "k_pool": ".2f",
             "k_pool_default_windows": ".2f", "k_global": ".2f", "sim_replay_p99_ttft_ms": ",.0f"})
     bp = study.get("burst_plans")

@@ -32,18 +32,21 @@ Which window (:func:`auto_peak_factor`)
     classes ``total > L`` for ``L`` at the 0, 50, 75, 85, 90 and 95 % points of the trace's
     total length (a class of at least 5 % of the requests: the tail pools a planner forms; a
     smaller class holds too few requests for a 99 % quantile from an hour of trace).
-    One global factor, because :class:`~fleetopt.problem.settings.Settings` applies one factor to
-    every pool: it is set by the burstiest class, so short pools that would need less get the
-    same headroom (the price of a single knob, see the watts in ``docs/simulation.md``).
+    One global factor (``[slo] peak_factor = "auto-global"``): it is set by the burstiest class,
+    so short pools that would need less get the same headroom (the price of a single knob, see
+    the watts in ``docs/simulation.md``).
 
 Per pool (:func:`pool_peak_factors`)
     The same estimate restricted to each pool's own length range ``(lo, hi]``, over the default
     windows or windows the caller gives per pool (the validation study uses multiples of each
     pool's simulated mean time in system): a factor for every pool instead of one for all.
+    ``[slo] peak_factor = "auto"`` sizes every pool (every candidate pool of the MIP) at it, over
+    the default windows (:class:`TraceBursts`: the trace prepared once for many ranges).
 
 Workloads without timestamps (the CDF workloads ``azure``, ``lmsys``, ``agent-heavy``, a user's
 CDF, a trace file without an arrival-time column) get ``1.0`` here: Poisson arrivals, the
-model's own assumption; a config's ``[slo] peak_factor = "auto"`` on such a workload is an error
+model's own assumption; a config's ``[slo] peak_factor = "auto"`` (or ``"auto-global"``) on such
+a workload is an error
 (:class:`fleetopt.problem.problem.Problem`), so that no plan assumes Poisson arrivals silently.
 Nothing in a length distribution says how bursty the traffic is, and any default
 above 1 would charge every such plan for burstiness it may not have; set ``[slo] peak_factor``
