@@ -10,6 +10,7 @@ import pytest
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics.burst import estimate_peak_factor, peak_factor, pool_peak_factors
 from fleetopt.problem.config import load_config
+from fleetopt.problem.fleet import Fleet
 from fleetopt.problem.workload import auto_peak_factor, builtin, from_trace_file, trace_of
 from fleetopt.sim import simulate_problem
 
@@ -185,6 +186,7 @@ def test_each_pool_is_sized_at_its_own_factor():
     ev = evaluate_plan(prob, sol.fleet)
     assert [p.peak_factor for p in ev.pools] == pytest.approx(want)
     assert [p["peak_factor"] for p in ev.to_dict()["pools"]] == pytest.approx(want)
+    assert Fleet.from_list(ev.to_dict()["pools"]) == sol.fleet  # a plan JSON reads back
     assert want[0] < auto_peak_factor(prob.workload) < want[1]  # smooth majority, bursty tail
     # one number for every pool: no per-pool factor in the results
     with pytest.raises(FleetoptError) as e:  # one factor per pool, each in [1, 10]
