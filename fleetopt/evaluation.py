@@ -9,12 +9,14 @@ fleet, sized by :class:`~fleetopt.sizing.sizer.Sizer`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.core.jsonio import jsonable, to_json, versioned
 from fleetopt.physics import kv as kvm
+from fleetopt.physics.burst import MAX_PEAK_FACTOR
 from fleetopt.physics.catalog import Catalog, ModelSpec, default_catalog
 from fleetopt.physics.profiles import ComputedProfile, PhysicsParams, Profile, resolve
 from fleetopt.problem.fleet import Fleet, PoolSpec, with_ep
@@ -72,10 +74,16 @@ class PoolResult:
     #: expert parallelism (1, or tp: ``--enable-expert-parallel``) of a mixture of experts;
     #: None for a dense model, which has none (and then left out of the JSON)
     ep: int | None = None
+    #: the pool's own design-rate factor when the factors are per pool (``[slo] peak_factor =
+    #: "auto"``); None when one factor sizes every pool (the settings'; left out of the JSON)
+    peak_factor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The pool's JSON object; ``ep`` follows ``tp`` and is there for a mixture of experts."""
+        """The pool's JSON object; ``ep`` follows ``tp`` and is there for a mixture of experts;
+        ``peak_factor`` is there when the pools have their own."""
         d = jsonable(asdict(self))
+        if d["peak_factor"] is None:
+            d.pop("peak_factor")
         return with_ep(d, d.pop("ep"))
 
     def spec(self) -> PoolSpec:
@@ -198,8 +206,13 @@ def evaluate(
     model: str = "llama-3.1-70b",
     catalog: Catalog | None = None,
     physics: PhysicsParams | None = None,
+    peak_factors: Sequence[float] | None = None,
 ) -> FleetResult:
     """Evaluate ``fleet`` serving ``workload`` exactly (``docs/model.md``).
+
+    ``peak_factors``: one design-rate factor per pool, each replacing ``settings.peak_factor``
+    for its pool and reported in its :attr:`PoolResult.peak_factor` (per-pool factors,
+    :meth:`fleetopt.problem.problem.Problem.fleet_peak_factors`); None: the settings' one.
 
     Raises :class:`FleetoptError` if the pools do not cover every request, a deployment does
     not fit the model, or a window exceeds the model's context.
@@ -219,6 +232,12 @@ def evaluate(
             f"{min(fleet.max_ctx, mmax)} "
             'with [workload] over_max_ctx = "drop" or "truncate"'
         )
+    if peak_factors is not None:
+        peak_factors = [float(k) for k in peak_factors]
+        if len(peak_factors) != len(fleet.pools) or not all(
+                1.0 <= k <= MAX_PEAK_FACTOR for k in peak_factors):
+            raise FleetoptError("peak_factors", f"give one factor in [1, {MAX_PEAK_FACTOR:g}] "
+                                f"per pool ({len(fleet.pools)}), got {peak_factors!r}")
     results = []
     for i, spec in enumerate(fleet.pools):
         f = f"fleet.pools[{i}]"
@@ -235,7 +254,12 @@ def evaluate(
         err = prof.fit_error()
         if err:
             raise FleetoptError(f"{f}.gpu", err)
-        results.append(evaluate_pool(spec, prof, workload, settings, f))
+        if peak_factors is None:
+            results.append(evaluate_pool(spec, prof, workload, settings, f))
+        else:
+            k = peak_factors[i]
+            res = evaluate_pool(spec, prof, workload, replace(settings, peak_factor=k), f)
+            results.append(replace(res, peak_factor=k))
     notes: tuple[str, ...] = ()
     if settings.accounting == "paper":
         notes = ("paper accounting: ONE GPU's watts and price per instance, as published; "
@@ -247,7 +271,8 @@ def evaluate_plan(problem: Problem, fleet: Fleet) -> FleetResult:
     """:func:`evaluate` of ``fleet`` with ``problem``'s workload, settings, model, catalog and
     physics (what every planner, study and command evaluates a plan with)."""
     return evaluate(fleet, problem.workload, problem.settings, model=problem.model,
-                    catalog=problem.catalog, physics=problem.physics)
+                    catalog=problem.catalog, physics=problem.physics,
+                    peak_factors=problem.fleet_peak_factors(fleet))
 
 
 def size_fleet(problem: Problem, boundaries: list[int] | None = None,

@@ -445,9 +445,25 @@ def simulation_tables(study: dict[str, Any]) -> dict[str, str]:
             "case": "case", "pool": "pool", "share": "share of requests",
             "time_in_system_s": "sim time in system s", "k_pool": "k (pool, its windows)",
             "k_pool_default_windows": "k (pool, default windows)",
-            "k_global": "k (global, auto)", "sim_replay_p99_ttft_ms": "replay P99 TTFT ms"}, {
+            "k_global": "k (global, auto-global)", "sim_replay_p99_ttft_ms": "replay P99 TTFT ms"}, {
             "share": ".3f", "time_in_system_s": ",.1f", "k_pool": ".2f",
             "k_pool_default_windows": ".2f", "k_global": ".2f", "sim_replay_p99_ttft_ms": ",.0f"})
+    bp = study.get("burst_plans")
+    if bp is not None and len(bp):
+        bp = bp.copy()
+        bp["pred_kw"] = bp.pred_power_w / 1000.0
+        bp["sim_ttft"] = [_ci(v, c) for v, c in zip(bp.sim_worst_p99_ttft_ms,
+                                                     bp.sim_worst_p99_ttft_ci_ms, strict=True)]
+        bp["meets"] = ["yes" if c is True else ("within CI" if w else "**no**")
+                       for c, w in zip(bp.check_passed, bp.within_ci, strict=True)]
+        out["sim-burst-plans"] = markdown_table(bp, {
+            "case": "case", "peak_factor": "peak_factor", "k_pools": "k per pool",
+            "plan": "plan (MIP)", "pred_kw": "planned kW",
+            "pred_worst_p99_ttft_ms": "pred worst P99 TTFT ms",
+            "sim_ttft": "replay worst P99 TTFT ms", "target_ms": "target ms",
+            "sim_over_target": "replay / target", "meets": "meets target"}, {
+            "pred_kw": ",.1f", "pred_worst_p99_ttft_ms": ",.0f", "target_ms": ",.0f",
+            "sim_over_target": ".2f"})
     sm = study["summary"]
     out["sim-summary"] = (
         f"{sm['pool_rows']} pool runs; the evaluator predicts P99 TTFT for {sm['ttft_compared']} "

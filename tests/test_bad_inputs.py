@@ -177,6 +177,8 @@ CASES: list[Case] = [
     cfg_case("slo-peak-word", conf(slo__peak_factor="high"), "slo.peak_factor"),
     cfg_case("slo-peak-auto-no-timestamps", conf(slo__peak_factor="auto"), "slo.peak_factor",
              "timestamps"),
+    cfg_case("slo-peak-auto-global-no-timestamps", conf(slo__peak_factor="auto-global"),
+             "slo.peak_factor", "timestamps"),
     cfg_case("slo-peak-range", conf(slo__peak_factor=20), "slo.peak_factor"),
     cfg_case("slo-tail-share", conf(slo__prefill_tail_share=2), "slo.prefill_tail_share"),
     cfg_case("slo-unknown-key", conf(slo__ttft_p99=5), "slo", "unknown keys"),

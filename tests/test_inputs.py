@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.burst import pool_peak_factors
 from fleetopt.physics.catalog import Catalog, default_catalog
 from fleetopt.problem.config import load_config, problem_from_dict
 from fleetopt.problem.problem import Problem
@@ -23,6 +24,7 @@ from fleetopt.problem.workload import (
     fit_context,
     from_trace_file,
     read_trace,
+    trace_of,
 )
 from fleetopt.report.cli import main
 from fleetopt.report.tables import settings_line
@@ -235,13 +237,27 @@ def test_boundaries_in_order_only():
 def test_auto_peak_factor_follows_the_rate():
     d = {"workload": {"name": "azure-conv-2023", "rate": 1000}, "slo": {"peak_factor": "auto"},
          "fleet": {"max_ctx": 16384}}
+    d["slo"]["peak_factor"] = "auto-global"  # one factor for every pool
     p = problem_from_dict(d)
     k = auto_peak_factor(builtin("azure-conv-2023", 1000))
     assert p.settings.peak_factor == pytest.approx(k) and k > 1.5
-    assert p.settings_used()["peak_factor_source"] == "auto"
+    assert p.settings_used()["peak_factor_source"] == "auto-global"
+    assert not p.per_pool_peak_factors and p.pool_peak_factor(0, 2048) == pytest.approx(k)
     half = p.with_(workload=p.workload.with_rate(250))
     assert half.settings.peak_factor == pytest.approx(auto_peak_factor(
         builtin("azure-conv-2023", 250)))
+    # "auto": one factor per pool, at the rate too; the settings' global factor is then 1
+    d["slo"]["peak_factor"] = "auto"
+    pp = problem_from_dict(d)
+    assert pp.per_pool_peak_factors and pp.settings.peak_factor == 1.0
+    assert pp.settings_used()["peak_factor_source"] == "auto"
+    tr = trace_of(pp.workload)
+    tot = np.asarray(tr["input"]) + np.asarray(tr["output"])
+    for rate, prob in ((1000, pp), (250, pp.with_(workload=pp.workload.with_rate(250)))):
+        want = pool_peak_factors(tr["arrival_s"], tot, [0, 2048, 16384], rate)
+        assert [prob.pool_peak_factor(0, 2048), prob.pool_peak_factor(2048, 16384)] == \
+            pytest.approx(want)
+        assert prob.pool_settings(0, 2048).peak_factor == pytest.approx(want[0])
     fixed = p.with_(settings=replace(p.settings, peak_factor=2.0))
     assert fixed.settings.peak_factor == 2.0 and not fixed.peak_factor_auto
     assert fixed.settings_used()["peak_factor_source"] == "set"

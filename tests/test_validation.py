@@ -91,9 +91,25 @@ def test_docs_tables_and_figures_come_from_the_study(study, tmp_path) -> None:
     spec.loader.exec_module(mod)
     tables = mod.simulation_tables(study)
     assert set(tables) == {"sim-cases", "sim-validation", "sim-throughput", "sim-burst",
-                           "sim-summary"}
+                           "sim-burst-plans", "sim-summary"}
     text = (ROOT / "docs" / "simulation.md").read_text()
     for name in tables:
         mod.between(text, name)  # every table has its markers in the doc
     assert set(VALIDATION_FIGURES) <= set(mod.FIGURE_PARTS)
     assert tables["sim-validation"].count("\n") == len(study["table"]) + 1
+
+
+def test_quick_study_burst_plans(study) -> None:
+    """Each trace case as configured (k = 1), planned with one global factor and per pool, each
+    replayed: the rows are those runs, per-pool factors are the pools' own."""
+    bp = study["burst_plans"]
+    assert list(bp.case) == ["paper-azure + azure-conv-2023"] * 3
+    assert list(bp.peak_factor) == ["1 (default)", "2.81 (auto-global)", "auto (per pool)"]
+    assert (bp.target_ms == 500).all() and bp.sim_worst_p99_ttft_ms.notna().all()
+    assert np.allclose(bp.sim_over_target, bp.sim_worst_p99_ttft_ms / bp.target_ms)
+    ks = [[float(x) for x in r.split(" / ")] for r in bp.k_pools]
+    assert ks[0] == [1.0] * len(ks[0]) and all(k == 2.81 for k in np.round(ks[1], 2))
+    assert all(1.0 <= k <= 2.81 for k in ks[2])
+    # a correction never plans fewer watts than none; per pool never more than the global one
+    before, glob, pool = bp.pred_power_w
+    assert before <= pool <= glob

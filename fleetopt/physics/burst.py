@@ -32,18 +32,21 @@ Which window (:func:`auto_peak_factor`)
     classes ``total > L`` for ``L`` at the 0, 50, 75, 85, 90 and 95 % points of the trace's
     total length (a class of at least 5 % of the requests: the tail pools a planner forms; a
     smaller class holds too few requests for a 99 % quantile from an hour of trace).
-    One global factor, because :class:`~fleetopt.problem.settings.Settings` applies one factor to
-    every pool: it is set by the burstiest class, so short pools that would need less get the
-    same headroom (the price of a single knob, see the watts in ``docs/simulation.md``).
+    One global factor (``[slo] peak_factor = "auto-global"``): it is set by the burstiest class,
+    so short pools that would need less get the same headroom (the price of a single knob, see
+    the watts in ``docs/simulation.md``).
 
 Per pool (:func:`pool_peak_factors`)
     The same estimate restricted to each pool's own length range ``(lo, hi]``, over the default
     windows or windows the caller gives per pool (the validation study uses multiples of each
     pool's simulated mean time in system): a factor for every pool instead of one for all.
+    ``[slo] peak_factor = "auto"`` sizes every pool (every candidate pool of the MIP) at it, over
+    the default windows (:class:`TraceBursts`: the trace prepared once for many ranges).
 
 Workloads without timestamps (the CDF workloads ``azure``, ``lmsys``, ``agent-heavy``, a user's
 CDF, a trace file without an arrival-time column) get ``1.0`` here: Poisson arrivals, the
-model's own assumption; a config's ``[slo] peak_factor = "auto"`` on such a workload is an error
+model's own assumption; a config's ``[slo] peak_factor = "auto"`` (or ``"auto-global"``) on such
+a workload is an error
 (:class:`fleetopt.problem.problem.Problem`), so that no plan assumes Poisson arrivals silently.
 Nothing in a length distribution says how bursty the traffic is, and any default
 above 1 would charge every such plan for burstiness it may not have; set ``[slo] peak_factor``
@@ -63,7 +66,7 @@ from numpy.typing import ArrayLike, NDArray
 from fleetopt.core.errors import FleetoptError
 
 __all__ = ["CLASS_QUANTILES", "DEFAULT_WINDOWS_S", "MAX_PEAK_FACTOR", "MIN_CLASS_SHARE",
-           "MIN_MEAN_COUNT", "MIN_WINDOWS", "estimate_peak_factor", "peak_factor",
+           "MIN_MEAN_COUNT", "MIN_WINDOWS", "TraceBursts", "estimate_peak_factor", "peak_factor",
            "pool_peak_factors", "rescale"]
 
 #: default windows (seconds, in rescaled time) over which :func:`auto_peak_factor` takes the max
@@ -128,9 +131,21 @@ def estimate_peak_factor(
         raise FleetoptError("window_s", f"must be > 0 s, got {window_s}")
     if not 0.0 < quantile < 1.0:
         raise FleetoptError("quantile", f"must be in (0, 1), got {quantile}")
+    ts, tot_s = _prepare(t, tot, rate_rps)
+    return _estimate(ts, tot_s, lo, hi, window_s, quantile, net_of_poisson)
+
+
+def _prepare(t: NDArray[np.float64], tot: NDArray[np.float64], rate_rps: float
+             ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Arrival times sorted and rescaled (:func:`rescale`) with the total lengths in the same
+    order: the form every estimate works on (prepared once for many length ranges)."""
     order = np.argsort(t, kind="stable")
-    ts = rescale(t[order], rate_rps)
-    tot = tot[order]
+    return rescale(t[order], rate_rps), tot[order]
+
+
+def _estimate(ts: NDArray[np.float64], tot: NDArray[np.float64], lo: float, hi: float,
+              window_s: float, quantile: float, net_of_poisson: bool) -> float:
+    """:func:`estimate_peak_factor` on prepared arrays (:func:`_prepare`)."""
     sel = ts[(tot > lo) & (tot <= hi)]
     if len(sel) == 0:
         return 1.0
@@ -165,18 +180,20 @@ def _windows(span_s: float, share: float, rate_rps: float,
     return sorted({max(w, MIN_MEAN_COUNT / (share * rate_rps)) for w in use})
 
 
-def _class_factor(t: NDArray[np.float64], tot: NDArray[np.float64], lo: float, hi: float,
-                  rate_rps: float, span_s: float, window_s: float | Sequence[float] | None,
+def _class_factor(ts: NDArray[np.float64], tot: NDArray[np.float64], lo: float, hi: float,
+                  rate_rps: float, window_s: float | Sequence[float] | None,
                   quantile: float) -> float:
     """The largest net-of-Poisson :func:`estimate_peak_factor` of the class ``(lo, hi]`` over
-    the windows (:func:`_windows`); 1.0 for an empty class."""
+    the windows (:func:`_windows`), on prepared arrays (:func:`_prepare`); 1.0 for an empty
+    class."""
     share = float(np.mean((tot > lo) & (tot <= hi)))
     if share == 0.0:
         return 1.0
+    if not 0.0 < quantile < 1.0:
+        raise FleetoptError("quantile", f"must be in (0, 1), got {quantile}")
     best = 1.0
-    for w in _windows(span_s, share, rate_rps, window_s):
-        best = max(best, estimate_peak_factor(t, tot, lo, hi, rate_rps=rate_rps, window_s=w,
-                                              quantile=quantile, net_of_poisson=True))
+    for w in _windows(float(ts[-1]), share, rate_rps, window_s):
+        best = max(best, _estimate(ts, tot, lo, hi, w, quantile, True))
     return best
 
 
@@ -194,17 +211,15 @@ def peak_factor(arrival_s: ArrayLike, total_tokens: ArrayLike, rate_rps: float, 
     average is lengthened to hold that many, as the Poisson correction is a normal
     approximation), with the trace rescaled to ``rate_rps``; capped at :data:`MAX_PEAK_FACTOR`.
     """
-    t = np.asarray(arrival_s, dtype=float)
-    tot = np.asarray(total_tokens).astype(float)
-    span = float(rescale(t, rate_rps)[-1])
+    ts, tot = _prepare(np.asarray(arrival_s, dtype=float),
+                       np.asarray(total_tokens).astype(float), rate_rps)
     best = 1.0
     for q in CLASS_QUANTILES:
         lo = -math.inf if q == 0.0 else float(np.quantile(tot, q))
         share = float(np.mean(tot > lo))
         if share < MIN_CLASS_SHARE:
             continue
-        best = max(best, _class_factor(t, tot, lo, math.inf, rate_rps, span, window_s,
-                                       quantile))
+        best = max(best, _class_factor(ts, tot, lo, math.inf, rate_rps, window_s, quantile))
     return float(min(best, MAX_PEAK_FACTOR))
 
 
@@ -242,10 +257,29 @@ def pool_peak_factors(arrival_s: ArrayLike, total_tokens: ArrayLike, edges: Sequ
             raise FleetoptError("window_s", f"give one window sequence per pool ({npools})")
     else:
         per = [window_s] * npools
-    span = float(rescale(t, rate_rps)[-1])
-    out = []
-    for k in range(npools):
-        hi = math.inf if k == npools - 1 else e[k + 1]
-        out.append(float(min(_class_factor(t, tot, e[k], hi, rate_rps, span, per[k], quantile),
-                             MAX_PEAK_FACTOR)))
-    return out
+    bursts = TraceBursts(t, tot, rate_rps)
+    return [bursts.factor(e[k], math.inf if k == npools - 1 else e[k + 1], window_s=per[k],
+                          quantile=quantile) for k in range(npools)]
+
+
+class TraceBursts:
+    """A trace's arrivals prepared once (sorted, rescaled to ``rate_rps``) for the peak
+    factors of many length ranges: the per-pool factors of a planner's candidate pools
+    (:meth:`fleetopt.problem.problem.Problem.pool_peak_factor`)."""
+
+    def __init__(self, arrival_s: ArrayLike, total_tokens: ArrayLike, rate_rps: float) -> None:
+        t = np.asarray(arrival_s, dtype=float)
+        tot = np.asarray(total_tokens).astype(float)
+        if t.shape != tot.shape:
+            raise FleetoptError("total_tokens", "needs one length per arrival")
+        self.rate_rps = float(rate_rps)
+        self._ts, self._tot = _prepare(t, tot, self.rate_rps)
+
+    def factor(self, lo: float, hi: float, *, window_s: float | Sequence[float] | None = None,
+               quantile: float = 0.99) -> float:
+        """The peak factor of the requests of total length ``(lo, hi]`` (``hi = inf``: every
+        request longer than ``lo``), as one pool of :func:`pool_peak_factors`: the largest
+        net-of-Poisson estimate over the windows, capped at :data:`MAX_PEAK_FACTOR`; 1.0 for an
+        empty range."""
+        return float(min(_class_factor(self._ts, self._tot, float(lo), float(hi), self.rate_rps,
+                                       window_s, quantile), MAX_PEAK_FACTOR))

@@ -9,7 +9,7 @@ The format is ``docs/config.md``::
                  over_max_ctx = "error" | "drop" | "truncate"
     [model]      name = "llama-3.1-70b";  dtype = "fp16"  (or a list of allowed weight precisions)
                  prefix_cache_hit = 0.0 (share of prompt tokens served from cache)
-    [slo]        ttft_p99_ms = 500;  quantile = 0.99;  peak_factor = 1.0 | "auto"
+    [slo]        ttft_p99_ms = 500;  quantile = 0.99;  peak_factor = 1.0 | "auto" | "auto-global"
                  tpot_p99_ms = 50 (optional)
     [fleet]      gpus = ["H100-SXM"];  tp = [8];  max_pools = 4;  max_ctx = 65536
                  utilization_cap = 0.85;  boundaries = [...];  compress_gamma = 2.0;  max_gpus = ...
@@ -70,18 +70,21 @@ def _value(section: dict[str, Any], key: str, path: str, default: Any = None) ->
     return fld.check(v)
 
 
-def _peak_factor(slo: dict[str, Any]) -> tuple[float, bool]:
-    """``[slo] peak_factor``: a number in [1, 10], or "auto" (estimated from the workload's
-    trace by :class:`Problem`). Returns the number (1.0 as a placeholder for auto) and whether
-    auto."""
+def _peak_factor(slo: dict[str, Any]) -> tuple[float, bool, bool]:
+    """``[slo] peak_factor``: a number in [1, 10], "auto" (one factor per pool, estimated from
+    the requests the pool receives in the workload's trace) or "auto-global" (one factor for
+    every pool, from the whole trace), both by :class:`Problem`. Returns the number (1.0 as a
+    placeholder for auto), whether auto, and whether global."""
     v = slo.get("peak_factor", 1.0)
+    bad = f"must be a number >= 1, \"auto\" (per pool) or \"auto-global\", got {v!r}"
     if isinstance(v, str):
-        if v.lower() != "auto":
-            raise FleetoptError("slo.peak_factor", f"must be a number >= 1 or \"auto\", got {v!r}")
-        return 1.0, True
+        mode = v.lower()
+        if mode not in ("auto", "auto-global"):
+            raise FleetoptError("slo.peak_factor", bad)
+        return 1.0, True, mode == "auto-global"
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise FleetoptError("slo.peak_factor", f"must be a number >= 1 or \"auto\", got {v!r}")
-    return FIELDS["slo.peak_factor"].check(v), False
+        raise FleetoptError("slo.peak_factor", bad)
+    return FIELDS["slo.peak_factor"].check(v), False, False
 
 
 def _shipped_tomls() -> list[str]:
@@ -190,7 +193,7 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
     fleet = data.get("fleet", {})
     slo = data.get("slo", {})
     acct = data.get("accounting", {})
-    pf, pf_auto = _peak_factor(slo)
+    pf, pf_auto, pf_global = _peak_factor(slo)
     origin["peak_factor"] = "config" if "peak_factor" in slo else "default"
     dflt = Settings()
     phys_tab = dict(data.get("physics", {}))
@@ -272,6 +275,7 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
         name=str(data.get("name", name)),
         over_max_ctx=over,
         peak_factor_auto=pf_auto,
+        peak_factor_global=pf_global,
         origin=origin,
     )
     kw.update(overrides)

@@ -80,7 +80,7 @@ PLAN_POOL_KEYS = ("ctx_lo", "ctx_hi", "gpu", "tp", "dtype", "instances", "gpus",
                   "min_instances", "compressed_share", "kv_dtype", "p99_tpot_ms",
                   "mean_tpot_ms", "p99_ttlt_ms", "mean_ttlt_ms", "prefill_share", "kv_util",
                   "kv_overflow_bound", "decode_util", "token_util", "mean_step_ms",
-                  "tpot_slo_ms", "ep")
+                  "tpot_slo_ms", "ep", "peak_factor")
 
 
 def with_ep(row: dict[str, Any], ep: int | None) -> dict[str, Any]:

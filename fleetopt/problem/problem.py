@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
+
 from fleetopt.core.errors import FleetoptError
+from fleetopt.physics.burst import TraceBursts
 from fleetopt.physics.catalog import Catalog, ModelSpec, default_catalog
 from fleetopt.physics.profiles import (
     CALIBRATED_KV_DTYPE,
@@ -68,9 +71,12 @@ class Problem:
     name: str = ""
     #: what to do with requests longer than the context served: error | drop | truncate
     over_max_ctx: str = "error"
-    #: ``[slo] peak_factor = "auto"``: settings.peak_factor is estimated from the workload's
-    #: trace (again whenever the problem is re-validated, e.g. at another rate)
+    #: ``[slo] peak_factor = "auto"``: the design-rate factor is estimated from the workload's
+    #: trace (again whenever the problem is re-validated, e.g. at another rate): one per pool
+    #: (:meth:`pool_peak_factor`; settings.peak_factor is then 1.0), or with
+    #: ``peak_factor_global`` (``"auto-global"``) one for every pool in settings.peak_factor
     peak_factor_auto: bool = False
+    peak_factor_global: bool = False
     #: where values came from ("config", "default", ...), for :meth:`settings_used`
     origin: dict[str, str] = field(default_factory=dict)
     #: ``[fleet] ep``: the expert parallelism the planner may give a mixture of experts
@@ -175,8 +181,10 @@ class Problem:
                 if p.ep != 1:
                     resolve(p.deployment, mspec, cat, self.physics, f"fleet.pools[{i}].gpu")
         if self.peak_factor_auto:
+            _trace_or_error(self.workload)
             object.__setattr__(self, "settings", replace(
-                self.settings, peak_factor=_auto_peak_factor(self.workload)))
+                self.settings, peak_factor=_auto_peak_factor(self.workload)
+                if self.peak_factor_global else 1.0))
         object.__setattr__(self, "warnings", self._warnings(deps))
 
     def _check_profiles(self) -> None:
@@ -325,6 +333,38 @@ class Problem:
             return list(self.boundaries)
         return default_boundaries(self.workload, self.max_ctx)
 
+    @property
+    def per_pool_peak_factors(self) -> bool:
+        """``[slo] peak_factor = "auto"``: every pool is sized at its own factor
+        (:meth:`pool_peak_factor`) instead of settings.peak_factor."""
+        return self.peak_factor_auto and not self.peak_factor_global
+
+    def pool_peak_factor(self, lo: int, hi: int) -> float:
+        """The design-rate factor of the pool of total lengths ``(lo, hi]``: with per-pool
+        factors, :meth:`fleetopt.physics.burst.TraceBursts.factor` of the trace's requests the
+        pool receives (a pool reaching ``max_ctx`` also those longer, as the router sends them
+        to the last pool), computed once per range; else settings.peak_factor."""
+        if not self.per_pool_peak_factors:
+            return self.settings.peak_factor
+        top = math.inf if hi >= self.max_ctx else float(hi)
+        return _pool_peak_factor(self.workload, float(lo), top)
+
+    def pool_settings(self, lo: int, hi: int) -> Settings:
+        """The settings that size the pool ``(lo, hi]``: settings.peak_factor replaced by
+        :meth:`pool_peak_factor` when the factors are per pool (else the settings)."""
+        if not self.per_pool_peak_factors:
+            return self.settings
+        return replace(self.settings, peak_factor=self.pool_peak_factor(lo, hi))
+
+    def fleet_peak_factors(self, fleet: Fleet) -> list[float] | None:
+        """:meth:`pool_peak_factor` of each pool of ``fleet`` (its last pool takes every longer
+        request), or None when the factors are not per pool."""
+        if not self.per_pool_peak_factors:
+            return None
+        last = len(fleet.pools) - 1
+        return [self.pool_peak_factor(p.ctx_lo, self.max_ctx if k == last else p.ctx_hi)
+                for k, p in enumerate(fleet.pools)]
+
     def with_(self, **changes: Any) -> Problem:
         """A copy with some fields changed (re-validated). A changed value no longer has the
         origin it had in the config; new settings with another peak factor end ``"auto"``."""
@@ -409,8 +449,8 @@ class Problem:
             "max_ctx": self.max_ctx, "max_ctx_source": self.origin.get("max_ctx", "set"),
             "over_max_ctx": self.over_max_ctx, "over_max_ctx_applied": meta.get("over_max_ctx"),
             "peak_factor": st.peak_factor,
-            "peak_factor_source": "auto" if self.peak_factor_auto else
-            self.origin.get("peak_factor", "set"),
+            "peak_factor_source": ("auto-global" if self.peak_factor_global else "auto")
+            if self.peak_factor_auto else self.origin.get("peak_factor", "set"),
             "ttft_p99_ms": st.ttft_p99_ms, "quantile": st.quantile,
             "prefill_tail_share": st.prefill_tail_share, "utilization_cap": st.utilization_cap,
             "model": self.model, "dtypes": list(self.dtypes), "kv_dtype": self.kv_dtype,
@@ -445,16 +485,38 @@ class Problem:
 _ORIGIN_KEYS = {"dtypes": "model.dtype", "tp": "fleet.tp", "gpus": "fleet.gpus", "ep": "fleet.ep"}
 
 
-@functools.lru_cache(maxsize=32)
-def _auto_peak_factor(workload: Workload) -> float:
-    """``[slo] peak_factor = "auto"``: estimated from the workload's own timestamps; an error
-    for a workload without them (nothing in a length distribution says how bursty it is)."""
-    if trace_of(workload) is None:
+def _trace_or_error(workload: Workload) -> dict[str, Any]:
+    """The workload's trace with timestamps; an error on ``slo.peak_factor`` for a workload
+    without them (nothing in a length distribution says how bursty it is)."""
+    tr = trace_of(workload)
+    if tr is None:
         raise FleetoptError(
             "slo.peak_factor", f"\"auto\" needs arrival timestamps, and workload "
             f"{workload.name!r} has none; set a number (1.0 for Poisson arrivals; "
             "docs/simulation.md gives values for bursty traffic)")
+    return tr
+
+
+@functools.lru_cache(maxsize=32)
+def _auto_peak_factor(workload: Workload) -> float:
+    """``[slo] peak_factor = "auto-global"``: one factor from the workload's own timestamps."""
+    _trace_or_error(workload)
     return auto_peak_factor(workload)
+
+
+@functools.lru_cache(maxsize=8)
+def _bursts(workload: Workload) -> TraceBursts:
+    """The workload's trace prepared for per-pool peak factors (once per workload)."""
+    tr = _trace_or_error(workload)
+    tot = np.asarray(tr["input"]) + np.asarray(tr["output"])
+    return TraceBursts(tr["arrival_s"], tot, workload.rate_rps)
+
+
+@functools.lru_cache(maxsize=16384)
+def _pool_peak_factor(workload: Workload, lo: float, hi: float) -> float:
+    """``[slo] peak_factor = "auto"``: the factor of the pool ``(lo, hi]`` (cached per range:
+    a MIP's candidates of one range share it)."""
+    return _bursts(workload).factor(lo, hi)
 
 
 def _default_max_ctx(longest: int, model_max: int) -> int:

@@ -803,7 +803,9 @@ def trace_of(workload: Workload) -> dict[str, Any] | None:
 
 def auto_peak_factor(workload: Workload, *, window_s: float | None = None,
                      quantile: float = 0.99) -> float:
-    """One global peak factor for ``workload`` at its rate (``[slo] peak_factor = "auto"``).
+    """One global peak factor for ``workload`` at its rate (``[slo] peak_factor =
+    "auto-global"``; ``"auto"`` is per pool, :meth:`fleetopt.problem.problem.Problem.
+    pool_peak_factor`).
 
     With a trace (:func:`trace_of`): :func:`fleetopt.physics.burst.peak_factor` of its arrival
     times and total lengths, rescaled to ``workload.rate_rps`` (the estimator, its windows and

@@ -345,7 +345,7 @@ def plot_validation(study: dict[str, Any], out: str | Path) -> list[Path]:
         x = np.arange(len(burst))
         ax.bar(x - 0.2, burst.k_pool, 0.4, label="per pool (windows of the pool's time in system)")
         ax.bar(x + 0.2, burst.k_pool_default_windows, 0.4, label="per pool (default windows)")
-        ax.plot(x, burst.k_global, "k_", ms=20, mew=2, label="global (peak_factor = auto)")
+        ax.plot(x, burst.k_global, "k_", ms=20, mew=2, label="global (peak_factor = auto-global)")
         ax.set_xticks(x)
         ax.set_xticklabels(labels, fontsize=7)
     ax.axhline(1.0, color="grey", lw=0.8)

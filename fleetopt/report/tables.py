@@ -225,6 +225,11 @@ def _has_ep(rows: Sequence[Mapping[str, Any]]) -> bool:
     return any(not is_missing(r.get("ep")) and int(r.get("ep") or 1) > 1 for r in rows)
 
 
+def _has_peak(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """The pools have their own design-rate factors (``[slo] peak_factor = "auto"``)."""
+    return any(not is_missing(r.get("peak_factor")) for r in rows)
+
+
 def _tpot_target(rows: Sequence[Mapping[str, Any]]) -> bool:
     """A TPOT target is set: the P99 TPOT is part of the verdict."""
     return any(not is_missing(r.get("tpot_slo_ms")) for r in rows)
@@ -241,6 +246,7 @@ POOL_COLS: tuple[Col, ...] = (
     Col("instances", "instances", "{:,d}"),
     Col("gpus", "gpus", "{:,d}", drop=3),
     Col("rate_rps", "arrival_rate", "{:,.2f}", drop=5),
+    Col("peak_k", "peak_factor", "{:.2f}", when=_has_peak),
     Col("util_%", _pct("utilization"), "{:.1f}", drop=4),
     Col("mean_batch", "mean_batch", "{:,.1f}", wide=True),
     Col("p99_ttft_ms", "p99_ttft_ms", "{:,.1f}"),
@@ -488,7 +494,10 @@ def settings_line(used: dict[str, Any]) -> str:
     oc = u.get("over_max_ctx_applied")
     if oc:
         parts.append(f"over_max_ctx {oc['mode']} ({100 * oc['share']:.2g} % of requests)")
-    parts.append(f"peak factor {u['peak_factor']:.3g} ({u['peak_factor_source']})")
+    if u["peak_factor_source"] == "auto":  # one per pool: in the pools' table and JSON
+        parts.append("peak factor per pool (auto)")
+    else:
+        parts.append(f"peak factor {u['peak_factor']:.3g} ({u['peak_factor_source']})")
     parts.append(f"accounting {u['accounting']}")
     if u.get("ep", "off") != "off":
         parts.append(f"expert parallelism {u['ep']}")

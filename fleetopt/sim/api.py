@@ -13,9 +13,10 @@ predictions beside the measurements (:data:`PREDICTIONS`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +166,7 @@ def simulate(
     min_delivered: float = DEFAULT_MIN_DELIVERED,
     profiles: Sequence[Profile] | None = None,
     engines: Sequence[tuple[StepCost, InstanceLimits]] | None = None,
+    peak_factors: Sequence[float] | Callable[[Workload], Sequence[float] | None] | None = None,
 ) -> SimResult:
     """Simulate ``plan`` (a :class:`Fleet` or an object with ``.fleet``) serving ``workload``.
 
@@ -209,7 +211,9 @@ def simulate(
     ``min_delivered`` of the output tokens offered to it in the window.
 
     Predictions come from :func:`fleetopt.evaluation.evaluate` of the same plan on the workload
-    at the simulated rate (:data:`PREDICTIONS`).
+    at the simulated rate (:data:`PREDICTIONS`), with ``peak_factors`` (one design-rate factor
+    per pool, or a function of the workload at the simulated rate giving them or None:
+    :func:`simulate_problem` passes the problem's per-pool factors) when given.
     """
     t_wall = time.perf_counter()
     fleet = _as_fleet(plan)
@@ -235,9 +239,10 @@ def simulate(
 
     source = _Source(workload, replay, rate_rps)
     wl = workload.with_rate(source.rate_rps)
+    pfs = peak_factors(wl) if callable(peak_factors) else peak_factors
     costs, limits, predicted, pred_tot, profs = _engines(
         fleet, wl, settings, model, catalog, physics, kv_alloc, settings.accounting, profiles,
-        engines)
+        engines, pfs)
     pools = [PoolConfig(spec.instances, costs[k], limits[k],
                         name=f"({spec.ctx_lo}, {spec.ctx_hi}]")
              for k, spec in enumerate(fleet.pools)]
@@ -310,6 +315,9 @@ def simulate_problem(problem: Problem, plan: Any = None, **kw: Any) -> SimResult
         if problem.fleet is None:
             raise FleetoptError("fleet", "no fleet to simulate: give one (or [[fleet.pool]] in the config)")
         plan = problem.fleet
+    if problem.per_pool_peak_factors and "peak_factors" not in kw:
+        fleet = _as_fleet(plan)
+        kw["peak_factors"] = lambda w: problem.with_(workload=w).fleet_peak_factors(fleet)
     return simulate(plan, problem.workload, problem.settings, model=problem.model,
                     catalog=problem.catalog, physics=problem.physics, **kw)
 
@@ -446,6 +454,7 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
              catalog: Catalog | None, physics: PhysicsParams | None, kv_alloc: str,
              accounting: str, profiles: Sequence[Profile] | None,
              engines: Sequence[tuple[StepCost, InstanceLimits]] | None,
+             peak_factors: Sequence[float] | None = None,
              ) -> tuple[list[StepCost], list[InstanceLimits], list[dict[str, Any]],
                         dict[str, Any], list[tuple[str, int, str, int | None]]]:
     """Per pool: step cost, limits, predictions, (gpu, tp, dtype); and the fleet predictions."""
@@ -468,7 +477,8 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
     if profiles is None:
         profs = [resolve(p.deployment, model, catalog, physics, field_name=f"fleet.pools[{k}].gpu")
                  for k, p in enumerate(fleet.pools)]
-        res = evaluate(fleet, wl, settings, model=model, catalog=catalog, physics=physics)
+        res = evaluate(fleet, wl, settings, model=model, catalog=catalog, physics=physics,
+                       peak_factors=peak_factors)
         results: list[Any] = list(res.pools)
         pred_tot = _fleet_predictions(results, res.totals)
     else:
@@ -477,8 +487,10 @@ def _engines(fleet: Fleet, wl: Workload, settings: Settings, model: str,
         profs = list(profiles)
         results = []
         for k, (spec, prof) in enumerate(zip(fleet.pools, profs, strict=True)):
+            st = settings if peak_factors is None else \
+                dataclasses.replace(settings, peak_factor=float(peak_factors[k]))
             try:
-                results.append(evaluate_pool(spec, prof, wl, settings, f"fleet.pools[{k}]"))
+                results.append(evaluate_pool(spec, prof, wl, st, f"fleet.pools[{k}]"))
             except (FleetoptError, NotImplementedError, AttributeError):
                 results.append(None)  # a profile the evaluator cannot size: no prediction
         pred_tot = _fleet_predictions([r for r in results if r is not None])

@@ -404,7 +404,7 @@ def exact_power_table(problem: Problem, c: Candidate) -> dict[int, float]:
     missing = [n for n in range(c.n_min, c.n_max + 1) if n not in out]
     if missing:
         pm = pool_model((c.lo, c.hi, c.window), problem.profile(c.deployment), problem.workload,
-                        problem.settings)
+                        problem.pool_settings(c.lo, c.hi))
         out.update(zip(missing, (float(x) for x in pm.power_w(np.asarray(missing))), strict=True))
     return out
 

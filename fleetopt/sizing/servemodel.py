@@ -9,7 +9,8 @@ turns it into a pool's operating point, latency tails, KV occupancy and watts
 
 Per pool: request points ``(lin_i, lout_i)`` with weights ``w_i``, prefix-cache hit share ``h``
 (computed prompt tokens ``l'_i = lin_i (1 - h)``, cached ``lin_i - l'_i``), design rate
-``Lam = peak_factor x rate`` and ``lam1 = Lam / N`` per instance.
+``Lam = peak_factor x rate`` (the pool's own factor when the mix gives one per pool, ``[slo]
+peak_factor = "auto"``; else the settings' one) and ``lam1 = Lam / N`` per instance.
 
 * Decode-only step ``tau_d(D) = step(D, D Lbar, 0, 0, 0)``, ``Lbar = E[(lout-1)(lin + lout/2)]
   / E[lout-1]`` (the context of a decoder averaged over its decode steps).
@@ -581,6 +582,9 @@ class ServeFamily:
         self.share = np.asarray(mix["share"], dtype=float)[lc]
         self.nonempty = self.share > 0
         self.rate_rps = np.asarray(mix["rate_rps"], dtype=float)[lc]
+        # design-rate factor per column: the mix's per-pool factors, else the global one
+        self.peak = np.broadcast_to(np.asarray(mix.get("peak_factor", st.peak_factor),
+                                               dtype=float), (L,))[lc]
         self.compressed_share = np.asarray(mix["compressed_share"], dtype=float)[lc]
         self.input_tokens_cut = np.asarray(mix["input_tokens_cut"], dtype=float)[lc]
         self.mean_output = np.asarray(mix["mean_output"], dtype=float)[lc]
@@ -879,8 +883,7 @@ class ServeFamily:
         """Everything about (column, count) pairs at the design (or mean) rate."""
         cols = np.asarray(cols_in, dtype=np.int64)
         N = np.asarray(N_in, dtype=float)
-        pf = self.settings.peak_factor if design else 1.0
-        lam = self.rate_rps[cols] * pf
+        lam = self.rate_rps[cols] * (self.peak[cols] if design else 1.0)
         lam1 = lam / N
         D, g, t, found = self._fixed_point(cols, lam1)
         G = self.Dg.shape[1]
@@ -1233,7 +1236,7 @@ class ServeFamily:
         cols = np.asarray(cols, dtype=np.int64)
         st = self.settings
         cap = st.utilization_cap
-        lam = self.rate_rps[cols] * st.peak_factor
+        lam = self.rate_rps[cols] * self.peak[cols]
         a = lam * self.S_own[cols, 0] / cap
         b = lam * self.E_dec[cols] * self.tau_d[cols, 0] / (cap * self.S[cols])
         c = lam * self.E_tok[cols] * self.tau_f[cols, 0] / (cap * self.B[cols])

@@ -123,8 +123,10 @@ class Sizer:
 
     def mix(self, lows: Sequence[int], hi: int, window: int) -> dict[str, Any]:
         """The deployment-independent part of the pools ``(lo, hi]``, ``lo`` in ``lows``, at
-        ``window`` (:func:`fleetopt.sizing.family.family_mix`); cached for the current upper
-        edge only (callers visit upper edges one after another)."""
+        ``window`` (:func:`fleetopt.sizing.family.family_mix`), with each pool's design-rate
+        factor (``peak_factor``, :meth:`~fleetopt.problem.problem.Problem.pool_peak_factor`)
+        when the factors are per pool; cached for the current upper edge only (callers visit
+        upper edges one after another)."""
         key = (int(hi), int(window), tuple(int(x) for x in lows))
         got = self._mixes.get(key)
         if got is None:
@@ -133,6 +135,9 @@ class Sizer:
             wl = self.problem.workload
             got = family_mix(wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
                              list(key[2]), key[0], key[1])
+            if self.problem.per_pool_peak_factors:  # each lower edge's pool at its own factor
+                got["peak_factor"] = np.array([self.problem.pool_peak_factor(lo, key[0])
+                                               for lo in key[2]], dtype=float)
             self._mixes[key] = got
         return got
 
@@ -168,7 +173,7 @@ class Sizer:
         pm = self._models.get(key)
         if pm is None:
             pm = pool_model((key[0], key[1], key[2]), self.profile(d), self.problem.workload,
-                            self.problem.settings)
+                            self.problem.pool_settings(key[0], key[1]))
             self._models[key] = pm
             self.models_built += 1
         return pm
