@@ -586,14 +586,17 @@ PARTS = ("readme", "baselines", "studies", "topology", "power", "paper", "simula
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("parts", nargs="*", choices=PARTS, default=list(PARTS), metavar="PART",
+    ap.add_argument("parts", nargs="*", default=None, metavar="PART",
                     help=f"any of {', '.join(PARTS)} (default: all)")
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1 if a generated text differs from the file")
     args = ap.parse_args(argv)
+    bad = [x for x in args.parts or () if x not in PARTS]
+    if bad:
+        ap.error(f"unknown part {bad[0]!r}; choose from {', '.join(PARTS)}")
     cache: dict[str, Any] = {}
     texts: dict[tuple[str, str], str] = {}
-    for part in args.parts:
+    for part in args.parts or PARTS:
         texts.update(part_texts(part, cache))
     stale = []
     for (name, marker), body in texts.items():
@@ -607,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print("\n".join(f"differs: {s}" for s in stale) or "up to date")
         return 1 if stale else 0
-    for part in args.parts:
+    for part in args.parts or PARTS:
         for f in draw(part, cache):
             print(f"drew {f.relative_to(ROOT)}")
     for s in stale:
