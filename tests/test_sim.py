@@ -544,3 +544,16 @@ def test_the_independence_check_can_fail(tmp_path) -> None:
                    "import fleetopt.physics.queueing\n")
     names = _fleetopt_imports(bad)
     assert "fleetopt.sizing.sizer.pool_model" in names and "fleetopt.physics.queueing" in names
+
+
+def test_fill_time_is_the_m_g_infinity_fill() -> None:
+    """fill_time_s: the least t with E[(S - t)+] <= share E[S]; exponential lifetimes of mean 1
+    fill to 99 % at ln(100) = 4.6 mean lifetimes, a heavy tail takes longer, one length fills at
+    itself."""
+    from fleetopt.sim.api import fill_time_s
+
+    rng = np.random.default_rng(0)
+    assert fill_time_s(rng.exponential(1.0, 200_000)) == pytest.approx(math.log(100), rel=0.03)
+    heavy = rng.pareto(2.5, 200_000) + 1.0  # mean 5/3
+    assert fill_time_s(heavy) > 4.6 * heavy.mean()
+    assert fill_time_s(np.full(10, 3.0)) == 3.0 and fill_time_s([]) == 0.0

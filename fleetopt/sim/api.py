@@ -56,9 +56,9 @@ from fleetopt.sim.result import DEFAULT_MIN_DELIVERED, PoolSim, SimResult, SimSt
 if TYPE_CHECKING:
     from fleetopt.problem.problem import Problem
 
-__all__ = ["AUTO_MAX_REQUESTS", "AUTO_REQUESTS", "DEFAULT_POLICY", "DEFAULT_WARMUP_FRACTION",
-           "POWER_SAMPLES", "PREDICTIONS", "WARMUP_LIFETIMES", "WINDOW_LIFETIMES", "route",
-           "simulate", "simulate_problem"]
+__all__ = ["AUTO_FILL_SHARE", "AUTO_MAX_REQUESTS", "AUTO_REQUESTS", "DEFAULT_POLICY",
+           "DEFAULT_WARMUP_FRACTION", "POWER_SAMPLES", "PREDICTIONS", "WARMUP_LIFETIMES",
+           "WINDOW_LIFETIMES", "fill_time_s", "route", "simulate", "simulate_problem"]
 
 POWER_SAMPLES = 100  # intervals of the power-over-time series in the measured window
 DEFAULT_POLICY = "least_outstanding_tokens"
@@ -78,6 +78,9 @@ AUTO_REQUESTS = 20000
 AUTO_WARMUP_LIFETIMES = 2.5
 AUTO_WINDOW_LIFETIMES = 6.0
 AUTO_MAX_REQUESTS = 400_000
+#: ... and at least until the pools are full: the warm-up lasts until at most this share of a
+#: pool's steady-state work in system is still missing (:func:`fill_time_s`)
+AUTO_FILL_SHARE = 0.01
 AUTO_RERUNS = 2
 
 #: The evaluator's figure beside each simulated metric: ``predicted_<metric>`` is the first of
@@ -254,19 +257,21 @@ def simulate(
     pools_out = _pools(run, fleet, predicted, profs, costs, limits, settings, tpot_target,
                        float(min_delivered))
     slowest = _slowest_time_in_system(pools_out)
+    fill = _fill_time(run, pools_out)
     for _ in range(AUTO_RERUNS if requests is None else 0):
-        if not (slowest > 0 and _short(run, slowest)):
+        warm = max(AUTO_WARMUP_LIFETIMES * slowest, fill)
+        if not (slowest > 0 and (_short(run, slowest) or _warmup_s(run) < fill)):
             break
         n2 = min(AUTO_MAX_REQUESTS, math.ceil(
-            source.rate_rps * (AUTO_WARMUP_LIFETIMES + AUTO_WINDOW_LIFETIMES) * slowest))
+            source.rate_rps * (warm + AUTO_WINDOW_LIFETIMES * slowest)))
         if n2 <= n:
             break
         n = n2
-        run = _run_all(n=n, warmup_fraction=None, warmup_s=AUTO_WARMUP_LIFETIMES * slowest,
-                       **common)
+        run = _run_all(n=n, warmup_fraction=None, warmup_s=warm, **common)
         pools_out = _pools(run, fleet, predicted, profs, costs, limits, settings, tpot_target,
                            float(min_delivered))
         slowest = max(slowest, _slowest_time_in_system(pools_out))
+        fill = max(fill, _fill_time(run, pools_out))
     streams, outs = run["streams"], run["outs"]
     warnings: list[str] = []
     t_first = float(streams[0].arrival_s[0])
@@ -402,6 +407,41 @@ def _pools(run: dict[str, Any], fleet: Fleet, predicted: list[dict[str, Any]],
             power_w_series=tuple(float(x) for x in _pool_watts(outs[0], k)),
         ))
     return out
+
+
+def fill_time_s(lifetimes_s: Any, share: float = AUTO_FILL_SHARE) -> float:
+    """How long a pool started empty takes to hold all but ``share`` of its steady-state work:
+    under Poisson arrivals the requests in system after ``t`` are ``lam E[min(S, t)]`` against
+    ``lam E[S]`` in steady state (M/G/infinity), so the least ``t`` with ``E[(S - t)+] <= share
+    E[S]`` over the sample of lifetimes ``S`` (s; 0 for an empty sample). A heavy tail of long
+    requests makes it many mean lifetimes."""
+    x = np.sort(np.asarray(lifetimes_s, dtype=float))
+    x = x[np.isfinite(x) & (x > 0)]
+    if len(x) == 0:
+        return 0.0
+    n = len(x)
+    suffix = np.concatenate([np.cumsum(x[::-1])[::-1], [0.0]])[:n]
+    missing = (suffix - (n - np.arange(n)) * x) / n  # E[(S - x_i)+]
+    ok = np.flatnonzero(missing <= share * float(x.mean()))
+    return float(x[ok[0]]) if len(ok) else float(x[-1])
+
+
+def _fill_time(run: dict[str, Any], pools: list[PoolSim]) -> float:
+    """The longest :func:`fill_time_s` of a pool that does not miss its latency target, over
+    its measured requests' times in system (replication 0)."""
+    rec = run["outs"][0].requests
+    e2e = rec.e2e_s
+    out = 0.0
+    for k, p in enumerate(pools):
+        if p.stats.requests == 0 or p.slo_met is False:
+            continue
+        m = (rec.pool == k) & rec.measured
+        out = max(out, fill_time_s(e2e[m]))
+    return out
+
+
+def _warmup_s(run: dict[str, Any]) -> float:
+    return float(run["outs"][0].window_s[0] - run["streams"][0].arrival_s[0])
 
 
 def _short(run: dict[str, Any], slowest_s: float) -> bool:
