@@ -214,34 +214,13 @@ def test_time_limit_with_and_without_incumbent():
     assert "time limit" in without.message
 
 
-def test_segments_engage_on_a_non_monotone_power_curve(tmp_path):
+def test_segments_engage_on_a_non_monotone_power_curve(steep_catalog):
     """A power curve falling steeply with the batch (a calibrated profile, low idle) makes pool
     watts FALL with more instances in places: the candidates keep their segments, and the MIP
     still equals enumeration, exactly at the linearisation and within its reported error of
     the exact optimum."""
-    from fleetopt.physics.catalog import Catalog
-
-    f = tmp_path / "cat.toml"
-    f.write_text("""
-[profile.steep]
-model = "llama-3.1-8b"
-tp = 1
-dtype = "fp16"
-base_iter_s = 0.006
-per_seq_s = 0.00005
-ref_ctx_tokens = 8192
-kv_blocks = 65536
-block_tokens = 16
-max_slot_tokens = 2097152
-chunk_tokens = 1024
-power_idle_w = 20.0
-power_plateau_w = 700.0
-power_slope = 6.0
-power_midpoint_log2 = 6.8
-price_per_gpu_hr = 2.0
-""")
-    cat = Catalog.default().extend_from_file(f)
-    p = Problem(workload=builtin("azure-conv-2023", 400), model="llama-3.1-8b", gpus=("steep",),
+    cat = steep_catalog
+    p = Problem(workload=builtin("azure-conv-2023", 400), model="llama-3.1-8b", gpus=("steep-cal",),
                 tp=(1,), boundaries=(1024, 2048, 4096), max_pools=2, max_ctx=16384,
                 settings=Settings(2000), catalog=cat)
     cset = build_candidates(p, prune=False, headroom=1.0)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fleetopt.core.jsonio import is_missing
-from fleetopt.physics.profiles import Deployment
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -428,8 +427,7 @@ def slo_verdict(sim: Any, label: str = "simulated") -> tuple[str, bool | None]:
     what.append(f"at least {100 * share:g} % of the offered output tokens delivered")
     lines = [f"SLO verdict ({'; '.join(what)}):"]
     for p in sim.pools:
-        dep = Deployment(p.gpu, p.tp, p.dtype, ep=getattr(p, "ep", None) or 1).label()
-        where = f"pool ({p.ctx_lo}, {p.ctx_hi}] {dep}"
+        where = f"pool ({p.ctx_lo}, {p.ctx_hi}] {p.label}"
         if p.check_passed is None:
             lines.append(f"  {where}: idle (no measured requests)")
             continue

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fleetopt.core.jsonio import jsonable, to_json, versioned
+from fleetopt.physics.profiles import Deployment
 from fleetopt.problem.fleet import with_ep
 
 if TYPE_CHECKING:
@@ -103,6 +104,12 @@ def _verdict(value: float, target: float) -> bool | None:
     return bool(value <= target * (1 + _SLO_RTOL))
 
 
+def _predicted(metric: str) -> property:
+    """A read-only attribute: the evaluator's prediction of ``metric`` (None: none)."""
+    return property(lambda self: self.predicted.get(metric),
+                    doc=f"The evaluator's predicted ``{metric}`` (None when it has none).")
+
+
 @dataclass(frozen=True)
 class PoolSim:
     """One pool: its spec, what the simulator measured and what the evaluator predicted."""
@@ -126,29 +133,14 @@ class PoolSim:
     @property
     def label(self) -> str:
         """The deployment, as tables print it (``H100-SXM TP8 fp16``, ``... TP4 EP4 fp8``)."""
-        ep = f" EP{self.ep}" if self.ep and self.ep > 1 else ""
-        return f"{self.gpu} TP{self.tp}{ep} {self.dtype}"
+        return Deployment(self.gpu, self.tp, self.dtype, ep=self.ep or 1).label()
 
     # the evaluator's figures that the JSON has always carried
-    @property
-    def predicted_p99_ttft_ms(self) -> float | None:
-        return self.predicted.get("p99_ttft_ms")
-
-    @property
-    def predicted_power_w(self) -> float | None:
-        return self.predicted.get("power_w")
-
-    @property
-    def predicted_output_tok_per_s(self) -> float | None:
-        return self.predicted.get("output_tok_per_s")
-
-    @property
-    def predicted_utilization(self) -> float | None:
-        return self.predicted.get("utilization")
-
-    @property
-    def predicted_mean_batch(self) -> float | None:
-        return self.predicted.get("mean_batch")
+    predicted_p99_ttft_ms = _predicted("p99_ttft_ms")
+    predicted_power_w = _predicted("power_w")
+    predicted_output_tok_per_s = _predicted("output_tok_per_s")
+    predicted_utilization = _predicted("utilization")
+    predicted_mean_batch = _predicted("mean_batch")
 
     @property
     def ttft_met(self) -> bool | None:
