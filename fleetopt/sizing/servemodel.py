@@ -972,6 +972,14 @@ class ServeFamily:
         # (fixed): each member's length falls with N, so does the pair's
         ws = w.reshape(n, K, 2).sum(axis=2)
         Lk[:, 1:] = np.sqrt(ell2.reshape(n, K, 2).sum(axis=2) / np.maximum(ws, 1e-300))
+        # a prompt step in progress also carries the prompts that arrived during the step
+        # before it (``lam1 tau_d`` of them on average), each adding its time beyond an
+        # empty step's (``tau_d(0)``: a constant, so the length still falls with N), up to a
+        # full token budget
+        m = (op["lam1"] * op["tau_d"])[:, None]
+        base = self.tau_d[op["cols"], 0][:, None]
+        many = Lk[:, 1:] + m * np.maximum(Lk[:, 1:] - base, 0.0)
+        Lk[:, 1:] = np.maximum(Lk[:, 1:], np.minimum(many, op["tau_f"][:, None]))
         return Wk, Lk
 
     def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
@@ -1030,7 +1038,11 @@ class ServeFamily:
         e1 = (op["wq"] * op["extra"]).sum(axis=1)
         e2 = (op["wq"] * op["extra"] ** 2).sum(axis=1)
         lam1 = op["lam1"]
-        cnt = lam1[:, None] * (own_b + e1[:, None] + nd / op["r"][:, None])
+        # the prompts that arrive during its own prefill (and one step of extra) are an excess
+        # over the time average; the steps that carry them bring more: a busy period,
+        # amplified by 1 / (1 - rho) with rho = lam1 E[extra] (< f < 1 where stable)
+        amp = 1.0 / np.maximum(1.0 - lam1 * e1, 1e-9)
+        cnt = lam1[:, None] * ((own_b + e1[:, None]) * amp[:, None] + nd / op["r"][:, None])
         mean_x = cnt * e1[:, None]
         var_x = cnt * e2[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
