@@ -972,14 +972,6 @@ class ServeFamily:
         # (fixed): each member's length falls with N, so does the pair's
         ws = w.reshape(n, K, 2).sum(axis=2)
         Lk[:, 1:] = np.sqrt(ell2.reshape(n, K, 2).sum(axis=2) / np.maximum(ws, 1e-300))
-        # a prompt step in progress also carries the prompts that arrived during the step
-        # before it (``lam1 tau_d`` of them on average), each adding its time beyond an
-        # empty step's (``tau_d(0)``: a constant, so the length still falls with N), up to a
-        # full token budget
-        m = (op["lam1"] * op["tau_d"])[:, None]
-        base = self.tau_d[op["cols"], 0][:, None]
-        many = Lk[:, 1:] + m * np.maximum(Lk[:, 1:] - base, 0.0)
-        Lk[:, 1:] = np.maximum(Lk[:, 1:], np.minimum(many, op["tau_f"][:, None]))
         return Wk, Lk
 
     def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
