@@ -23,7 +23,8 @@ allowed) and a deployment ``d``. For each candidate the exact pool model
   and ``exact(plan) - model(plan) >= 0`` bounds the plan's suboptimality.
 
 Candidates that can never meet the SLO, have no KV slot, or carry no traffic are pruned, and so
-are candidates dominated by another of the same GPU type and range (``prune_dominated``).
+are candidates dominated by another of the same range and window, of any deployment, under the
+problem's limits (``prune_dominated``).
 """
 
 from __future__ import annotations
@@ -659,50 +660,70 @@ def _count(stats: dict[str, int], rg: _Ranges, n0: np.ndarray) -> None:
 
 
 def prune_dominated(cands: list[Candidate], problem: Problem) -> list[Candidate]:
-    """Drop candidates that another candidate of the same range beats on every count.
+    """Drop candidates that another candidate of the same range and window beats in every plan.
 
     All comparisons use the MIP's own (piecewise-linear) watts, so pruning never changes the MIP
     optimum. Without fleet-wide limits the objective separates by pool, so per range and window
-    only the best candidate survives. With limits, ``c'`` dominates ``c`` when they share range,
-    window and GPU type and ``c'`` at its fewest instances has no more model watts than ``c``
-    anywhere in its range, no more dollars and no more GPUs than ``c`` at its fewest: any plan
-    using ``c`` improves (weakly) by swapping in ``c'``.
+    only the best candidate survives. With limits (or the lexicographic objective), ``c'``
+    dominates ``c`` of the same range and window, of ANY deployment, when swapping ``c`` (at
+    any of its counts) for ``c'`` at its fewest instances can neither break a limit nor raise
+    the objective: ``c'`` at ``n_min`` has no more model watts than ``c`` anywhere in its range
+    and no more dollars than ``c`` at its fewest, and its GPUs pass :func:`_gpus_swap_ok` (with
+    ``max_gpus``, no more GPUs than ``c`` at its fewest; drawing on an inventoried type, the
+    same type as ``c`` and no more GPUs; on a type without inventory, nothing else).
+
+    The relation compares figures rounded to 1e-9 (so that it is transitive); candidates that
+    dominate each other (equal figures) keep the one earlier in the list, so the survivors are
+    the same whatever order the pairs are compared in, and every dropped candidate is
+    dominated by a survivor.
     """
     limited = Limits.of(problem).bounded
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[int, int, int], list[int]] = {}
     for idx, c in enumerate(cands):
-        key = (c.i, c.k, c.window) if not limited else (c.i, c.k, c.window, c.inventory_key)
-        groups.setdefault(key, []).append(idx)
-    # per candidate, once: model watts at n_min, least model watts, $/hr and GPUs at n_min
-    p0 = [c.linearized_power_w(c.n_min) for c in cands]
-    pmin = [c.model_min_w for c in cands]
-    cost0 = [c.cost_per_hr(c.n_min) for c in cands]
-    gpus0 = [c.gpus(c.n_min) for c in cands]
+        groups.setdefault((c.i, c.k, c.window), []).append(idx)
     keep: list[int] = []
-    for group in groups.values():
-        if not limited and problem.objective in ("power", "cost"):
+    if not limited and problem.objective in ("power", "cost"):
+        pm = [c.model_min_w for c in cands]
+        c0 = [c.cost_per_hr(c.n_min) for c in cands]
+        for group in groups.values():
             if problem.objective == "power":
-                keep.append(min(group, key=lambda j: (pmin[j], cost0[j], j)))
+                keep.append(min(group, key=lambda j: (pm[j], c0[j], j)))
             else:
-                keep.append(min(group, key=lambda j: (cost0[j], pmin[j], j)))
-            continue
-        for j in group:
-            dominated = False
-            for o in group:
-                if o == j:
-                    continue
-                better_eq = (p0[o] <= pmin[j] + 1e-9 and cost0[o] <= cost0[j] + 1e-9
-                             and gpus0[o] <= gpus0[j])
-                # strictly better somewhere, or identical and earlier in the list (a fixed order)
-                strictly = (p0[o] < pmin[j] - 1e-9 or cost0[o] < cost0[j] - 1e-9
-                            or gpus0[o] < gpus0[j] or o < j)
-                if better_eq and strictly:
-                    dominated = True
-                    break
-            if not dominated:
-                keep.append(j)
-    out = [cands[j] for j in sorted(keep)]
-    return out
+                keep.append(min(group, key=lambda j: (c0[j], pm[j], j)))
+        return [cands[j] for j in sorted(keep)]
+    # per candidate, once: model watts at n_min, least model watts, $/hr and GPUs at n_min
+    p0 = np.array([round(c.linearized_power_w(c.n_min), 9) for c in cands])
+    pmin = np.array([round(c.model_min_w, 9) for c in cands])
+    cost0 = np.array([round(c.cost_per_hr(c.n_min), 9) for c in cands])
+    gpus0 = np.array([c.gpus(c.n_min) for c in cands])
+    inventoried = {g for g, _ in problem.inventory}
+    keys = {g: t for t, g in enumerate(sorted({c.inventory_key for c in cands}))}
+    key = np.array([keys[c.inventory_key] for c in cands])
+    inv = np.array([c.inventory_key in inventoried for c in cands], dtype=bool)
+    for group in groups.values():
+        g = np.asarray(group)
+        # weak[o, j]: swapping j for o is never worse (transitive)
+        weak = ((p0[g][:, None] <= pmin[g][None, :]) & (cost0[g][:, None] <= cost0[g][None, :])
+                & _gpus_swap_ok(gpus0[g], key[g], inv[g], problem.max_gpus is not None))
+        np.fill_diagonal(weak, False)
+        # o removes j: o is weakly better and j is not, or both are and o comes first
+        earlier = g[:, None] < g[None, :]
+        removes = weak & (~weak.T | earlier)
+        keep.extend(g[~removes.any(axis=0)].tolist())
+    return [cands[j] for j in sorted(keep)]
+
+
+def _gpus_swap_ok(gpus0: np.ndarray, key: np.ndarray, inventoried: np.ndarray,
+                  max_gpus: bool) -> np.ndarray:
+    """``ok[o, j]``: putting ``o`` at its fewest instances (``gpus0[o]`` GPUs of type
+    ``key[o]``) in place of ``j`` at any of its counts raises no GPU row: the GPU cap (when
+    ``max_gpus``) needs ``gpus0[o] <= gpus0[j]``; an inventory row on ``o``'s type
+    (``inventoried[o]``) needs ``j`` of the same type and ``gpus0[o] <= gpus0[j]`` (the row of
+    ``j``'s type only loses GPUs); a type without inventory has no row."""
+    fewer = gpus0[:, None] <= gpus0[None, :]
+    same = key[:, None] == key[None, :]
+    ok = ~inventoried[:, None] | (same & fewer)
+    return ok & fewer if max_gpus else ok
 
 
 def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int], k: int,

@@ -16,7 +16,7 @@ import numpy as np
 
 from fleetopt.core.errors import FleetoptError
 from fleetopt.planners.mip import highs
-from fleetopt.planners.mip.data import MipData, SolverRun, gap_of, run_status
+from fleetopt.planners.mip.data import MipData, SolverRun, gap_of, run_status, single_point
 from fleetopt.problem.problem import Problem
 from fleetopt.sizing.candidates import CandidateSet
 
@@ -101,8 +101,13 @@ def build_pyomo_model(problem: Problem, cset: CandidateSet, objective: str = "po
     m.beta = pe.Param(m.JS, initialize={(j, s): segs[j][s][3] for j, s in m.JS})
     m.cost = pe.Param(m.J, initialize={j: c.cost_per_instance_hr for j, c in enumerate(cands)})
     m.gpus = pe.Param(m.J, initialize={j: c.gpus_per_instance for j, c in enumerate(cands)})
+    # a single-point segment (N_lo = N_hi) has z alone: its instances are N_lo z
+    m.JN = pe.Set(dimen=2, ordered=True,
+                  initialize=[js for js in m.JS if not single_point(segs[js[0]][js[1]])])
     m.z = pe.Var(m.JS, within=pe.Binary)
-    m.n = pe.Var(m.JS, within=pe.NonNegativeIntegers, bounds=lambda m, j, s: (0, m.N_hi[j, s]))
+    m.n = pe.Var(m.JN, within=pe.NonNegativeIntegers, bounds=lambda m, j, s: (0, m.N_hi[j, s]))
+    m.inst = pe.Expression(m.JS, rule=lambda m, j, s: m.n[j, s] if (j, s) in m.JN
+                           else m.N_lo[j, s] * m.z[j, s])
     K = cset.K
 
     # index the flow rows by node without quadratic scans
@@ -120,18 +125,19 @@ def build_pyomo_model(problem: Problem, cset: CandidateSet, objective: str = "po
         return sum(terms) == rhs
 
     m.flow = pe.Constraint(m.T, rule=flow_fast)
-    m.link_lo = pe.Constraint(m.JS, rule=lambda m, j, s: m.n[j, s] >= m.N_lo[j, s] * m.z[j, s])
-    m.link_hi = pe.Constraint(m.JS, rule=lambda m, j, s: m.n[j, s] <= m.N_hi[j, s] * m.z[j, s])
+    m.link_lo = pe.Constraint(m.JN, rule=lambda m, j, s: m.n[j, s] >= m.N_lo[j, s] * m.z[j, s])
+    m.link_hi = pe.Constraint(m.JN, rule=lambda m, j, s: m.n[j, s] <= m.N_hi[j, s] * m.z[j, s])
     m.pools = pe.Constraint(expr=sum(m.z[js] for js in m.JS) <= problem.max_pools)
-    m.power_w = pe.Expression(expr=sum(m.alpha[js] * m.z[js] + m.beta[js] * m.n[js] for js in m.JS))
-    m.cost_per_hr = pe.Expression(expr=sum(m.cost[js[0]] * m.n[js] for js in m.JS))
-    m.gpus_total = pe.Expression(expr=sum(m.gpus[js[0]] * m.n[js] for js in m.JS))
+    m.power_w = pe.Expression(expr=sum(m.alpha[js] * m.z[js] + m.beta[js] * m.inst[js]
+                                       for js in m.JS))
+    m.cost_per_hr = pe.Expression(expr=sum(m.cost[js[0]] * m.inst[js] for js in m.JS))
+    m.gpus_total = pe.Expression(expr=sum(m.gpus[js[0]] * m.inst[js] for js in m.JS))
     if problem.budget_per_hr is not None:
         m.budget = pe.Constraint(expr=m.cost_per_hr <= problem.budget_per_hr)
     inv = dict(problem.inventory)
     if inv:
         m.inventory = pe.Constraint(m.G, rule=lambda m, g: sum(
-            m.gpus[js[0]] * m.n[js] for js in m.JS if cands[js[0]].inventory_key == g
+            m.gpus[js[0]] * m.inst[js] for js in m.JS if cands[js[0]].inventory_key == g
         ) <= inv[g] if any(cands[js[0]].inventory_key == g for js in m.JS) else pe.Constraint.Skip)
     if problem.max_gpus is not None:
         m.max_gpus = pe.Constraint(expr=m.gpus_total <= problem.max_gpus)
@@ -211,5 +217,6 @@ def solve_pyomo(
         x = np.zeros(data.ncol)
         for (j, s), (zc, nc) in data.pair.items():
             x[zc] = pe.value(m.z[j, s]) or 0.0
-            x[nc] = pe.value(m.n[j, s]) or 0.0
+            if nc is not None:
+                x[nc] = pe.value(m.inst[j, s]) or 0.0
     return SolverRun(status, x, obj, bound, gap_of(obj, bound), translate_s, solve_s, msg, model_s)

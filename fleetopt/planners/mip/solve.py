@@ -40,13 +40,13 @@ def _plan_from_x(problem: Problem, data: MipData, x: np.ndarray) -> tuple[Fleet,
     pools = []
     model_power = 0.0
     model_cost = 0.0
-    for (j, _s), (zc, nc) in data.pair.items():
-        if x[zc] > 0.5:
-            c = data.cset.candidates[j]
-            n = int(round(x[nc]))
-            pools.append(PoolSpec.on(c.deployment, c.lo, c.hi, n, c.window))
-            model_power += float(data.power_coef[zc] + data.power_coef[nc] * n)
-            model_cost += c.cost_per_instance_hr * n
+    for j, s, n in data.pools(x):
+        c = data.cset.candidates[j]
+        pools.append(PoolSpec.on(c.deployment, c.lo, c.hi, n, c.window))
+        zc, nc = data.pair[(j, s)]  # folded (nc None): z's watts are alpha + beta n
+        beta_n = 0.0 if nc is None else data.power_coef[nc] * n
+        model_power += float(data.power_coef[zc] + beta_n)
+        model_cost += c.cost_per_instance_hr * n
     pools.sort(key=lambda p: p.ctx_lo)
     return Fleet(tuple(pools)), model_power, model_cost
 
@@ -87,11 +87,7 @@ def _baseline_warm_start(problem: Problem, data: MipData) -> tuple[np.ndarray | 
                 best = (v, plan, kind)
     if best is None:
         return None, None
-    x = np.zeros(data.ncol)
-    for c in best[1]:
-        zc, nc = data.pair[(index[id(c)], 0)]
-        x[zc], x[nc] = 1.0, float(c.n_min)
-    return x, best[2]
+    return data.point([(index[id(c)], 0, c.n_min) for c in best[1]]), best[2]
 
 
 _CANDIDATE_SHARE = 0.7  # of a time limit, the most candidate building may use
