@@ -408,7 +408,8 @@ def simulation_tables(study: dict[str, Any]) -> dict[str, str]:
                                                 strict=True)]
     t["sim_tpot"] = [_ci(v, c, ",.1f") for v, c in zip(t.sim_p99_tpot_ms, t.sim_p99_tpot_ci_ms,
                                                        strict=True)]
-    t["delivered_pct"] = t.delivered * 100.0
+    t["delivered_pct"] = [_ci(100.0 * v, 100.0 * c, ".1f")
+                          for v, c in zip(t.delivered, t.delivered_ci, strict=True)]
     t["kv_pct"] = t.kv_util * 100.0
     t["busy_pct"] = t.busy * 100.0
     t["verdict"] = ["met" if c else ("MISSED" if s is False else "behind")
@@ -423,7 +424,7 @@ def simulation_tables(study: dict[str, Any]) -> dict[str, str]:
         "preemptions": "preempt", "kv_pct": "KV %", "busy_pct": "busy %",
         "power_ratio": "W sim/pred", "verdict": "verdict"}, {
         "share": ".3f", "pred_p99_ttft_ms": ",.0f", "ttft_ratio": ".2f",
-        "pred_p99_tpot_ms": ",.1f", "offered_tok_s": ",.0f", "delivered_pct": ".1f",
+        "pred_p99_tpot_ms": ",.1f", "offered_tok_s": ",.0f",
         "preemptions": ",d", "kv_pct": ".0f", "busy_pct": ".0f", "power_ratio": ".2f",
         "instances": ",d"})
     sw = study["sweep"]

@@ -268,6 +268,33 @@ def test_sweep_invalid_scenarios_become_rows(paper: Problem) -> None:
     assert df[df["workload"] == "azure"]["status"].iloc[0] == "optimal"
 
 
+def test_sweep_peak_factor_auto_equals_the_config_setting(mixed: Problem,
+                                                         tmp_path: Path) -> None:
+    """``peak_factor`` as a scenario key: a number, "auto" (per pool) or "auto-global", each the
+    same problem (and optimum) as the config setting; a workload without timestamps is an
+    invalid scenario, not a silent 1.0."""
+    df = Study(mixed, grid={"peak_factor": [1.5, "auto", "auto-global"]}).run(
+        "sequential", progress=False)
+    assert [str(v) for v in df["peak_factor"]] == ["1.5", "auto", "auto-global"]
+    df["peak_factor"] = df["peak_factor"].astype(str)
+    assert (df["status"] == "optimal").all()
+    for v in (1.5, "auto", "auto-global"):
+        cfg = tmp_path / f"pf-{v}.toml"
+        pf = f'"{v}"' if isinstance(v, str) else str(v)
+        cfg.write_text(MIXED_TOML.replace("[model]", f"[slo]\npeak_factor = {pf}\n[model]"))
+        ref = solve(load_config(cfg))
+        row = df[df["peak_factor"] == str(v)].iloc[0]
+        assert row["power_w"] == pytest.approx(ref.objective, rel=1e-9), v
+    assert df.set_index("peak_factor")["power_w"]["auto-global"] > \
+        df.set_index("peak_factor")["power_w"]["auto"]
+    bad = Study(mixed, grid={"workload": ["lmsys"], "max_ctx": [65536], "peak_factor": ["auto"]}).run(
+        "sequential", progress=False).iloc[0]
+    assert bad["status"] == "invalid" and "timestamps" in bad["message"]
+    with pytest.raises(FleetoptError) as e:
+        sweep_from_dict({"base": "paper-azure", "grid": {"peak_factor": ["fast"]}}, Path("."))
+    assert e.value.field == "grid.peak_factor"
+
+
 @pytest.mark.parametrize("data,field", [
     ({"base": "paper-azure", "grid": {"rate": [1, 2]}}, "grid"),
     ({"base": "paper-azure", "scenario": [{"slo_ms": 300}]}, "scenario[0]"),

@@ -45,6 +45,7 @@ from fleetopt.problem.schema import (
     FIELDS,
     PHYSICS_SETTINGS,
     check_inventory,
+    peak_factor_setting,
 )
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import (
@@ -71,20 +72,8 @@ def _value(section: dict[str, Any], key: str, path: str, default: Any = None) ->
 
 
 def _peak_factor(slo: dict[str, Any]) -> tuple[float, bool, bool]:
-    """``[slo] peak_factor``: a number in [1, 10], "auto" (one factor per pool, estimated from
-    the requests the pool receives in the workload's trace) or "auto-global" (one factor for
-    every pool, from the whole trace), both by :class:`Problem`. Returns the number (1.0 as a
-    placeholder for auto), whether auto, and whether global."""
-    v = slo.get("peak_factor", 1.0)
-    bad = f"must be a number >= 1, \"auto\" (per pool) or \"auto-global\", got {v!r}"
-    if isinstance(v, str):
-        mode = v.lower()
-        if mode not in ("auto", "auto-global"):
-            raise FleetoptError("slo.peak_factor", bad)
-        return 1.0, True, mode == "auto-global"
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise FleetoptError("slo.peak_factor", bad)
-    return FIELDS["slo.peak_factor"].check(v), False, False
+    """``[slo] peak_factor`` (:func:`peak_factor_setting`)."""
+    return peak_factor_setting(slo.get("peak_factor", 1.0))
 
 
 def _shipped_tomls() -> list[str]:

@@ -29,7 +29,7 @@ from fleetopt.physics.profiles import (
     resolve,
 )
 from fleetopt.problem.fleet import Fleet
-from fleetopt.problem.schema import FIELDS, TP_DEGREES, check
+from fleetopt.problem.schema import FIELDS, TP_DEGREES, check, peak_factor_setting
 from fleetopt.problem.settings import Settings
 from fleetopt.problem.workload import (
     Workload,
@@ -380,6 +380,8 @@ class Problem:
                 changes["settings"].peak_factor != self.settings.peak_factor:
             changes["peak_factor_auto"] = False
             origin["peak_factor"] = "set"
+        elif changes.get("peak_factor_auto") is False and "settings" in changes:
+            origin["peak_factor"] = "set"  # a number set explicitly (with_settings)
         changes.setdefault("origin", origin)
         return replace(self, **changes)
 
@@ -396,6 +398,11 @@ class Problem:
         wl: dict[str, Any] = {}
         for path, v in changes.items():
             value: Any = tuple(v) if isinstance(v, list) else v
+            if path == "slo.peak_factor":  # a number, "auto" or "auto-global"
+                num, auto, glob = peak_factor_setting(value)
+                st["peak_factor"] = num
+                kw["peak_factor_auto"], kw["peak_factor_global"] = auto, glob
+                continue
             attr = "inventory" if path.startswith("inventory.") else (
                 FIELDS[path].attr if path in FIELDS else "")
             if not attr:

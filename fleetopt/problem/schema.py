@@ -22,7 +22,7 @@ from fleetopt.core.errors import FleetoptError
 
 __all__ = ["CONFIG_KEYS", "CONFIG_SECTIONS", "EP_MODES", "FIELDS", "KV_ALLOCATIONS", "MAX_RATE_RPS",
            "OBJECTIVES", "OVER_MAX_CTX", "PHYSICS_SETTINGS", "SCENARIO_FIELDS", "SETTINGS_FIELDS", "TIMESTAMP_UNITS", "TP_DEGREES", "Field", "check",
-           "check_inventory", "config_name"]
+           "check_inventory", "config_name", "peak_factor_setting"]
 
 OBJECTIVES = ("power", "cost", "power_then_cost")
 #: ``[workload] over_max_ctx``: what to do with requests longer than the context served
@@ -207,6 +207,8 @@ SCENARIO_FIELDS: dict[str, tuple[str | None, str]] = {
     "rate_rps": ("workload.rate", "arrival rate, requests/s"),
     "ttft_p99_ms": ("slo.ttft_p99_ms", "P99 TTFT target, ms"),
     "tpot_p99_ms": ("slo.tpot_p99_ms", "P99 TPOT target, ms (mean inter-token time)"),
+    "peak_factor": ("slo.peak_factor", "burst factor: a number >= 1, \"auto\" (per pool) or "
+                    "\"auto-global\" (a workload with a trace)"),
     "utilization_cap": ("fleet.utilization_cap", "utilisation cap per pool, (0, 1]"),
     "model": ("model.name", "model name"),
     "dtype": ("model.dtype", "allowed weight precision(s)"),
@@ -244,3 +246,19 @@ def check_inventory(inventory: Mapping[str, Any], where: str = "inventory") -> d
     if not isinstance(inventory, Mapping):
         raise FleetoptError(where, f"must be a table of GPU = count, got {inventory!r}")
     return {str(g): check("inventory", n, f"{where}.{g}") for g, n in inventory.items()}
+
+
+def peak_factor_setting(v: Any, where: str = "slo.peak_factor") -> tuple[float, bool, bool]:
+    """A peak factor setting: a number in [1, 10], "auto" (one factor per pool, estimated from
+    the requests the pool receives in the workload's trace) or "auto-global" (one factor for
+    every pool, from the whole trace), both by :class:`Problem`. Returns the number (1.0 as a
+    placeholder for auto), whether auto, and whether global."""
+    bad = f"must be a number >= 1, \"auto\" (per pool) or \"auto-global\", got {v!r}"
+    if isinstance(v, str):
+        mode = v.lower()
+        if mode not in ("auto", "auto-global"):
+            raise FleetoptError(where, bad)
+        return 1.0, True, mode == "auto-global"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise FleetoptError(where, bad)
+    return FIELDS["slo.peak_factor"].check(v, where), False, False

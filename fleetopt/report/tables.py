@@ -10,6 +10,7 @@ frame's columns that no :class:`Col` names. Prose lines are wrapped to :data:`WI
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -442,8 +443,11 @@ def slo_verdict(sim: Any, label: str = "simulated") -> tuple[str, bool | None]:
             op = "<=" if p.tpot_met else ">"
             parts.append(f"TPOT {st.slo_tpot_ms:,.1f} ms {op} {p.tpot_target_ms:,.0f} ms")
         if p.delivers_offered_load is not None:
-            op = ">=" if p.delivers_offered_load else "<"
-            parts.append(f"delivered {100 * st.delivered_fraction:.1f} % {op} "
+            ci = st.delivered_ci
+            pm = f" +- {100 * ci:.1f}" if math.isfinite(ci) else ""
+            short = st.delivered_fraction < p.min_delivered
+            op = (">=" if not short else "within noise of") if p.delivers_offered_load else "<"
+            parts.append(f"delivered {100 * st.delivered_fraction:.1f}{pm} % {op} "
                          f"{100 * p.min_delivered:g} %")
         lines.append(wrap(f"  {where}: {word}, {', '.join(parts)} ({st.requests:,} requests)",
                           indent="      "))

@@ -679,7 +679,7 @@ def _aggregate(summaries: list[SimSummary], slo_q: list[dict[str, list[float]]],
                 agg[f.name] = math.nan
             else:
                 agg[f.name] = float(np.nanmean(vals))
-        for qf, cf in _QUANTILES.items():
+        for qf, cf in {**_QUANTILES, "delivered_fraction": "delivered_ci"}.items():
             vals = np.array([float(r[qf]) for r in rows])
             agg[cf] = (tq * float(np.std(vals, ddof=1)) / math.sqrt(reps)
                        if np.all(np.isfinite(vals)) else math.nan)

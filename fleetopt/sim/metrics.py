@@ -13,7 +13,14 @@
 * throughput within the window: completions/s and output tokens/s (tokens emitted by iterations
   ending in the window), beside the offered load (arrivals/s and their output tokens/s);
   ``delivered_fraction`` = delivered / offered output tokens: about 1 below saturation, well
-  below 1 for a pool that cannot carry its load;
+  below 1 for a pool that cannot carry its load. Exactly, delivered = offered + ``R(t0) -
+  R(t1)``, ``R(t)`` the output tokens still owed at ``t`` to the requests in the system, so a
+  stable pool's share is off 1 by the backlog's fluctuation between the window's two ends,
+  and a saturated pool's by its growth. ``delivered_ci`` is the half-width of that noise:
+  ``z sqrt(2) sd(R) / offered`` (``z`` the normal quantile of the confidence), ``sd(R)`` from
+  ``R`` at 41 evenly spaced times of the window after removing its linear trend (a growing
+  backlog is the signal, not noise); a request's tokens owed are all of its output before its
+  first token, then its remaining decode steps at its own mean inter-token time;
 * preemptions, KV utilisation (time-average of used / capacity), compute utilisation (fraction
   of wall time running iterations; with a splitting step cost also the time-averages of its
   compute and memory terms and the share of busy time that is compute-bound), mean batch,
@@ -36,11 +43,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.sim.iteration import IterationSimOutput, PoolConfig, RequestStream, simulate_pools
+from fleetopt.sim.iteration import (
+    IterationSimOutput,
+    PoolConfig,
+    RequestRecords,
+    RequestStream,
+    simulate_pools,
+)
 
 __all__ = ["DEFAULT_BATCHES", "DEFAULT_CONFIDENCE", "PoolSummary", "ReplicationSummary",
            "SimSummary", "batch_means_ci", "percentile_ms", "replicate", "summarize"]
@@ -106,6 +119,7 @@ class PoolSummary:
     offered_output_tok_per_s: float
     output_tok_per_s: float
     delivered_fraction: float
+    delivered_ci: float  # half-width: the backlog's fluctuation between the window's ends
     preemptions: int  # in the window
     preempted_share: float  # of measured requests preempted at least once
     kv_utilization: float
@@ -152,6 +166,47 @@ class SimSummary:
                 "run": self.run}
 
 
+#: times of the window at which the output backlog is sampled (``delivered_ci``)
+_BACKLOG_SAMPLES = 41
+
+
+def owed_tokens(r: RequestRecords, mask: NDArray[np.bool_],
+                t_s: ArrayLike) -> NDArray[np.float64]:
+    """Output tokens still owed at each time of ``t_s`` to the requests of ``mask`` then in
+    the system: all of a request's output before its first token, then its remaining decode
+    steps at its own mean inter-token time (unfinished requests: all still owed)."""
+    t_all = np.atleast_1d(np.asarray(t_s, dtype=float))
+    done = np.nan_to_num(r.done_s[mask], nan=math.inf)
+    arr = r.arrival_s[mask]
+    live = (arr <= t_all.max()) & (done > t_all.min())  # in the system at some sampled time
+    arr, done = arr[live], done[live]
+    first = np.nan_to_num(r.first_token_s[mask][live], nan=math.inf)
+    lout = r.output_tokens[mask][live].astype(float)
+    with np.errstate(invalid="ignore"):
+        span = done - first  # inf - inf (never started) is NaN: all still owed
+    ok = np.isfinite(span) & (span > 0)
+    out = np.empty(len(t_all))
+    for j, t in enumerate(t_all):
+        frac = np.where(ok, (done - t) / np.where(ok, span, 1.0), 1.0)
+        owed = np.where(t < first, lout, np.maximum(lout - 1.0, 0.0) * np.clip(frac, 0.0, 1.0))
+        out[j] = float(np.where((arr <= t) & (t < done), owed, 0.0).sum())
+    return out
+
+
+def _delivered_ci(r: Any, mask: NDArray[np.bool_], window_s: tuple[float, float],
+                  offered_tok: float, confidence: float) -> float:
+    """Half-width of the delivered share's noise (module docstring); NaN without offered
+    tokens."""
+    t0, t1 = window_s
+    if not offered_tok > 0 or not t1 > t0:
+        return math.nan
+    ts = np.linspace(t0, t1, _BACKLOG_SAMPLES)
+    owed = owed_tokens(r, mask, ts)
+    resid = owed - np.polyval(np.polyfit(ts, owed, 1), ts)
+    z = float(sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+    return z * math.sqrt(2.0) * float(np.std(resid, ddof=2)) / offered_tok
+
+
 def _summary(out: IterationSimOutput, label: str, req_mask: NDArray[np.bool_],
              inst_mask: NDArray[np.bool_], queue_s: float, batches: int,
              confidence: float) -> PoolSummary:
@@ -182,6 +237,7 @@ def _summary(out: IterationSimOutput, label: str, req_mask: NDArray[np.bool_],
 
     prompt = float(r.input_tokens[m].sum())
     return PoolSummary(
+        delivered_ci=_delivered_ci(r, req_mask, out.window_s, offered_tok, confidence),
         pool=label, instances=ni, requests=n_m, finished=int(np.isfinite(r.done_s[m]).sum()),
         p50_ttft_ms=percentile_ms(ttft, 50), p90_ttft_ms=percentile_ms(ttft, 90),
         p99_ttft_ms=percentile_ms(ttft, 99),

@@ -1030,7 +1030,11 @@ class ServeFamily:
         e1 = (op["wq"] * op["extra"]).sum(axis=1)
         e2 = (op["wq"] * op["extra"] ** 2).sum(axis=1)
         lam1 = op["lam1"]
-        cnt = lam1[:, None] * (own_b + e1[:, None] + nd / op["r"][:, None])
+        # the prompts that arrive during its own prefill (and one step of extra) are an excess
+        # over the time average; the steps that carry them bring more: a busy period,
+        # amplified by 1 / (1 - rho) with rho = lam1 E[extra] (< f < 1 where stable)
+        amp = 1.0 / np.maximum(1.0 - lam1 * e1, 1e-9)
+        cnt = lam1[:, None] * ((own_b + e1[:, None]) * amp[:, None] + nd / op["r"][:, None])
         mean_x = cnt * e1[:, None]
         var_x = cnt * e2[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -137,7 +137,7 @@ def pool_rows(case: Case, arrivals: str, res: SimResult) -> list[dict[str, Any]]
             "tpot_ratio": r_tpot,
             "offered_tok_s": s.offered_output_tok_per_s, "sim_tok_s": s.output_tok_per_s,
             "pred_tok_s": _num(pr.get("output_tok_per_s")), "delivered": s.delivered_fraction,
-            "preemptions": s.preemptions, "kv_util": s.kv_utilization, "busy": s.busy_fraction,
+            "delivered_ci": s.delivered_ci, "preemptions": s.preemptions, "kv_util": s.kv_utilization, "busy": s.busy_fraction,
             "sim_batch": s.mean_batch, "pred_batch": _num(pr.get("mean_batch")),
             "sim_power_w": s.power_w, "pred_power_w": _num(pr.get("power_w")),
             "power_ratio": _ratio(s.power_w, _num(pr.get("power_w"))),

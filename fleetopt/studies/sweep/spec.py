@@ -16,7 +16,12 @@ from typing import Any
 from fleetopt.core.errors import FleetoptError
 from fleetopt.core.jsonio import to_json
 from fleetopt.problem.problem import Problem
-from fleetopt.problem.schema import SCENARIO_FIELDS, check, check_inventory
+from fleetopt.problem.schema import (
+    SCENARIO_FIELDS,
+    check,
+    check_inventory,
+    peak_factor_setting,
+)
 from fleetopt.problem.workload import builtin_names
 
 __all__ = ["SCENARIO_KEYS", "as_label", "check_keys", "check_names", "label", "normalise",
@@ -60,6 +65,9 @@ def normalise(params: Mapping[str, Any], where: str) -> dict[str, Any]:
             out[k] = None
         elif k == "inventory":
             out[k] = dict(sorted(check_inventory(v, f).items()))
+        elif k == "peak_factor":
+            num, auto, glob = peak_factor_setting(v, f)
+            out[k] = ("auto-global" if glob else "auto") if auto else num
         else:
             assert path is not None
             val = check(path, v, f)
