@@ -185,10 +185,7 @@ class PoolSim:
     @property
     def check_passed(self) -> bool | None:
         """``slo_met`` and ``delivers_offered_load`` (``None`` when neither has a verdict)."""
-        a, b = self.slo_met, self.delivers_offered_load
-        if a is None and b is None:
-            return None
-        return a is not False and b is not False
+        return _check(self.slo_met, self.delivers_offered_load)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -210,6 +207,13 @@ class PoolSim:
 def _all(verdicts: list[bool | None]) -> bool | None:
     v = [x for x in verdicts if x is not None]
     return all(v) if v else None
+
+
+def _check(slo_met: bool | None, delivers: bool | None) -> bool | None:
+    """What ``--check`` tests: neither verdict failed (``None`` when neither has one)."""
+    if slo_met is None and delivers is None:
+        return None
+    return slo_met is not False and delivers is not False
 
 
 @dataclass
@@ -248,10 +252,7 @@ class SimResult:
     @property
     def check_passed(self) -> bool | None:
         """What ``--check`` tests: the SLO is met and the offered load delivered."""
-        a, b = self.slo_met, self.delivers_offered_load
-        if a is None and b is None:
-            return None
-        return a is not False and b is not False
+        return _check(self.slo_met, self.delivers_offered_load)
 
     @property
     def totals(self) -> dict[str, Any]:
