@@ -25,6 +25,7 @@ import pytest
 from fleetopt.planners.mip.solve import solve
 from fleetopt.problem.config import load_config
 from fleetopt.problem.fleet import Fleet, PoolSpec
+from fleetopt.problem.problem import Problem
 from fleetopt.sim import SimResult, simulate_problem
 
 REQUESTS = 100_000
@@ -39,10 +40,15 @@ CASES: dict[str, tuple[str, Fleet | None]] = {  # example, fleet (None: the solv
 }
 
 
-def run(name: str, requests: int = REQUESTS) -> tuple[SimResult, float]:
+def setup(name: str) -> tuple[Problem, Fleet]:
+    """The case's problem and the plan it simulates (the solver's, unless the case fixes one)."""
     example, fleet = CASES[name]
     problem = load_config(example)
-    plan = fleet if fleet is not None else solve(problem).fleet
+    return problem, fleet if fleet is not None else solve(problem).fleet
+
+
+def run(name: str, requests: int = REQUESTS) -> tuple[SimResult, float]:
+    problem, plan = setup(name)
     t = time.perf_counter()
     res = simulate_problem(problem, plan, requests=requests, seed=0)
     return res, time.perf_counter() - t
@@ -50,9 +56,7 @@ def run(name: str, requests: int = REQUESTS) -> tuple[SimResult, float]:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bench_simulate_100k(benchmark, name: str) -> None:
-    example, fleet = CASES[name]
-    problem = load_config(example)
-    plan = fleet if fleet is not None else solve(problem).fleet
+    problem, plan = setup(name)
     res = benchmark.pedantic(lambda: simulate_problem(problem, plan, requests=REQUESTS, seed=0),
                              rounds=3, iterations=1)
     secs = benchmark.stats.stats.mean

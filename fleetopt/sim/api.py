@@ -36,6 +36,7 @@ from fleetopt.sim.arrivals import Arrivals, load_trace, poisson, replay_stream
 from fleetopt.sim.costs import describe_cost, instance_limits, profile_step_cost
 from fleetopt.sim.dispatch import POLICIES
 from fleetopt.sim.iteration import (
+    DEFAULT_WARMUP_FRACTION,
     InstanceLimits,
     IterationSimOutput,
     PoolConfig,
@@ -50,6 +51,7 @@ from fleetopt.sim.metrics import (
     SimSummary,
     percentile_ms,
     summarize,
+    t_half_width,
 )
 from fleetopt.sim.result import DEFAULT_MIN_DELIVERED, PoolSim, SimResult, SimStats
 
@@ -63,7 +65,6 @@ __all__ = ["AUTO_FILL_SHARE", "AUTO_MAX_REQUESTS", "AUTO_REQUESTS", "DEFAULT_POL
 POWER_SAMPLES = 100  # intervals of the power-over-time series in the measured window
 DEFAULT_POLICY = "least_outstanding_tokens"
 #: the warm-up skips at least this share of the arrivals ...
-DEFAULT_WARMUP_FRACTION = 0.1
 #: ... and at least this many lone-request lifetimes of the slowest pool (but at most half)
 WARMUP_LIFETIMES = 8.0
 #: a warning when the warm-up is shorter than 2, or the window than this many, measured mean
@@ -575,7 +576,8 @@ def _fleet_predictions(results: list[Any], totals: dict[str, Any] | None = None
     return {
         "predicted_p99_ttft_ms": t["worst_p99_ttft_ms"] if "worst_p99_ttft_ms" in t
         else worst("p99_ttft_ms"),
-        "predicted_p99_tpot_ms": worst("p99_tpot_ms"),
+        "predicted_p99_tpot_ms": t["worst_p99_tpot_ms"] if "worst_p99_tpot_ms" in t
+        else worst("p99_tpot_ms"),
         "predicted_power_w": power,
         "predicted_output_tok_per_s": tok,
         "predicted_tok_per_j": tok / power if power and tok is not None else None,
@@ -652,8 +654,6 @@ def _stats_row(s: PoolSummary, slo_ttft: float, slo_tpot: float, slots: int) -> 
 def _aggregate(summaries: list[SimSummary], slo_q: list[dict[str, list[float]]],
                limits: list[InstanceLimits], reps: int, confidence: float) -> list[SimStats]:
     """Per pool, then the fleet: one replication's figures, or the replications' combined."""
-    from scipy import stats as sps
-
     npools = len(limits)
     per_slots = [lim.slots if not lim.paged else lim.max_seqs for lim in limits]
     out = []
@@ -667,7 +667,6 @@ def _aggregate(summaries: list[SimSummary], slo_q: list[dict[str, list[float]]],
         if reps == 1:
             out.append(SimStats(**rows[0]))
             continue
-        tq = float(sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, reps - 1))
         agg: dict[str, Any] = {}
         for f in fields(SimStats):
             vals = np.array([float(r[f.name]) for r in rows])
@@ -680,9 +679,7 @@ def _aggregate(summaries: list[SimSummary], slo_q: list[dict[str, list[float]]],
             else:
                 agg[f.name] = float(np.nanmean(vals))
         for qf, cf in {**_QUANTILES, "delivered_fraction": "delivered_ci"}.items():
-            vals = np.array([float(r[qf]) for r in rows])
-            agg[cf] = (tq * float(np.std(vals, ddof=1)) / math.sqrt(reps)
-                       if np.all(np.isfinite(vals)) else math.nan)
+            agg[cf] = t_half_width([float(r[qf]) for r in rows], confidence)
         out.append(SimStats(**agg))
     return out
 

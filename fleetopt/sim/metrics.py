@@ -56,7 +56,8 @@ from fleetopt.sim.iteration import (
 )
 
 __all__ = ["DEFAULT_BATCHES", "DEFAULT_CONFIDENCE", "PoolSummary", "ReplicationSummary",
-           "SimSummary", "batch_means_ci", "percentile_ms", "replicate", "summarize"]
+           "SimSummary", "batch_means_ci", "percentile_ms", "replicate", "summarize",
+           "t_half_width"]
 
 DEFAULT_BATCHES = 10
 DEFAULT_CONFIDENCE = 0.95
@@ -83,8 +84,19 @@ def batch_means_ci(x: NDArray[np.float64], q: float, batches: int,
                                                                  strict=True)])
     if not np.all(np.isfinite(vals)):
         return math.inf
-    tq = float(sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, batches - 1))
-    return tq * float(np.std(vals, ddof=1)) / math.sqrt(batches)
+    return t_half_width(vals, confidence)
+
+
+def t_half_width(vals: ArrayLike, confidence: float = DEFAULT_CONFIDENCE) -> float:
+    """Student-t half-width of the mean of independent values (batch means, replications):
+    ``t(1 - (1-confidence)/2, n-1) sd / sqrt(n)``; NaN with fewer than two values or any that
+    is not finite."""
+    v = np.asarray(vals, dtype=float)
+    n = len(v)
+    if n < 2 or not np.all(np.isfinite(v)):
+        return math.nan
+    tq = float(sps.t.ppf(1.0 - (1.0 - confidence) / 2.0, n - 1))
+    return tq * float(np.std(v, ddof=1)) / math.sqrt(n)
 
 
 @dataclass(frozen=True)
@@ -305,15 +317,12 @@ class ReplicationSummary:
         rows = []
         numeric = [f.name for f in fields(PoolSummary) if f.name != "pool"]
         labels = [p.pool for p in self.summaries[0].pools] + ["fleet"]
-        n = len(self.summaries)
-        tq = float(sps.t.ppf(1.0 - (1.0 - self.confidence) / 2.0, n - 1)) if n > 1 else math.nan
         for j, label in enumerate(labels):
             for name in numeric:
                 vals = np.array([float(getattr((*s.pools, s.fleet)[j], name))
                                  for s in self.summaries])
                 mean = float(np.mean(vals))
-                half = (tq * float(np.std(vals, ddof=1)) / math.sqrt(n)
-                        if n > 1 and np.all(np.isfinite(vals)) else math.nan)
+                half = t_half_width(vals, self.confidence)
                 rows.append({"pool": label, "metric": name, "mean": mean, "ci_half": half,
                              "values": vals.tolist()})
         return pd.DataFrame(rows)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from fleetopt.core.errors import FleetoptError
+from fleetopt.core.jsonio import is_missing
 from fleetopt.physics.burst import pool_peak_factors
 from fleetopt.planners.mip.solve import solve
 from fleetopt.problem.config import example_names, load_config
@@ -109,13 +110,14 @@ def _ratio(a: float | None, b: float | None) -> float:
 
 
 def _num(x: Any) -> float | None:
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
+    return None if is_missing(x) else float(x)
 
 
 def pool_rows(case: Case, arrivals: str, res: SimResult) -> list[dict[str, Any]]:
     """One row per pool with measured requests: simulated vs predicted vs target."""
     rows = []
     total = sum(p.stats.requests for p in res.pools) or 1
+    simulated = res.totals["simulated_requests"]
     for p in res.pools:
         s, pr = p.stats, p.predicted
         if s.requests == 0:
@@ -146,7 +148,7 @@ def pool_rows(case: Case, arrivals: str, res: SimResult) -> list[dict[str, Any]]
             "check_passed": p.check_passed,
             "ttft_optimistic": bool(r_ttft > 1.0 + OPTIMISTIC),
             "tpot_optimistic": bool(r_tpot > 1.0 + OPTIMISTIC),
-            "simulated": res.totals["simulated_requests"],
+            "simulated": simulated,
         })
     return rows
 
@@ -231,8 +233,7 @@ def burst_plan_row(case: Case, problem: Problem, fleet: Fleet | None, status: st
                            "target_ms": problem.settings.ttft_p99_ms}
     if fleet is None or res is None:
         return {**row, "plan": f"(no plan: {status})"}
-    ks = [problem.pool_peak_factor(p.ctx_lo, problem.max_ctx if i == len(fleet.pools) - 1
-                                   else p.ctx_hi) for i, p in enumerate(fleet.pools)]
+    ks = problem.fleet_peak_factors(fleet) or [problem.settings.peak_factor] * len(fleet.pools)
     live = [p for p in res.pools if p.stats.requests]
     worst = max(live, key=lambda p: p.stats.p99_ttft_ms) if live else None
     t = res.totals
