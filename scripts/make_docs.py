@@ -592,12 +592,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1 if a generated text differs from the file")
     args = ap.parse_args(argv)
-    bad = [x for x in args.parts or () if x not in PARTS]
+    parts = args.parts or list(PARTS)
+    bad = [x for x in parts if x not in PARTS]
     if bad:
         ap.error(f"unknown part {bad[0]!r}; choose from {', '.join(PARTS)}")
     cache: dict[str, Any] = {}
     texts: dict[tuple[str, str], str] = {}
-    for part in args.parts or PARTS:
+    for part in parts:
         texts.update(part_texts(part, cache))
     stale = []
     for (name, marker), body in texts.items():
@@ -611,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print("\n".join(f"differs: {s}" for s in stale) or "up to date")
         return 1 if stale else 0
-    for part in args.parts or PARTS:
+    for part in parts:
         for f in draw(part, cache):
             print(f"drew {f.relative_to(ROOT)}")
     for s in stale:

@@ -71,11 +71,6 @@ def _value(section: dict[str, Any], key: str, path: str, default: Any = None) ->
     return fld.check(v)
 
 
-def _peak_factor(slo: dict[str, Any]) -> tuple[float, bool, bool]:
-    """``[slo] peak_factor`` (:func:`peak_factor_setting`)."""
-    return peak_factor_setting(slo.get("peak_factor", 1.0))
-
-
 def _shipped_tomls() -> list[str]:
     d = resources.files("fleetopt.examples")
     return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".toml"))
@@ -182,7 +177,7 @@ def problem_from_dict(data: dict[str, Any], base_dir: Path | None = None, name: 
     fleet = data.get("fleet", {})
     slo = data.get("slo", {})
     acct = data.get("accounting", {})
-    pf, pf_auto, pf_global = _peak_factor(slo)
+    pf, pf_auto, pf_global = peak_factor_setting(slo.get("peak_factor", 1.0))
     origin["peak_factor"] = "config" if "peak_factor" in slo else "default"
     dflt = Settings()
     phys_tab = dict(data.get("physics", {}))

@@ -180,11 +180,13 @@ class Problem:
             for i, p in enumerate(self.fleet.pools):  # a given pool's ep, against the model
                 if p.ep != 1:
                     resolve(p.deployment, mspec, cat, self.physics, f"fleet.pools[{i}].gpu")
-        if self.peak_factor_auto:
-            _trace_or_error(self.workload)
-            object.__setattr__(self, "settings", replace(
-                self.settings, peak_factor=_auto_peak_factor(self.workload)
-                if self.peak_factor_global else 1.0))
+        if self.peak_factor_auto:  # both cached per workload; both raise without timestamps
+            if self.peak_factor_global:
+                pf = _auto_peak_factor(self.workload)
+            else:
+                _bursts(self.workload)
+                pf = 1.0
+            object.__setattr__(self, "settings", replace(self.settings, peak_factor=pf))
         object.__setattr__(self, "warnings", self._warnings(deps))
 
     def _check_profiles(self) -> None:

@@ -631,10 +631,9 @@ def _serve_curves(fam: ServeFamily, cols: np.ndarray, n0: np.ndarray, headroom: 
     pts.append(2 * n0 + 1)
     W = fam.power_w(np.concatenate([cols] * (len(pts) + 1)),
                     np.concatenate([n0, *pts]).astype(float))
-    w0 = W[:m]
-    mono = np.ones(m, dtype=bool)
-    for k in range(len(pts)):
-        mono &= W[(k + 1) * m:(k + 2) * m] >= w0
+    Wr = W.reshape(len(pts) + 1, m)
+    w0 = Wr[0]
+    mono = (Wr[1:] >= w0).all(axis=0)
     stats["range_points"] += (len(pts) + 1) * m
     out: list[dict[str, Any] | None] = [None] * m
     for j in np.flatnonzero(mono):

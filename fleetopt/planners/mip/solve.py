@@ -43,9 +43,8 @@ def _plan_from_x(problem: Problem, data: MipData, x: np.ndarray) -> tuple[Fleet,
     for j, s, n in data.pools(x):
         c = data.cset.candidates[j]
         pools.append(PoolSpec.on(c.deployment, c.lo, c.hi, n, c.window))
-        zc, nc = data.pair[(j, s)]  # folded (nc None): z's watts are alpha + beta n
-        beta_n = 0.0 if nc is None else data.power_coef[nc] * n
-        model_power += float(data.power_coef[zc] + beta_n)
+        _lo, _hi, alpha, beta = c.segs[s]  # the segment's line at its count
+        model_power += float(alpha + beta * n)
         model_cost += c.cost_per_instance_hr * n
     pools.sort(key=lambda p: p.ctx_lo)
     return Fleet(tuple(pools)), model_power, model_cost
