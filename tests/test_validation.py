@@ -113,3 +113,12 @@ def test_quick_study_burst_plans(study) -> None:
     # a correction never plans fewer watts than none; per pool never more than the global one
     before, glob, pool = bp.pred_power_w
     assert before <= pool <= glob
+
+
+def test_a_tail_that_never_ended_reads_as_optimistic() -> None:
+    from fleetopt.studies.validation import OPTIMISTIC, _ratio
+
+    assert _ratio(math.inf, 500.0) == math.inf and _ratio(math.inf, 500.0) > 1 + OPTIMISTIC
+    assert _ratio(550.0, 500.0) == pytest.approx(1.1)
+    assert math.isnan(_ratio(math.nan, 500.0)) and math.isnan(_ratio(100.0, None))
+    assert math.isnan(_ratio(100.0, math.inf)) and math.isnan(_ratio(None, 500.0))

@@ -104,7 +104,9 @@ def plan_text(fleet: Fleet) -> str:
 
 
 def _ratio(a: float | None, b: float | None) -> float:
-    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or b <= 0:
+    """Simulated over predicted; inf for a simulated tail that never ended (requests that
+    did not finish), so such a pool reads as optimistic; NaN without both figures."""
+    if a is None or math.isnan(a) or b is None or not math.isfinite(b) or b <= 0:
         return math.nan
     return a / b
 
