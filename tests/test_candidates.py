@@ -86,3 +86,26 @@ def test_workers_do_not_change_the_result():
     b = build_candidates(p, workers=2)
     assert [(_key(c), c.n_points, c.exact_n, c.power_exact_w) for c in a.candidates] == \
         [(_key(c), c.n_points, c.exact_n, c.power_exact_w) for c in b.candidates]
+
+
+@pytest.mark.parametrize("name, compress", [("azure-h100", False), ("azure-mixed", True)])
+def test_build_order_does_not_change_the_candidates(name, compress):
+    """Without a deadline each upper edge is sized once in one large family; under one, the
+    coarse arcs first in families of at most 512 pools: the same candidates either way."""
+    from fleetopt.core.deadline import Deadline
+    from fleetopt.sizing.candidates import _jobs
+
+    for K in (1, 3, 9, 33):
+        for comp in (False, True):
+            for first in (False, True):
+                arcs = [(i, k) for k, lows, w in _jobs(K, comp, coarse_first=first)
+                        if w != "compress" for i in lows]
+                assert sorted(arcs) == sorted((i, k) for k in range(1, K + 1) for i in range(k))
+    p = load_config(name)
+    free = build_candidates(p, compress=compress, deadline=Deadline())
+    timed = build_candidates(p, compress=compress, deadline=Deadline.after(1e6))
+    assert free.complete and timed.complete and free.stats == timed.stats
+    assert [(_key(c), c.n_points, c.exact_n) for c in free.candidates] == \
+        [(_key(c), c.n_points, c.exact_n) for c in timed.candidates]
+    for a, c in zip(free.candidates, timed.candidates, strict=True):
+        assert np.allclose(a.power_exact_w, c.power_exact_w, rtol=1e-12)
