@@ -980,14 +980,18 @@ class ServeFamily:
         t = np.broadcast_to(np.asarray(t_s, dtype=float), op["N"].shape)
         Wk, Lk = self._residual(op) if res is None else res
         d = t[:, None] - op["own"]  # pairs x Q
-        coef, th = wait["coef"][:, :, None, None], wait["th"][:, :, None, None]
         # prompts that arrive during the step in progress share the next step's budget: the
         # request's first step is longer by their extra time (_co_rate per second of the step)
         co = self._co_rate(op, wait)[:, None] * Lk  # pairs x kinds
-        dk = d[:, None, :] - co[:, :, None]  # pairs x kinds x Q
-        pk = _wait_tail_uniform(dk, Lk[:, :, None], coef, th)
+        # P(TTFT > t | kind k, prompt q), pairs x kinds x Q: evaluated only where both weights
+        # are positive (elsewhere it is multiplied by 0, so the sums are the same numbers)
+        wq = op["wq"]
+        pi, ki, qi = np.nonzero((Wk > 0)[:, :, None] & (wq > 0)[:, None, :])
+        pk = np.zeros(Wk.shape + wq.shape[1:])
+        pk[pi, ki, qi] = _wait_tail_uniform(d[pi, qi] - co[pi, ki], Lk[pi, ki],
+                                            wait["coef"][:, pi], wait["th"][:, pi])
         p = (Wk[:, :, None] * pk).sum(axis=1)
-        out = (op["wq"] * p).sum(axis=1)
+        out = (wq * p).sum(axis=1)
         return np.where(op["stable"] & wait["wait_ok"], np.minimum(out, 1.0), 1.0)
 
     def _co_rate(self, op: dict[str, Any], wait: dict[str, F]) -> F:
