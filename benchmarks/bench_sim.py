@@ -4,8 +4,8 @@ Target (issue 12): 100,000 requests of the ``azure-h100`` plan in <= 30 s on one
 
 Cases (100,000 Poisson requests, seed 0, the example's workload at its 1,000 req/s):
 
-* ``azure-h100``: the plan the shipped planner gives (the serving model of issue 11: 2/8/80/44
-  x H100 TP4/TP4/TP4/TP8 over 256/512/4096/65536, 134 instances), which keeps up;
+* ``azure-h100``: the plan the shipped planner gives (the serving model of issue 11: 2/8/80/47
+  x H100 TP4/TP4/TP4/TP8 over 256/512/4096/65536, 137 instances), which keeps up;
 * ``azure-h100-old-plan``: the plan of the first pool model (9/12/6/1 x H100 TP8 over
   3072/6144/8192/65536, 28 instances): under-provisioned in the iteration mechanism, so the
   run also drains a large backlog;

@@ -85,6 +85,13 @@ def test_wait_tail_uniform_matches_its_definition():
     for d in (-0.01, 0.0, 0.02, 0.08, 0.15, 0.3):
         got = _wait_tail_uniform(np.array([d]), np.array([ell]), np.array([[pw]]), np.array([[th]]))
         assert got[0] == pytest.approx(float(np.mean(w + u > d)), abs=3e-3)
+    # a request that waits at all waits `shift` more
+    shift = 0.05
+    ws = np.where(w > 0, w + shift, 0.0)
+    for d in (-0.01, 0.02, 0.06, 0.1, 0.2, 0.4):
+        got = _wait_tail_uniform(np.array([d]), np.array([ell]), np.array([[pw]]),
+                                 np.array([[th]]), np.array([shift]))
+        assert got[0] == pytest.approx(float(np.mean(ws + u > d)), abs=3e-3)
 
 
 # ------------------------------------------------------------------------------------------
@@ -307,3 +314,25 @@ def test_a_profile_without_an_iteration_model_is_refused_in_physical_accounting(
     wl = Workload("w", 1.0, np.array([100]), np.array([10]), np.array([1.0]))
     pm = pool_model((0, 200, 200), FixedProfile(0.01, 4), wl, Settings(500, accounting="paper"))
     assert pm.min_instances() is not None  # paper accounting keeps its own model
+
+
+def test_a_queued_requests_extra_is_capped_by_a_full_step_and_vanishes_with_the_queue():
+    w = builtin("azure", 400)
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps, [0, 2048], 8192,
+                     8192)
+    pr = _prof("H100-SXM", 8, "fp16")
+    fam = ServeFamily([physics_of(pr, Settings(500))], mix, Settings(500), [pr.slots(8192)])
+    cols = np.array([0, 1])
+    prev = first = None
+    for N in (2.0, 3.0, 5.0, 10.0, 40.0, 400.0, 4000.0):
+        op = fam.operating_point(cols, np.full(2, N))
+        x = fam._queued_extra(op, fam._wait(op))
+        assert np.all(x >= 0) and np.all(x <= fam.queued_cap[cols] + 1e-15)
+        if prev is not None:
+            assert np.all(x <= prev + 1e-15)  # falls as the count grows
+        first = x if first is None else first
+        prev = x
+    assert first.max() > 0.01 and prev.max() < 1e-2 * first.max()
+    # the cap: the rest of a full-budget step at no decoders, per prompt
+    np.testing.assert_allclose(fam.queued_cap[0], np.maximum(
+        fam.tau_f[0, 0] - fam.own[0, 0] / np.maximum(fam.nch[0, 0], 1.0), 0.0))

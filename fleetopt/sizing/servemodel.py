@@ -432,20 +432,28 @@ def _interp_matrix(x: F, grid: F) -> F:
     return A
 
 
-def _wait_tail_uniform(d: F, ell: F, coef: F, theta: F) -> F:
-    """``P(W + U > d)``, ``U ~ U(0, ell)``, ``P(W > x) = sum_m coef_m exp(-theta_m x)`` for x >= 0
-    (an atom at 0 holds the rest). ``d, ell``: any broadcast shape ``S``; ``coef, theta``:
-    ``(M,) + S``-broadcastable.
+def _wait_tail_uniform(d: F, ell: F, coef: F, theta: F, shift: ArrayLike = 0.0) -> F:
+    """``P(W + U > d)``, ``U ~ U(0, ell)``, ``W = 0`` with probability ``1 - sum_m coef_m``, else
+    ``shift + E`` with ``P(E > x) sum_m coef_m = sum_m coef_m exp(-theta_m x)`` (a request that
+    waits at all waits ``shift`` more). ``d, ell, shift``: any broadcast shape ``S``; ``coef,
+    theta``: ``(M,) + S``-broadcastable.
 
-    With ``m = min(d, ell)``: ``P = (ell - d)^+ / ell + sum_m coef_m (exp(-theta_m (d - m)) -
-    exp(-theta_m d)) / (theta_m ell)`` for ``d > 0`` (1 for ``d <= 0``; ``ell -> 0``: the wait's
-    own tail)."""
+    With ``u(x) = P(U > x)`` (1 for ``x <= 0``), ``x' = max(d - shift, 0)`` and ``m = min(x',
+    ell)``: ``P = (1 - sum coef) u(d) + sum coef u(d - shift) + sum_m coef_m (exp(-theta_m (x' -
+    m)) - exp(-theta_m x')) / (theta_m ell)`` (``ell -> 0``: the wait's own tail)."""
     d = np.asarray(d, dtype=float)
     ell = np.asarray(ell, dtype=float)
-    dpos = np.maximum(d, 0.0)
     el = np.maximum(ell, 1e-12)
+    ds = d - np.asarray(shift, dtype=float)
+
+    def u(x: F) -> F:
+        out: F = np.where(x <= 0.0, 1.0, np.maximum(el - np.maximum(x, 0.0), 0.0) / el)
+        return out
+
+    dpos = np.maximum(ds, 0.0)
     m = np.minimum(dpos, el)
-    out = np.maximum(el - dpos, 0.0) / el
+    c_all = np.sum(coef, axis=0)
+    out = (1.0 - c_all) * u(d) + c_all * u(ds)
     for cm, th in zip(coef, theta, strict=True):
         x = th * el
         far = np.exp(-th * dpos)
@@ -453,7 +461,7 @@ def _wait_tail_uniform(d: F, ell: F, coef: F, theta: F) -> F:
         with np.errstate(invalid="ignore", divide="ignore"):
             part = np.where(x > 1e-9, (near - far) / np.where(x > 1e-9, x, 1.0), far * m / el)
         out = out + cm * part
-    return np.where(d <= 0.0, 1.0, np.minimum(out, 1.0))
+    return np.minimum(out, 1.0)
 
 
 def _gamma_tail(shape_k: F, scale: F, x: F) -> F:
@@ -800,6 +808,10 @@ class ServeFamily:
         self.nch = np.transpose(n, (2, 0, 1)).copy()
         self.tau_d = tau_d.T.copy()  # C x G
         self.tau_f = tau_f.T.copy()
+        # the most a queued request's first step can add to its own chunk: the rest of a
+        # full-budget step, at no decoders (_queued_extra)
+        self.queued_cap = np.maximum(self.tau_f[:, :1] - self.own[:, 0, :]
+                                     / np.maximum(self.nch[:, 0, :], 1.0), 0.0)
         # row by row (not einsum, whose summation order depends on the family's size): a pool
         # gets the same bits in any family
         self.S_own = (self.own * self.Wq[:, None, :]).sum(axis=2)
@@ -972,6 +984,14 @@ class ServeFamily:
         # (fixed): each member's length falls with N, so does the pair's
         ws = w.reshape(n, K, 2).sum(axis=2)
         Lk[:, 1:] = np.sqrt(ell2.reshape(n, K, 2).sum(axis=2) / np.maximum(ws, 1e-300))
+        # a prompt step also carries the prompts that arrived during the step before it:
+        # lam1 tau_d of them on average (a decode step before it), each adding about this
+        # prompt's time beyond a decode-only step at no decoders, at most a full-budget step
+        # (every factor falls with N)
+        cols = op["cols"]
+        m = (op["lam1"] * op["tau_d"])[:, None]
+        grown = Lk[:, 1:] + m * np.maximum(Lk[:, 1:] - self.tau_d[cols, :1], 0.0)
+        Lk[:, 1:] = np.maximum(Lk[:, 1:], np.minimum(grown, op["tau_f"][:, None]))
         return Wk, Lk
 
     def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
@@ -989,10 +1009,23 @@ class ServeFamily:
         pi, ki, qi = np.nonzero((Wk > 0)[:, :, None] & (wq > 0)[:, None, :])
         pk = np.zeros(Wk.shape + wq.shape[1:])
         pk[pi, ki, qi] = _wait_tail_uniform(d[pi, qi] - co[pi, ki], Lk[pi, ki],
-                                            wait["coef"][:, pi], wait["th"][:, pi])
+                                            wait["coef"][:, pi], wait["th"][:, pi],
+                                            self._queued_extra(op, wait)[pi, qi])
         p = (Wk[:, :, None] * pk).sum(axis=1)
         out = (wq * p).sum(axis=1)
         return np.where(op["stable"] & wait["wait_ok"], np.minimum(out, 1.0), 1.0)
+
+    def _queued_extra(self, op: dict[str, Any], wait: dict[str, F]) -> F:
+        """Extra time, pairs x Q, of the first step of a request that had to wait: an instance
+        that frees takes prompts from the queue while its budget lasts, so a queued request's
+        first step also carries the prompts queued with it, ``rho / (1 - rho)`` of them on
+        average (the queue behind a wait, ``rho = lam1 E[extra]``) at ``E[extra]`` each, at
+        most a full-budget step: ``min(rho / (1 - rho) E[extra], tau_f(0) - own_q(0) /
+        n_q(0))`` (the cap at no decoders: a constant of the column)."""
+        rho = np.clip(op["lam1"] * wait["ES"], 0.0, 1.0 - 1e-9)
+        cols = op["cols"]
+        out: F = np.minimum((rho / (1.0 - rho) * wait["ES"])[:, None], self.queued_cap[cols])
+        return out
 
     def _co_rate(self, op: dict[str, Any], wait: dict[str, F]) -> F:
         """Extra prefill time per second of the step in progress that a request's first step
@@ -1405,7 +1438,8 @@ class ServeFamily:
         mean_tpot = np.where(stable & dec_any, mean_tpot, np.where(dec_any, np.inf, math.nan))
         # time to last token: TTFT + decode time (mean exact; tail moment-matched per class)
         e_res = (Wk * Lk * (0.5 + self._co_rate(op, wait)[:, None])).sum(axis=1)
-        e_ttft = wait["mean_wait"] + e_res + (op["wq"] * op["own"]).sum(axis=1)
+        e_ttft = wait["mean_wait"] + e_res + (op["wq"] * op["own"]).sum(axis=1) + np.clip(
+            wait["coef"].sum(axis=0), 0.0, 1.0) * (op["wq"] * self._queued_extra(op, wait)).sum(axis=1)
         mean_ttlt = e_ttft + self.E_dec[cols] * tau_d + self.dec_share[cols] * (
             tp["w"] * tp["mean_x"]).sum(axis=1)
         th_w = np.where(np.isfinite(wait["theta"]) & (wait["theta"] > 1e-100),
