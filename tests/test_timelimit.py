@@ -20,6 +20,8 @@ GAP = 1e-9
 class _AfterChecks:
     """A deadline that passes after ``n`` checks (deterministic, unlike the clock)."""
 
+    bounded = True
+
     def __init__(self, n: int) -> None:
         self.n = n
 

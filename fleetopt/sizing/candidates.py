@@ -543,9 +543,7 @@ def _candidates_for(
     for _, prof in profiles:
         _check_service_monotone(prof)
     memo: dict[tuple[int, Deployment], tuple[int, int]] = {}  # search starts (_batch_family)
-    # under a deadline (any object with expired(); one without `bounded` counts as bounded) the
-    # coarse arcs come first in small families
-    bounded = deadline is not None and bool(getattr(deadline, "bounded", True))
+    bounded = deadline is not None and deadline.bounded  # then coarse arcs first, small families
     for k, allowed, which in _jobs(K, gamma > 1, coarse_first=bounded):
         extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
         windows = {"own": [b[k]], "compress": extra, "all": [b[k], *extra]}[which]

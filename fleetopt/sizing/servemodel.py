@@ -994,23 +994,36 @@ class ServeFamily:
         Lk[:, 1:] = np.maximum(Lk[:, 1:], np.minimum(grown, op["tau_f"][:, None]))
         return Wk, Lk
 
-    def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
-                    res: tuple[F, F] | None = None) -> F:
-        """``P(TTFT > t)`` per pair (``t``: one per pair or one for all)."""
-        t = np.broadcast_to(np.asarray(t_s, dtype=float), op["N"].shape)
-        Wk, Lk = self._residual(op) if res is None else res
-        d = t[:, None] - op["own"]  # pairs x Q
-        # prompts that arrive during the step in progress share the next step's budget: the
-        # request's first step is longer by their extra time (_co_rate per second of the step)
-        co = self._co_rate(op, wait)[:, None] * Lk  # pairs x kinds
-        # P(TTFT > t | kind k, prompt q), pairs x kinds x Q: evaluated only where both weights
-        # are positive (elsewhere it is multiplied by 0, so the sums are the same numbers)
+    def ttft_terms(self, op: dict[str, Any], wait: dict[str, F]) -> dict[str, Any]:
+        """What ``P(TTFT > t)`` needs at any ``t`` (:meth:`ttft_exceed`), computed once: the
+        residual kinds ``(Wk, Lk)``, the co-scheduled extra per kind (``_co_rate`` per second
+        of the step in progress: prompts that arrive during it share the next step's budget),
+        the queued extra per prompt (``_queued_extra``), and the (pair, kind, prompt) entries
+        where both weights are positive (elsewhere the probability is multiplied by 0, so the
+        sums are the same numbers), with each factor gathered at them."""
+        Wk, Lk = self._residual(op)
+        co_rate = self._co_rate(op, wait)
+        co = co_rate[:, None] * Lk  # pairs x kinds
+        queued = self._queued_extra(op, wait)  # pairs x Q
         wq = op["wq"]
         pi, ki, qi = np.nonzero((Wk > 0)[:, :, None] & (wq > 0)[:, None, :])
+        return {"Wk": Wk, "Lk": Lk, "co_rate": co_rate, "queued": queued,
+                "at": (pi, ki, qi), "own": op["own"][pi, qi], "co": co[pi, ki],
+                "L": Lk[pi, ki], "coef": wait["coef"][:, pi], "th": wait["th"][:, pi],
+                "shift": queued[pi, qi]}
+
+    def ttft_exceed(self, op: dict[str, Any], wait: dict[str, F], t_s: ArrayLike,
+                    terms: dict[str, Any] | None = None) -> F:
+        """``P(TTFT > t)`` per pair (``t``: one per pair or one for all); ``terms``:
+        :meth:`ttft_terms` of ``op`` and ``wait`` when the caller has them."""
+        t = np.broadcast_to(np.asarray(t_s, dtype=float), op["N"].shape)
+        tt = self.ttft_terms(op, wait) if terms is None else terms
+        Wk, wq = tt["Wk"], op["wq"]
+        pi, ki, qi = tt["at"]
+        # P(TTFT > t | kind k, prompt q), pairs x kinds x Q, at the entries that count
         pk = np.zeros(Wk.shape + wq.shape[1:])
-        pk[pi, ki, qi] = _wait_tail_uniform(d[pi, qi] - co[pi, ki], Lk[pi, ki],
-                                            wait["coef"][:, pi], wait["th"][:, pi],
-                                            self._queued_extra(op, wait)[pi, qi])
+        pk[pi, ki, qi] = _wait_tail_uniform((t[pi] - tt["own"]) - tt["co"], tt["L"], tt["coef"],
+                                            tt["th"], tt["shift"])
         p = (Wk[:, :, None] * pk).sum(axis=1)
         out = (wq * p).sum(axis=1)
         return np.where(op["stable"] & wait["wait_ok"], np.minimum(out, 1.0), 1.0)
@@ -1414,12 +1427,12 @@ class ServeFamily:
         T = self._tests(cols, N, full=True)
         op, wait, tp = T["op"], T["wait"], T["tp"]
         stable = op["stable"] & wait["wait_ok"]
-        res = self._residual(op)
-        Wk, Lk = res
+        tt = self.ttft_terms(op, wait)
+        Wk, Lk, co_rate = tt["Wk"], tt["Lk"], tt["co_rate"]
         q = st.quantile
         own_max = op["own"].max(axis=1) if op["own"].shape[1] else np.zeros(len(cols))
-        hi0 = own_max + Lk.max(axis=1) * (1.0 + self._co_rate(op, wait)) + 1e-3
-        p99 = self._quantile(lambda x: self.ttft_exceed(op, wait, x, res), np.zeros(len(cols)),
+        hi0 = own_max + Lk.max(axis=1) * (1.0 + co_rate) + 1e-3
+        p99 = self._quantile(lambda x: self.ttft_exceed(op, wait, x, tt), np.zeros(len(cols)),
                              hi0, q)
         p99 = np.where(stable, p99, np.inf)
         # the wait alone (reported): its q-quantile
@@ -1437,9 +1450,9 @@ class ServeFamily:
         mean_tpot = tau_d + (tp["w"] * per_b).sum(axis=1)
         mean_tpot = np.where(stable & dec_any, mean_tpot, np.where(dec_any, np.inf, math.nan))
         # time to last token: TTFT + decode time (mean exact; tail moment-matched per class)
-        e_res = (Wk * Lk * (0.5 + self._co_rate(op, wait)[:, None])).sum(axis=1)
+        e_res = (Wk * Lk * (0.5 + co_rate[:, None])).sum(axis=1)
         e_ttft = wait["mean_wait"] + e_res + (op["wq"] * op["own"]).sum(axis=1) + np.clip(
-            wait["coef"].sum(axis=0), 0.0, 1.0) * (op["wq"] * self._queued_extra(op, wait)).sum(axis=1)
+            wait["coef"].sum(axis=0), 0.0, 1.0) * (op["wq"] * tt["queued"]).sum(axis=1)
         mean_ttlt = e_ttft + self.E_dec[cols] * tau_d + self.dec_share[cols] * (
             tp["w"] * tp["mean_x"]).sum(axis=1)
         th_w = np.where(np.isfinite(wait["theta"]) & (wait["theta"] > 1e-100),
