@@ -421,3 +421,58 @@ def test_physics_fields_in_the_schema_and_config(tmp_path):
     cfg.write_text(cfg.read_text().replace("4096", "2.5"))
     with pytest.raises(FleetoptError, match="physics.max_num_batched_tokens"):
         load_config(str(cfg))
+
+
+# ------------------------------------------------------------------------------ power floor
+
+#: a host-bound toy (t_host above the decode step) whose all-reduce bandwidth falls with size
+HOSTY = replace(UNIT, t_host=2e-3, t0=1e-4, t_layer=ByPrecision(1e-5, fp8=3e-5), t_seq=1e-6,
+                bw_ar=2e11, bw_ar_hi=5e10, m_ar=1e5, lat_ar=5e-6)
+
+
+def _floor_case(catalog, k):
+    if k == len(DEPLOYMENTS):
+        m = toy_model()
+        c = step_coefficients(m, TOY_GPU, HOSTY, tp=2, dtype="fp8")
+        pm = ActivityPower(idle_w=100.0, tdp_w=1000.0, b0=0.3, b_c=2.0, b_m=0.9, b_x=1.5,
+                           b_s=2.5, quality="fitted")
+        return c, pm
+    g, m, tp, ep, dt = DEPLOYMENTS[k]
+    prof = resolve(Deployment(g, tp, dt, "fp16", ep), m, catalog)
+    return prof.step, prof.power_model
+
+
+@given(k=st.integers(0, len(DEPLOYMENTS)), d0=st.floats(0, 600), ctx=st.floats(0, 30000),
+       extra=st.lists(st.tuples(st.floats(0, 400), st.sampled_from([0, 0, 1, 64, 2048, 8192]),
+                                st.floats(0, 30000), st.floats(0.01, 5.0)),
+                      min_size=1, max_size=4))
+def test_power_floor_holds_for_any_mix_of_steps(catalog, k, d0, ctx, extra):
+    """activity_power_floor_w(D, ctx) is at most the watts of any mix of steps that each carry at
+    least D decoders of ctx cached tokens (plus any prefill chunk), and at least idle."""
+    from fleetopt.physics.power import activity_power_floor_w
+
+    c, pm = _floor_case(catalog, k)
+    floor = float(activity_power_floor_w(pm, c, d0, ctx))
+    assert float(pm.idle_w) - 1e-9 <= floor <= float(pm.tdp_w) + 1e-9
+    D = np.array([d0 + dd for dd, _, _, _ in extra])
+    P = np.array([float(p) for _, p, _, _ in extra])
+    s = np.array([st_ if p > 0 else 0.0 for _, p, st_, _ in extra])
+    terms = c.terms(D, D * ctx, P, P * s + P * (P + 1) / 2, s)
+    mix = terms.total(weights=np.array([w for *_, w in extra]))
+    assert float(pm.gpu_power_w(activity(mix, c))) >= floor * (1 - 1e-12)
+
+
+def test_power_floor_rises_with_decoders_and_needs_them(catalog):
+    """The floor is tight enough to matter: it rises with the decoders it may assume, and a step
+    with fewer decoders than assumed can draw less than it (so the bound is not vacuous)."""
+    from fleetopt.physics.power import activity_power_floor_w
+
+    prof = resolve(Deployment("H100-SXM", 8, "fp16", "fp16"), "llama-3.1-70b", catalog)
+    c, pm = prof.step, prof.power_model
+    f = [float(activity_power_floor_w(pm, c, d, 2000.0)) for d in (0.0, 16.0, 256.0)]
+    assert f[0] < f[1] < f[2]
+    one = float(pm.step_power_w(c.terms(1.0, 2000.0), c))
+    assert one < f[2]
+    # and a single decode step at the assumed count is within 30 % of its floor
+    at = float(pm.step_power_w(c.terms(256.0, 256.0 * 2000.0), c))
+    assert f[2] <= at <= 1.3 * f[2]

@@ -172,6 +172,70 @@ def test_the_search_start_never_changes_the_answer(seed, tpot, reserved):
     assert fam.slo_ok(cols, N).any() and not fam.slo_ok(cols, N).all()
 
 
+@settings(max_examples=12, deadline=None)
+@given(wl=st.sampled_from(["azure-conv-2023", "azure-code-2023", "lmsys"]),
+       rate=st.sampled_from([20.0, 300.0, 2000.0]), reserved=st.booleans(),
+       calibrated=st.booleans(), seed=st.integers(0, 10_000))
+def test_the_watts_floor_is_below_the_watts_at_every_count_from_it(wl, rate, reserved,
+                                                                   calibrated, seed):
+    """ServeFamily.watts_floor: L non-decreasing along its counts, and power_w(c, n) >= L[c, j]
+    at every count n >= Ns[c, j] (sampled up to 40x the start); its tables are the no-decoder
+    ones, so a deferred family bounds pools it never built."""
+    w = builtin(wl, rate)
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps,
+                     [0, 512, 2048, 4096], 8192, 8192)
+    last = (resolve(Deployment("1w-law-h100", 8, "fp16", "fp16"), "llama-3.1-70b", CAT)
+            if calibrated else _prof("MI300X", 2, "fp16", model="qwen3-30b-a3b"))
+    profs = [_prof("H100-SXM", 8, "fp16"), _prof("B200", 2, "fp8"), _prof("A100-SXM", 4, "fp16"),
+             last]
+    st_ = Settings(500, kv_allocation="reserved" if reserved else "paged")
+    phs = [physics_of(pr, st_) for pr in profs]
+    fam = ServeFamily(phs, mix, st_, [pr.slots(8192) for pr in profs], defer=True)
+    cols = np.flatnonzero(fam.feasible)
+    assert len(cols) and not fam._done.any()
+    rng = np.random.default_rng(seed)
+    N0 = fam.lower_bound(cols).astype(float) * rng.uniform(0.5, 2.0, len(cols))
+    Ns, L = fam.watts_floor(cols, np.maximum(np.round(N0), 1.0))
+    assert (np.diff(L, axis=1) >= 0).all() and (L > 0).all()
+    for _ in range(4):
+        j = rng.integers(0, Ns.shape[1], len(cols))
+        n = np.ceil(Ns[np.arange(len(cols)), j] * rng.uniform(1.0, 1.3, len(cols)))
+        n = np.where(rng.uniform(size=len(cols)) < 0.2, n * 30, n)
+        W = fam.power_w(cols, n)
+        assert (W >= L[np.arange(len(cols)), j]).all()
+    # and the floor is not vacuous: above the idle watts at the start for most pools
+    idle = fam.lower_bound(cols) * fam.gpus[cols] * fam.idle_w[cols]
+    Ns1, L1 = fam.watts_floor(cols, fam.lower_bound(cols))
+    assert np.mean(L1[:, 0] > 1.2 * idle) > 0.5
+
+
+def test_deferred_tables_are_the_same_numbers_in_any_order():
+    """A family with defer=True builds the tables beyond no decoders column by column, in any
+    order and any grouping, to the same bits as one built at once."""
+    w = builtin("azure-conv-2023", 500)
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps,
+                     [0, 256, 1024, 2048, 4096], 8192, 8192)
+    profs = [_prof("H100-SXM", 8, "fp16"), _prof("B200", 2, "fp8"), _prof("A100-SXM", 4, "fp16")]
+    st_ = Settings(500)
+    phs = [physics_of(pr, st_) for pr in profs]
+    slots = [pr.slots(8192) for pr in profs]
+    full = ServeFamily(phs, mix, st_, slots)
+    lazy = ServeFamily(phs, mix, st_, slots, defer=True)
+    rng = np.random.default_rng(3)
+    order = rng.permutation(full.ncols)
+    for part in np.array_split(order, 4):
+        lazy.complete(part)
+    lazy.complete(order[:3])  # already built: nothing changes
+    for name in ("own", "ell", "S_own", "S_n", "tau_d", "tau_f", "queued_cap", "nch"):
+        np.testing.assert_array_equal(getattr(lazy, name), getattr(full, name), err_msg=name)
+    for k in full.pt_terms:
+        np.testing.assert_array_equal(lazy.pt_terms[k], full.pt_terms[k])
+    np.testing.assert_array_equal(lazy.S_own0, full.S_own[:, 0])
+    # and a deferred family completes what it is asked about on its own
+    auto = ServeFamily(phs, mix, st_, slots, defer=True)
+    np.testing.assert_array_equal(auto.min_instances(), full.min_instances())
+
+
 # ------------------------------------------------------------------------------------------
 # settings
 

@@ -47,7 +47,7 @@ StepTerms = Any
 StepCoefficients = Any
 
 __all__ = ["POWER_QUALITIES", "Activity", "ActivityPower", "PowerCurve", "activity",
-           "gpu_power_w", "logistic_power_w"]
+           "activity_power_floor_w", "gpu_power_w", "logistic_power_w"]
 
 #: the quality labels of power models and calibrations
 POWER_QUALITIES = ("measured", "fitted", "projected")
@@ -157,6 +157,76 @@ def _gpu_power(m: Any, xp: Any, u_c: Any, u_m: Any, f_floor: Any, f_floor_x: Any
 
 
 _ACTIVITY_COEFS = ("b0", "b_c", "b_m", "b_x", "b_s")
+
+
+def activity_power_floor_w(m: Any, c: StepCoefficients, decoders: ArrayLike,
+                           ctx_per_decoder: ArrayLike) -> NDArray[np.float64]:
+    """A proven lower bound on the per-GPU watts of :class:`ActivityPower` ``m`` (numeric fields
+    scalars or arrays) on the deployment(s) ``c`` over ANY step, or any mix of steps (the
+    :func:`activity` of their total), in which every step carries at least ``decoders`` decode
+    tokens with ``ctx_per_decoder`` cached tokens each (``K_d = D ctx``, the serving model's
+    steps), plus any prefill chunks. Broadcast against stacked coefficients.
+
+    Why it holds (the step formula of :mod:`fleetopt.physics.iteration`; every term but the
+    routed experts' streamed share is non-decreasing in every input, and that share is at
+    least ``p(T) >= p(D)``):
+
+    * busy share: a step's busy time over its length, ``(A + t_floor_x) / max(A + t_floor,
+      t_host)`` with ``A = t_gpu - t_floor``, rises with ``A``, and ``A`` is at least the decode
+      step's at ``D`` (experts at ``p``, no straggler); a mix's busy share is a weighted
+      mean of its steps';
+    * activity ``Y = b_c U_c + b_m U_m + b_x f_floor_x + b_s f_seq`` is the step's work over its
+      length: at least the decode step's work at ``D``, plus a non-negative amount per extra
+      decoder, prefill token, attention pair and cached prefill token; the length is at most
+      the decode step's (all experts streamed) plus at most a fixed time per such unit (the
+      all-reduce's per-token slope bounded through ``bw(m) >= min(bw_ar, bw_ar_hi)``). So
+      every step's ``Y``, and any mix's, is at least the least of those ratios (mediants);
+    * then ``P >= idle + (tdp - idle) busy (1 - exp(-b0 - Y))`` since ``busy <= 1`` makes
+      ``Y / busy >= Y``, and ``P`` rises with ``busy`` and ``Y``.
+    """
+    f = {k: np.asarray(getattr(c, k), dtype=float) for k in (
+        "keep_prob", "z_ep", "inv_experts_per_gpu", "c_we", "c_cd_dec", "c_cd_pre", "c_ce",
+        "c_kv", "c_ad", "c_ap", "c_elem", "t_seq", "f_tok_bf16eq", "f_dec", "f_pre", "e_tok",
+        "kv_tok", "peak_bf16", "bw", "n_ar_layers", "ar_factor", "msg_bytes_per_token", "bw_ar",
+        "bw_ar_span", "t_floor", "t_floor_x", "t_host")}
+    D = np.asarray(decoders, dtype=float)
+    ctx = np.asarray(ctx_per_decoder, dtype=float)
+    t = c.terms(D, D * ctx)
+    p = 1.0 - f["keep_prob"] ** np.maximum(D, 1.0)
+    share = np.minimum(1.0, p + f["z_ep"] * np.sqrt(p * (1.0 - p) * f["inv_experts_per_gpu"]))
+    t_gpu = np.asarray(t.t_gpu, dtype=float)
+    A = t_gpu - f["t_floor"] - f["c_we"] * (share - p)
+    x, F, h = f["t_floor_x"], f["t_floor"], f["t_host"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        busy = np.minimum(np.minimum(1.0, (A + x) / (A + F)),
+                          np.where(h > 0, (A + x) / np.where(h > 0, h, 1.0), np.inf))
+    busy = np.clip(busy, 0.0, 1.0)
+    mm = SimpleNamespace(**{k: np.asarray(getattr(m, k), dtype=float) for k in
+                            ("idle_w", "tdp_w", *_ACTIVITY_COEFS)})
+    pk, bw = f["peak_bf16"], f["bw"]
+    work0 = (mm.b_c * np.asarray(t.flops_bf16eq) / pk + mm.b_m * np.asarray(t.bytes_mean) / bw
+             + mm.b_x * x + mm.b_s * np.asarray(t.t_seqwork))
+    len0 = np.maximum(t_gpu + f["c_we"] * (1.0 - share), h)
+    bw_lo = np.minimum(f["bw_ar"], f["bw_ar"] + f["bw_ar_span"])
+    comm = (f["n_ar_layers"] * f["ar_factor"] * f["msg_bytes_per_token"]
+            * (1.0 / bw_lo + np.maximum(-f["bw_ar_span"], 0.0) / (4.0 * bw_lo**2)))
+    units = (  # (work, at most this much time) per extra unit
+        (mm.b_c * (f["f_tok_bf16eq"] + f["f_dec"] * ctx) / pk
+         + mm.b_m * (f["e_tok"] + f["kv_tok"] * ctx) / bw + mm.b_s * f["t_seq"],
+         f["c_cd_dec"] + f["c_ce"] + np.maximum(f["c_kv"], f["c_ad"]) * ctx + f["c_elem"]
+         + f["t_seq"] + comm),  # a decoder
+        (mm.b_c * f["f_tok_bf16eq"] / pk + mm.b_m * (f["e_tok"] + f["kv_tok"]) / bw,
+         f["c_cd_pre"] + f["c_ce"] + f["c_kv"] + f["c_elem"] + comm),  # a prefill token
+        (mm.b_c * f["f_pre"] / pk, f["c_ap"]),  # an attention pair
+        (mm.b_m * f["kv_tok"] / bw, f["c_kv"]),  # a cached prefill token read
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.where(len0 > 0, work0 / np.where(len0 > 0, len0, 1.0), np.inf)
+        for wk, tm in units:
+            y = np.minimum(y, np.where(tm > 0, wk / np.where(tm > 0, tm, 1.0), np.inf))
+    y = np.where(np.isfinite(y), np.maximum(y, 0.0), 0.0)
+    out = mm.idle_w + (mm.tdp_w - mm.idle_w) * busy * (1.0 - np.exp(-mm.b0 - y))
+    return np.asarray(out, dtype=float)
 
 
 @dataclass(frozen=True)

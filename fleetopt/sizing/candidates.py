@@ -455,7 +455,7 @@ def build_candidates(
         workers = 1
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
              "dominated": 0, "extended": 0, "range_points": 0, "unproven_gaps": 0,
-             "monotone_fallback": 0}
+             "monotone_fallback": 0, "screened": 0}
     cands: list[Candidate] = []
     done: set[tuple[int, int]] = {(i, k) for k in range(1, len(b)) for i in range(k)}
     if workers > 1:
@@ -466,7 +466,7 @@ def build_candidates(
         chunks = [deployments[i::workers] for i in range(workers)]
         with ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as ex:
             futs = [ex.submit(_candidates_for, problem, b, ch, compress, segments, headroom,
-                              max_extra, True, deadline) for ch in chunks]
+                              max_extra, True, deadline, prune) for ch in chunks]
             parts = [f.result() for f in futs]
         for part_c, part_s, part_done in parts:
             cands.extend(part_c)
@@ -475,14 +475,15 @@ def build_candidates(
                 stats[key] += v
     else:
         cands, part_s, done = _candidates_for(problem, b, deployments, compress, segments,
-                                              headroom, max_extra, True, deadline)
+                                              headroom, max_extra, True, deadline, prune)
         stats.update(part_s)
     order = {d: i for i, d in enumerate(deployments)}
     cands.sort(key=lambda c: (c.k, order[c.deployment], -c.window, c.i))  # worker-independent
     stats["kept"] = len(cands)
     if prune:
         cands = prune_dominated(cands, problem)
-        stats["dominated"] = stats["kept"] - len(cands)
+        # the screened candidates were dominated too (never sized)
+        stats["dominated"] = stats["kept"] - len(cands) + stats["screened"]
         stats["kept"] = len(cands)
     missing = tuple(sorted((i, k) for k in range(1, len(b)) for i in range(k)
                            if (i, k) not in done))
@@ -519,9 +520,10 @@ def _jobs(K: int, compress: bool = False, coarse_first: bool = True
 def _candidates_for(
     problem: Problem, b: list[int], deployments: list[Deployment], compress: bool,
     segments: int, headroom: float, max_extra: int, batched: bool = True,
-    deadline: Deadline | None = None,
+    deadline: Deadline | None = None, screen: bool = False,
 ) -> tuple[list[Candidate], dict[str, int], set[tuple[int, int]]]:
-    """Size every candidate of the given deployments (one worker's share).
+    """Size every candidate of the given deployments (one worker's share); with ``screen``,
+    candidates proven dominated before they are sized are left out (:func:`_batch_family`).
 
     Returns the candidates, counters and the arcs ``(i, k)`` whose candidates were all built
     (every arc unless the deadline passed).
@@ -532,7 +534,7 @@ def _candidates_for(
     wl = problem.workload
     tot = wl.total_tokens
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "extended": 0,
-             "range_points": 0, "unproven_gaps": 0, "monotone_fallback": 0}
+             "range_points": 0, "unproven_gaps": 0, "monotone_fallback": 0, "screened": 0}
     cands: list[Candidate] = []
     done: set[tuple[int, int]] = set()
     sizer = Sizer(problem)
@@ -543,6 +545,7 @@ def _candidates_for(
     for _, prof in profiles:
         _check_service_monotone(prof)
     memo: dict[tuple[int, Deployment], tuple[int, int]] = {}  # search starts (_batch_family)
+    wmemo: dict[tuple[int, Deployment], float] = {}  # screening order (_batch_family)
     bounded = deadline is not None and deadline.bounded  # then coarse arcs first, small families
     for k, allowed, which in _jobs(K, gamma > 1, coarse_first=bounded):
         extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
@@ -581,7 +584,7 @@ def _candidates_for(
                         break
                     cands.extend(_batch_family(problem, sizer, b, lows[c0:c0 + step], k, win,
                                                family, segments, headroom, max_extra, stats,
-                                               memo))
+                                               memo, screen, wmemo))
                 if not complete:
                     break
                 continue
@@ -736,20 +739,31 @@ def _gpus_swap_ok(gpus0: np.ndarray, key: np.ndarray, inventoried: np.ndarray,
 def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int], k: int,
                   win: int, family: list[tuple[Deployment, Any]], segments: int, headroom: float,
                   max_extra: int, stats: dict[str, int],
-                  memo: dict[tuple[int, Deployment], tuple[int, int]] | None = None
-                  ) -> list[Candidate]:
+                  memo: dict[tuple[int, Deployment], tuple[int, int]] | None = None,
+                  screen: bool = False,
+                  wmemo: dict[tuple[int, Deployment], float] | None = None) -> list[Candidate]:
     """Size the candidates ``(b_i, b_k]``, ``i`` in ``lows``, of every deployment in ``family``
     at once (:meth:`Sizer.families`).
 
     ``memo`` maps ``(i, deployment)`` to the last ``(n_min, lower bound)`` sized for that lower
     edge and deployment (at another upper edge or window; ``n_min = -1``: none met the tests);
     it only picks where each search starts (``lower bound x n_min / its lower bound``), never
-    its answer
-    (:meth:`ServeFamily.min_instances`), and is updated here."""
+    its answer (:meth:`ServeFamily.min_instances`), and is updated here.
+
+    ``screen`` (candidates that :func:`prune_dominated` would drop need not be sized): per
+    range, the :data:`_SCREEN_FIRST` deployments expected to draw the least are sized first
+    (their watts floors, :meth:`ServeFamily.watts_floor`, proven lower bounds on a pool's watts
+    at every count from its lower-bound count up, times the ratio of watts to floor last seen
+    for that lower edge and deployment, ``wmemo``: an order only); a candidate whose floors, dollars and GPUs at its lower-bound
+    count are beaten by one of them (:func:`_screen_counts`) is dominated at any count and is
+    not sized; one that would be dominated from some count ``N_t`` up is tested once at ``N_t -
+    1``, and if it fails there its fewest instances are at least ``N_t``: dominated too. The
+    rest are sized as usual. Every candidate dropped so is dominated in exact watts by a sized
+    one, so the MIP optimum is unchanged (``docs/formulation.md`` section 5)."""
     st = problem.settings
     out = []
     for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family],
-                                      sized_only=True):
+                                      sized_only=True, defer=screen):
         keys = [(lows[int(pb.lc[c])], members[int(pb.dep[c])][0]) for c in range(pb.ncols)]
         guess = np.zeros(pb.ncols, dtype=np.int64)
         feas = np.flatnonzero(pb.feasible)
@@ -760,27 +774,198 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
                 got = memo.get(keys[c])
                 if got is not None:
                     guess[c] = round(lb[c] * got[0] / got[1]) if got[0] > 0 else -1
-        n_min = pb.min_instances(guess=guess)
+        cost_i = np.array([members[int(d)][1].instance_cost_per_hr(st.accounting)
+                           for d in pb.dep], dtype=float)
+        if screen and len(feas):
+            wm = wmemo if wmemo is not None else {}
+            seen = np.array([wm.get(keys[c], math.nan) for c in feas])
+            n_min, curves, ratio = _screened_sizing(problem, pb, members, feas, lb, guess,
+                                                    cost_i, seen, headroom, max_extra,
+                                                    segments, stats)
+            for col, v in ratio.items():
+                wm[keys[col]] = v
+        else:
+            n_min = pb.min_instances(guess=guess)
+            ok = n_min >= 0
+            stats["slo_infeasible"] += int((~ok).sum())
+            cols = np.flatnonzero(ok)
+            curves = dict(zip(cols.tolist(), _serve_curves(pb, cols, n_min[cols], headroom,
+                                                           max_extra, segments, stats),
+                              strict=True)) if len(cols) else {}
         if memo is not None:
             for c in feas:
-                memo[keys[c]] = (int(n_min[c]), int(lb[c]))
-        ok = n_min >= 0
-        stats["slo_infeasible"] += int((~ok).sum())
-        cols = np.flatnonzero(ok)
-        if not len(cols):
-            continue
-        n0 = n_min[cols]
-        curves = _serve_curves(pb, cols, n0, headroom, max_extra, segments, stats)
-        for col, curve in zip(cols, curves, strict=True):
+                if n_min[c] != _UNSIZED:
+                    memo[keys[c]] = (int(n_min[c]), int(lb[c]))
+        for col in sorted(curves):
             d, prof = members[int(pb.dep[col])]
             i = lows[int(pb.lc[col])]
             out.append(Candidate(
                 i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d, inventory_key=d.gpu,
-                gpus_per_instance=prof.gpus_per_instance,
-                cost_per_instance_hr=prof.instance_cost_per_hr(st.accounting),
+                gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=float(cost_i[col]),
                 rate_rps=float(pb.rate_rps[col]), compressed_share=float(pb.compressed_share[col]),
-                **curve,
+                **curves[col],
             ))
+    return out
+
+
+#: deployments per range sized before the others are screened against them (``_batch_family``)
+_SCREEN_FIRST = 3
+#: ``n_min`` of a column left unsized by the screen
+_UNSIZED = -2
+
+
+def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Deployment, Any]],
+                     feas: np.ndarray, lb: np.ndarray, guess: np.ndarray, cost_i: np.ndarray,
+                     seen: np.ndarray, headroom: float, max_extra: int, segments: int,
+                     stats: dict[str, int]
+                     ) -> tuple[np.ndarray, dict[int, dict[str, Any]], dict[int, float]]:
+    """The screened sizing of :func:`_batch_family`: ``(n_min, curves, ratio)`` with ``n_min``
+    per column (``-1``: no count meets the tests, :data:`_UNSIZED`: dropped as dominated
+    unsized), the curves of the sized columns and their watts over their floors (``seen``:
+    those ratios from before, per feasible column, NaN where none: the sizing order)."""
+    n_min = np.full(pb.ncols, -1, dtype=np.int64)
+    curves: dict[int, dict[str, Any]] = {}
+    stats["slo_infeasible"] += pb.ncols - len(feas)  # no count can meet the tests
+    Ns, L = pb.watts_floor(feas, lb[feas])
+    floor_of = {int(c): r for r, c in enumerate(feas)}
+    gpi = pb.gpus.astype(np.int64)
+    inventoried = {g for g, _ in problem.inventory}
+    inv = np.array([members[int(d)][0].gpu in inventoried for d in pb.dep], dtype=bool)
+    key = np.unique([members[int(d)][0].gpu for d in pb.dep], return_inverse=True)[1]
+    limited = Limits.of(problem).bounded or problem.objective not in ("power", "cost")
+    by_cost = problem.objective == "cost" and not limited
+
+    def size(cols: np.ndarray, g: np.ndarray) -> None:
+        got = pb.min_instances(guess=g, only=cols)
+        ok = got[cols] >= 0
+        stats["slo_infeasible"] += int((~ok).sum())
+        n_min[cols] = got[cols]
+        good = cols[ok]
+        if len(good):
+            curves.update(zip(good.tolist(), _serve_curves(pb, good, got[good], headroom,
+                                                           max_extra, segments, stats),
+                              strict=True))
+
+    # phase 1: per lower edge, the deployments expected to draw the least
+    fill = float(np.nanmedian(seen)) if np.isfinite(seen).any() else 1.0
+    order = np.lexsort((L[:, 0] * np.where(np.isfinite(seen), seen, fill), pb.lc[feas]))
+    lcs = pb.lc[feas][order]
+    rank = np.arange(len(order)) - np.searchsorted(lcs, lcs, side="left")
+    first = np.zeros(len(feas), dtype=bool)
+    first[order[rank < _SCREEN_FIRST]] = True
+    size(feas[first], guess)
+    rest = feas[~first]
+    if not len(rest):
+        return n_min, curves, _ratios(curves, L, floor_of)
+    # the sized candidates' figures at their fewest instances
+    sized = np.array(sorted(curves), dtype=np.int64)
+    p0 = np.array([_line_at(curves[c], int(n_min[c])) for c in sized])
+    pmin = np.array([min(min(a + bb * lo, a + bb * hi) for lo, hi, a, bb in curves[c]["segs"])
+                     for c in sized])
+    cost0 = cost_i[sized] * n_min[sized]
+    gpus0 = gpi[sized] * n_min[sized]
+    rl = np.array([floor_of[int(c)] for c in rest])
+    n_t = _screen_counts(pb, rest, sized, Ns[rl], L[rl], lb[rest], p0, pmin, cost0, gpus0,
+                         cost_i, gpi, inv, key, limited, by_cost, problem.max_gpus is not None)
+    drop = n_t <= lb[rest]
+    stats["screened"] = stats.get("screened", 0) + int(drop.sum())
+    n_min[rest[drop]] = _UNSIZED
+    probe = ~drop & (n_t < np.iinfo(np.int64).max)
+    if probe.any():
+        # one test at n_t - 1: failing it puts the fewest instances at n_t or more (dominated)
+        pc = rest[probe]
+        passed = pb.slo_ok(pc, (n_t[probe] - 1).astype(float))
+        fail = pc[~passed]
+        stats["screened"] += len(fail)
+        n_min[fail] = _UNSIZED
+        g2 = guess.copy()
+        cap = n_t[probe][passed] - 1
+        pp = pc[passed]
+        g2[pp] = np.where(g2[pp] > 0, np.minimum(g2[pp], cap), cap)
+        guess = g2
+    left = rest[n_min[rest] != _UNSIZED]
+    if len(left):
+        size(left, guess)
+    return n_min, curves, _ratios(curves, L, floor_of)
+
+
+def _ratios(curves: dict[int, dict[str, Any]], L: np.ndarray, floor_of: dict[int, int]
+            ) -> dict[int, float]:
+    """Watts at the fewest instances over the floor at the lower-bound count, per column."""
+    return {c: v["power_exact_w"][0] / max(float(L[floor_of[c], 0]), 1e-300)
+            for c, v in curves.items()}
+
+
+def _line_at(curve: dict[str, Any], n: int) -> float:
+    """The MIP's watts of a curve at ``n`` (:meth:`Candidate.linearized_power_w`)."""
+    return min(a + bb * n for lo, hi, a, bb in curve["segs"] if lo <= n <= hi)
+
+
+def _screen_counts(pb: ServeFamily, rest: np.ndarray, sized: np.ndarray, Ns: np.ndarray,
+                   L: np.ndarray, lb: np.ndarray, p0: np.ndarray, pmin: np.ndarray,
+                   cost0: np.ndarray, gpus0: np.ndarray, cost_i: np.ndarray, gpi: np.ndarray,
+                   inv: np.ndarray, key: np.ndarray, limited: bool, by_cost: bool,
+                   max_gpus: bool) -> np.ndarray:
+    """Per unsized column of ``rest``: the least count ``n_t`` from which a sized candidate of
+    its range (``sized``) dominates it in every plan, whatever its own count (int64 max: none).
+
+    With fleet-wide limits (:func:`prune_dominated`'s relation): ``o`` dominates ``j`` at ``j``'s
+    fewest instances ``n`` when ``o``'s model watts at its own fewest are below ``j``'s floor at
+    ``n`` (strictly: then ``j`` cannot dominate ``o``), ``o``'s dollars are at most ``n`` times
+    ``j``'s per instance and its GPUs pass :func:`_gpus_swap_ok` against ``n`` of ``j``'s. Without
+    limits only the best of a range survives: ``j``'s floor above the least model watts (by
+    power), or its dollars above the least dollars (by cost). Each condition holds from some
+    count up, so the least count where all do is computed per pair and the least over ``o``
+    taken."""
+    big = np.iinfo(np.int64).max
+    out = np.full(len(rest), big, dtype=np.int64)
+    lc_r, lc_s = pb.lc[rest], pb.lc[sized]
+    # every (unsized r, sized o) pair of one range
+    so_order = np.argsort(lc_s, kind="stable")
+    lcs = lc_s[so_order]
+    lo_i = np.searchsorted(lcs, lc_r, side="left")
+    cnt = np.searchsorted(lcs, lc_r, side="right") - lo_i
+    r_of = np.repeat(np.arange(len(rest)), cnt)
+    if not len(r_of):
+        return out
+    o_of = so_order[np.repeat(lo_i, cnt) + (np.arange(len(r_of)) - np.repeat(np.cumsum(cnt) - cnt,
+                                                                           cnt))]
+    j_of = rest[r_of]
+    if by_cost:  # dollars strictly above the least (by a margin that survives rounding)
+        least = np.full(len(rest), np.inf)
+        np.minimum.at(least, r_of, cost0[o_of])
+        has = np.isfinite(least)
+        n_c = np.floor(least[has] / cost_i[rest[has]] + 1e-6) + 1.0
+        out[has] = np.maximum(n_c, lb[has]).astype(np.int64)
+        return out
+    if limited:
+        thr = p0[o_of]
+    else:  # the least model watts of the range
+        least = np.full(len(rest), np.inf)
+        np.minimum.at(least, r_of, pmin[o_of])
+        thr = least[r_of]
+    # the least grid count whose floor exceeds the threshold (strictly)
+    above = L[r_of] > thr[:, None]
+    anyv = above.any(axis=1)
+    idx = np.argmax(above, axis=1)
+    n_w = np.where(anyv, np.ceil(Ns[r_of, idx] - 1e-9), np.inf)
+    if limited:
+        # the least n with round(n x dollars per instance, 9) >= round(o's dollars, 9), as
+        # prune_dominated compares them; GPUs are whole numbers
+        c0 = cost0[o_of]
+        ci = cost_i[j_of]
+        n_c = np.maximum(np.ceil(c0 / ci - 1e-9), 1.0)
+        n_c = np.where(np.round(n_c * ci, 9) >= np.round(c0, 9), n_c, n_c + 1.0)
+        g_need = (-(-gpus0[o_of] // gpi[j_of])).astype(float)
+        so = sized[o_of]
+        ok_key = ~inv[so] | (key[so] == key[j_of])
+        n_g = np.where(inv[so] | max_gpus, g_need, 0.0)
+        n_g = np.where(ok_key, n_g, np.inf)
+        n_w = np.maximum.reduce([n_w, n_c, n_g])
+    least_n = np.full(len(rest), np.inf)
+    np.minimum.at(least_n, r_of, n_w)
+    fin = np.isfinite(least_n)
+    out[fin] = np.maximum(least_n[fin], lb[fin]).astype(np.int64)
     return out
 
 

@@ -58,14 +58,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.physics.power import logistic_power_w
+from fleetopt.physics.power import activity_power_floor_w, logistic_power_w
 from fleetopt.physics.profiles import CalibratedProfile, ComputedProfile, Profile
 from fleetopt.physics.queueing import erlang_c
 from fleetopt.problem.settings import Settings
@@ -90,6 +90,12 @@ _CHUNK_SAMPLES = 6
 #: the iteration simulator (tests/test_serve_sim.py, docs/model.md)
 _CO_SCHEDULED = 0.4
 #: TPOT classes: output lengths grouped on this grid of decode steps (lout - 1)
+#: the counts at which :meth:`ServeFamily.watts_floor` bounds the watts: the least count times
+#: this ratio to the powers 0 .. _FLOOR_STEPS (then unbounded)
+_FLOOR_RATIO = 1.08
+_FLOOR_STEPS = 32
+#: rounds of the decoder bound of :meth:`ServeFamily.watts_floor` (each tightens it)
+_FLOOR_ROUNDS = 6
 _TPOT_BINS = np.unique(np.round(np.concatenate([np.arange(1, 9), 2.0 ** np.arange(3.5, 17, 0.5)])))
 
 
@@ -112,6 +118,9 @@ class InstancePhysics(Protocol):
     * ``gpu_power_w(rates)``: per-GPU watts of an instance running steps back to back whose
       time-averaged terms are ``rates[k] = sum(term k) / sum(t_step)`` (so ``rates["t_step"]
       = 1``), for the keys in ``power_terms``;
+    * ``power_floor_w(D, ctx)``: a proven lower bound on ``gpu_power_w`` of any mix of steps
+      that each carry at least ``D`` decoders with ``ctx`` cached tokens each (plus any
+      prefill), broadcast over the deployments (:meth:`ServeFamily.watts_floor` needs it);
     * ``idle_w``: per-GPU watts of an instance running no step; ``gpus``: GPUs per instance;
     * ``kv_capacity_tokens`` (per instance), ``block_tokens``, ``token_budget`` (vLLM's
       ``max_num_batched_tokens``), ``max_seqs`` (``max_num_seqs``);
@@ -133,6 +142,8 @@ class InstancePhysics(Protocol):
               K_p: ArrayLike = 0.0) -> Mapping[str, F]: ...
 
     def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F: ...
+
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F: ...
 
     def take(self, idx: ArrayLike) -> InstancePhysics: ...
 
@@ -221,6 +232,13 @@ class CalibratedPhysics:
         return logistic_power_w(b, self.curve_idle, self.curve_plateau, self.curve_slope,
                                 self.curve_mid)
 
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F:
+        """The curve at ``D``: a mix of steps of at least ``D`` decoders has a time-averaged
+        batch of at least ``D``, and the curve does not fall (slope >= 0)."""
+        del ctx
+        return logistic_power_w(np.asarray(D, dtype=float), self.curve_idle, self.curve_plateau,
+                                self.curve_slope, self.curve_mid)
+
 
 @dataclasses.dataclass(frozen=True)
 class ContractPhysics:
@@ -301,6 +319,11 @@ class ContractPhysics:
                            for f in dataclasses.fields(StepTerms)})
         return np.asarray(self.power_model.gpu_power_w(activity(avg, self.step)), dtype=float)
 
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F:
+        """:func:`fleetopt.physics.power.activity_power_floor_w` (contract: the step model's
+        coefficients and the activity power model)."""
+        return activity_power_floor_w(self.power_model, self.step, D, ctx)
+
 
 class _Stacked:
     """Deployments whose physics do not stack: the same protocol, evaluated per deployment."""
@@ -334,13 +357,25 @@ class _Stacked:
         args = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (D, K_d, P, A_p, K_p)),
                                    np.zeros(len(self.idx)))
         shape = args[0].shape
-        return self._each(lambda ph, m: ph.terms(*(a[..., m] for a in args[:5])), shape)
+        out = self._each(lambda ph, m: ph.terms(*(a[..., m] for a in args[:5])), shape)
+        # every term any member reports, NaN where a deployment has no such term (a subset
+        # of one kind still answers for the others' keys)
+        for k in ("t_step", "flops_bf16eq", "bytes_mean", *self.power_terms):
+            if k not in out:
+                out[k] = np.full(shape, math.nan)
+        return out
 
     def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F:
         arr = {k: np.broadcast_to(np.asarray(v, dtype=float), (len(self.idx),))
                for k, v in rates.items()}
         out = self._each(lambda ph, m: {"w": ph.gpu_power_w({k: v[m] for k, v in arr.items()})},
                          (len(self.idx),))
+        return out["w"]
+
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F:
+        d, c = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(ctx, dtype=float),
+                                   np.zeros(len(self.idx)))[:2]
+        out = self._each(lambda ph, m: {"w": ph.power_floor_w(d[..., m], c[..., m])}, d.shape)
         return out["w"]
 
 
@@ -568,15 +603,18 @@ class ServeFamily:
 
     def __init__(self, physics: Sequence[Any], mix: Mapping[str, Any], settings: Settings,
                  slots: Sequence[int], hit: ArrayLike = 0.0, stacked: Any = None,
-                 sized_only: bool = False) -> None:
+                 sized_only: bool = False, defer: bool = False) -> None:
         """``stacked``: ``stack_physics(physics)`` when the caller has it already (the same
         object, so the same numbers). ``sized_only``: the caller sizes and prices feasible
         columns only (:meth:`min_instances`, then the figures of feasible columns): the tables
         of columns that can never meet the tests are left NaN beyond no decoders, where
-        ``prefill_ok`` is decided (a feasible column's numbers are the same either way)."""
+        ``prefill_ok`` is decided (a feasible column's numbers are the same either way).
+        ``defer``: no tables beyond no decoders yet; :meth:`complete` builds them for the
+        columns the caller asks for (the numbers are the same)."""
         st = settings
         self.settings = st
         self.sized_only = bool(sized_only)
+        self.defer = bool(defer)
         self.reserved = st.kv_allocation == "reserved"
         self.window = int(mix["window"])
         D_n, L = len(physics), len(mix["lows"])
@@ -705,7 +743,7 @@ class ServeFamily:
         alone (no decoders, no wait) that leaves the prefill tail margin."""
         st = self.settings
         w = self.Wq[col]
-        own0 = self.own[col, 0]
+        own0 = self.own0[col]
         order = np.argsort(own0, kind="stable")
         cum = np.cumsum(w[order])
         k = min(int(np.searchsorted(cum, (1.0 - st.prefill_late_budget) * cum[-1] - 1e-12)),
@@ -798,27 +836,55 @@ class ServeFamily:
         self.prefill_late_share = (self.Wq * (own0 > self.settings.slo_s)).sum(axis=1)
         self.prefill_ok = self.prefill_late_share <= self.settings.prefill_late_budget
         self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
-        # the other decoder counts: every column, or (sized_only) the feasible ones (the
-        # others keep NaN tables there)
-        prompt_rows(range(1, G), np.flatnonzero(self.feasible) if self.sized_only else every)
-        own = np.maximum.accumulate(own, axis=0)
-        self.own = np.transpose(own, (2, 0, 1)).copy()  # C x G x Q
-        # length of one step of the prompt (the residual), non-decreasing in D
-        self.ell = np.transpose(np.maximum.accumulate(own / n, axis=0), (2, 0, 1)).copy()
+        C = len(every)
         self.nch = np.transpose(n, (2, 0, 1)).copy()
         self.tau_d = tau_d.T.copy()  # C x G
         self.tau_f = tau_f.T.copy()
         # the most a queued request's first step can add to its own chunk: the rest of a
         # full-budget step, at no decoders (_queued_extra)
-        self.queued_cap = np.maximum(self.tau_f[:, :1] - self.own[:, 0, :]
-                                     / np.maximum(self.nch[:, 0, :], 1.0), 0.0)
+        self.queued_cap = np.maximum(self.tau_f[:, :1] - own0 / np.maximum(self.nch[:, 0, :], 1.0),
+                                     0.0)
         # row by row (not einsum, whose summation order depends on the family's size): a pool
         # gets the same bits in any family
-        self.S_own = (self.own * self.Wq[:, None, :]).sum(axis=2)
         self.S_n = (self.nch * self.Wq[:, None, :]).sum(axis=2)
+        self.own0 = np.ascontiguousarray(own0)  # = own[:, 0] (no decoders)
+        self.S_own0 = (self.own0 * self.Wq).sum(axis=1)  # = S_own[:, 0]
         self.dec_terms = {k: np.asarray(dec[k]).T.copy() for k in keys}  # C x G
-        self.pt_terms = {k: v.T.copy() for k, v in pt.items()}
         self.power_keys = keys
+        # the decoder counts beyond none: filled column by column (:meth:`complete`)
+        self.own = np.full((C, G, len(lin_q)), math.nan)
+        self.ell = np.full((C, G, len(lin_q)), math.nan)
+        self.S_own = np.full((C, G), math.nan)
+        self.pt_terms = {k: np.full((C, G), math.nan) for k in keys}
+        self._done = np.zeros(C, dtype=bool)
+
+        def finish(cc: NDArray[np.int64]) -> None:
+            """Rows beyond no decoders for the columns ``cc``, then their tables (column by
+            column: the same bits whichever columns are finished together)."""
+            prompt_rows(range(1, G), cc)
+            sub = np.maximum.accumulate(own[:, :, cc], axis=0)
+            self.own[cc] = np.transpose(sub, (2, 0, 1))
+            # length of one step of the prompt (the residual), non-decreasing in D
+            self.ell[cc] = np.transpose(np.maximum.accumulate(sub / n[:, :, cc], axis=0),
+                                        (2, 0, 1))
+            self.S_own[cc] = (self.own[cc] * self.Wq[cc][:, None, :]).sum(axis=2)
+            for key in keys:
+                self.pt_terms[key][cc] = pt[key][:, cc].T
+            self._done[cc] = True
+
+        self._finish = finish
+        if not self.defer:
+            # every column, or (sized_only) the feasible ones (the others keep NaN tables)
+            self.complete(np.flatnonzero(self.feasible) if self.sized_only else every)
+
+    def complete(self, cols: ArrayLike) -> None:
+        """Build the tables beyond no decoders for the columns ``cols`` (those not built yet):
+        a family made with ``defer`` has only the no-decoder tables (what
+        :attr:`feasible`, :meth:`lower_bound` and :meth:`watts_floor` read) until then."""
+        cc = np.unique(np.asarray(cols, dtype=np.int64))
+        cc = cc[~self._done[cc]]
+        if len(cc):
+            self._finish(cc)
 
     # --- the operating point --------------------------------------------------------------
     def _rate(self, cols: NDArray[np.int64], lam1: F, g: Any,
@@ -895,6 +961,8 @@ class ServeFamily:
         """Everything about (column, count) pairs at the design (or mean) rate."""
         cols = np.asarray(cols_in, dtype=np.int64)
         N = np.asarray(N_in, dtype=float)
+        if self.defer and not self._done[cols].all():
+            self.complete(cols)
         lam = self.rate_rps[cols] * (self.peak[cols] if design else 1.0)
         lam1 = lam / N
         D, g, t, found = self._fixed_point(cols, lam1)
@@ -1291,14 +1359,92 @@ class ServeFamily:
         st = self.settings
         cap = st.utilization_cap
         lam = self.rate_rps[cols] * self.peak[cols]
-        a = lam * self.S_own[cols, 0] / cap
+        a = lam * self.S_own0[cols] / cap
         b = lam * self.E_dec[cols] * self.tau_d[cols, 0] / (cap * self.S[cols])
         c = lam * self.E_tok[cols] * self.tau_f[cols, 0] / (cap * self.B[cols])
         n = np.ceil(np.maximum(np.maximum(a, b), c) - 1e-9)
         return np.maximum(n, 1).astype(np.int64)
 
-    def min_instances(self, limit: int = 1_000_000, guess: ArrayLike | None = None
-                      ) -> NDArray[np.int64]:
+    def watts_floor(self, cols_in: ArrayLike, N_in: ArrayLike) -> tuple[F, F]:
+        """Proven lower bounds on the pool watts (:meth:`power_w`) of columns ``cols`` at every
+        count from ``N`` (>= 1) up, from the no-decoder tables alone (no sizing).
+
+        Returns ``(Ns, L)``, both (columns x ``_FLOOR_STEPS + 1``): counts ``Ns[:, j] = N
+        _FLOOR_RATIO^j`` and ``L[:, j]``, non-decreasing in ``j``, with ``power_w(c, n) >=
+        L[c, j]`` for every ``n >= Ns[c, j]``. On each interval ``[a, b]`` of the counts (the
+        last one unbounded): an instance's steps per second are at most ``R = lam1 S_n,max +
+        (1 - lam1 S_own(0))^+ / tau_d(D)``, so it holds at least ``D_lb = (lam / b) E_dec / R``
+        decoders (``R`` at ``lam1 = lam / b``, ``tau_d`` at the previous ``D_lb``, from 0:
+        :data:`_FLOOR_ROUNDS` rounds), and every step of its mix has at least the grid count
+        below ``D_lb`` (the tables interpolate between grid counts); each GPU then draws
+        at least the physics' ``power_floor_w`` there, and ``N (1 - p0) >= a (1 - exp(-c / a))``
+        with ``c = lam (S_own(0) + E_dec / R)`` (requests in flight, Little; ``R`` refined
+        like ``D_lb``). So ``W >= a G
+        idle + a (1 - exp(-c / a)) G (floor - idle)`` on the interval; ``L`` is the least such
+        figure over the intervals from ``j`` on (``docs/formulation.md`` section 5)."""
+        cols = np.asarray(cols_in, dtype=np.int64)
+        N0 = np.maximum(np.asarray(N_in, dtype=float), 1.0)
+        M = _FLOOR_STEPS
+        Ns = N0[:, None] * _FLOOR_RATIO ** np.arange(M + 1, dtype=float)[None, :]
+        a = Ns
+        b = np.concatenate([Ns[:, 1:], np.full((len(cols), 1), np.inf)], axis=1)
+        lam = self.rate_rps[cols][:, None]
+        E = self.E_dec[cols][:, None]
+        Sn = self.S_n[cols, -1][:, None]
+        So = self.S_own0[cols][:, None]
+        Dg = self.Dg[cols]  # C' x G, increasing
+        td = self.tau_d[cols]
+        rows = np.arange(len(cols))[:, None]
+        G = Dg.shape[1]
+
+        def r_max(lam1: F, tau: F) -> F:  # steps per second at most, decoders at least D
+            return lam1 * Sn + np.maximum(1.0 - lam1 * So, 0.0) / tau
+
+        dmax = self.dmax[cols][:, None]
+
+        def cell(D: F, side: Literal["left", "right"]) -> NDArray[np.int64]:  # grid cell of D (Dg = dmax x fractions)
+            x = np.where(dmax > 0, D / np.where(dmax > 0, dmax, 1.0), 0.0)
+            out: NDArray[np.int64] = np.searchsorted(_D_FRACTIONS, x, side=side) - 1
+            return out
+
+        def tau_at(D: F) -> F:  # the decode table at D (linear in its cell, non-decreasing)
+            g = np.clip(cell(D, "right"), 0, G - 2)
+            d0, d1 = Dg[rows, g], Dg[rows, g + 1]
+            t = np.clip(np.where(d1 > d0, (D - d0) / np.where(d1 > d0, d1 - d0, 1.0), 0.0),
+                        0.0, 1.0)
+            out: F = td[rows, g] + t * (td[rows, g + 1] - td[rows, g])
+            return out
+
+        # D(N) r(D) = lam1 E_dec with r <= r_max(lam1, tau_d(D)), and lam1 E / r_max(lam1, .)
+        # rises with lam1: on [a, b] every D(N) is at least the value at lam1 = lam / b; each
+        # round below is a valid bound given the previous one, and never lower
+        lam_b, lam_a = lam / b, lam / a
+        tau = np.broadcast_to(td[:, :1], a.shape)
+        D_lb = np.zeros(a.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for _ in range(_FLOOR_ROUNDS):
+                D_lb = np.minimum(np.maximum(D_lb, np.nan_to_num(lam_b * E / r_max(lam_b, tau),
+                                                                 nan=0.0, posinf=np.inf)),
+                                  self.dmax[cols][:, None])
+                tau = tau_at(D_lb)
+        R1 = np.maximum(r_max(lam_a, tau), r_max(lam_b, tau))  # r at most, on [a, b]
+        # the grid count strictly below D_lb (by a margin: rows from it up carry the mix)
+        gs = np.clip(cell(D_lb * (1.0 - 1e-9), "left"), 0, None)
+        D_f = Dg[rows, gs]  # every step of the mix carries at least this many decoders
+        pf = np.asarray(self.phys.take(cols).power_floor_w(D_f.T, self.Lbar[cols]),
+                        dtype=float).T
+        idle = self.idle_w[cols][:, None]
+        gpus = self.gpus[cols][:, None]
+        dP = np.maximum(pf - idle, 0.0)
+        c = lam * (So + E / R1)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            busy_n = a * -np.expm1(-c / a)
+        lb = a * gpus * idle + np.where(np.isfinite(busy_n), busy_n, 0.0) * gpus * dP
+        L = np.minimum.accumulate(lb[:, ::-1], axis=1)[:, ::-1]
+        return Ns, L * (1.0 - 1e-9)
+
+    def min_instances(self, limit: int = 1_000_000, guess: ArrayLike | None = None,
+                      only: ArrayLike | None = None) -> NDArray[np.int64]:
         """Per column, the fewest instances meeting every test (-1 where none or empty).
 
         Every test is monotone in the count (``docs/formulation.md`` section 5, S1), so the
@@ -1313,9 +1459,14 @@ class ServeFamily:
         then tested at ``limit`` too; every column still open gallops up from its last failure
         (steps 1 or 4, 16, ...) until a count passes, and narrows its bracket with 3 inner
         counts per round. Every open column is tested in the same vectorised call (few calls:
-        numpy's per-call cost dominates small ones)."""
+        numpy's per-call cost dominates small ones). ``only``: these columns alone (the feasible
+        ones among them; default every feasible column)."""
         out = np.full(self.ncols, -1, dtype=np.int64)
-        cols = np.flatnonzero(self.feasible)
+        if only is None:
+            cols = np.flatnonzero(self.feasible)
+        else:
+            sel = np.asarray(only, dtype=np.int64)
+            cols = np.unique(sel[self.feasible[sel]])
         if not len(cols):
             return out
         m = len(cols)

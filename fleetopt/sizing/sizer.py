@@ -142,14 +142,16 @@ class Sizer:
         return got
 
     def families(self, lows: Sequence[int], hi: int, window: int,
-                 deployments: Sequence[Deployment], sized_only: bool = False
+                 deployments: Sequence[Deployment], sized_only: bool = False,
+                 defer: bool = False
                  ) -> list[tuple[list[tuple[Deployment, Profile]], ServeFamily]]:
         """The pools ``(lo, hi]`` (``lo`` in ``lows``) at ``window`` on ``deployments``, as
         families with their members ``[(deployment, profile)]`` (one family: the deployments'
         physics are stacked inside it). Physical accounting only; the deployments must hold a
         KV slot at ``window``. Column ``c`` of a family is member ``fam.dep[c]`` at lower edge
         ``lows[fam.lc[c]]``. ``sized_only``: only feasible columns will be sized and priced
-        (``ServeFamily(sized_only=True)``: no tables for the others beyond no decoders)."""
+        (``ServeFamily(sized_only=True)``: no tables for the others beyond no decoders);
+        ``defer``: none beyond no decoders until asked (``ServeFamily(defer=True)``)."""
         members = [(d, self.profile(d)) for d in deployments]
         if not members:
             return []
@@ -163,7 +165,7 @@ class Sizer:
         fam = ServeFamily(phys, mix, self.problem.settings,
                           [prof.slots(window) for _, prof in members],
                           self.problem.settings.hit_share, stacked=stacked,
-                          sized_only=sized_only)
+                          sized_only=sized_only, defer=defer)
         self.models_built += 1
         return [(members, fam)]
 
