@@ -36,7 +36,14 @@ if TYPE_CHECKING:
         kv_heads_per_gpu,
         slots_at_window,
     )
-    from fleetopt.physics.power import Activity, ActivityPower, PowerCurve, activity, gpu_power_w
+    from fleetopt.physics.power import (
+        Activity,
+        ActivityPower,
+        PowerCurve,
+        activity,
+        activity_power_floor_w,
+        gpu_power_w,
+    )
     from fleetopt.physics.prefill import n_chunks, prefill_flops
     from fleetopt.physics.profiles import (
         CalibratedProfile,
@@ -64,7 +71,7 @@ __all__ = [
     "Activity", "ActivityPower", "CalibratedProfile", "CalibratedSpec", "Catalog",
     "ComputedProfile", "Deployment", "GPUCalibration", "GPUSpec", "ModelSpec", "PhysicsParams",
     "PowerCurve", "Profile", "StepCoefficients", "StepParams", "StepTerms", "activity",
-    "compress", "compress_paper", "decode_iteration_s", "default_catalog", "dtype_bytes",
+    "activity_power_floor_w", "compress", "compress_paper", "decode_iteration_s", "default_catalog", "dtype_bytes",
     "erlang_c", "estimate_peak_factor", "expected_expert_fraction", "gpu_calibration",
     "gpu_power_w", "instance_summary", "kimura_p99_wait_s", "kv_budget_bytes",
     "kv_bytes_per_token_per_gpu", "kv_capacity_tokens", "kv_heads_per_gpu", "n_chunks",

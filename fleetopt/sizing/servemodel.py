@@ -95,7 +95,7 @@ _CO_SCHEDULED = 0.4
 _FLOOR_RATIO = 1.08
 _FLOOR_STEPS = 32
 #: rounds of the decoder bound of :meth:`ServeFamily.watts_floor` (each tightens it)
-_FLOOR_ROUNDS = 6
+_FLOOR_ROUNDS = 3
 _TPOT_BINS = np.unique(np.round(np.concatenate([np.arange(1, 9), 2.0 ** np.arange(3.5, 17, 0.5)])))
 
 
