@@ -1,5 +1,7 @@
 """Candidate pools: the batched sizing equals the per-pool model; the linearisation is safe."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -121,7 +123,8 @@ def _mixed(**kw):
     return p.with_(**kw) if kw else p
 
 
-@pytest.mark.parametrize("case", ["free", "limits", "cost", "max_gpus", "lexicographic"])
+@pytest.mark.parametrize("case", ["free", "limits", "cost", "max_gpus", "lexicographic",
+                                  "compress", "reserved"])
 def test_screening_keeps_the_survivors(case):
     """Candidates screened out unsized (build_candidates with prune) are exactly those the
     pruning of every sized candidate removes: the same survivors, bit for bit, with the same
@@ -137,8 +140,11 @@ def test_screening_keeps_the_survivors(case):
         p = p.with_(max_gpus=200)
     elif case == "lexicographic":
         p = p.with_(objective="power_then_cost", inventory=(("B200", 40),))
-    screened = build_candidates(p)
-    every = build_candidates(p, prune=False)
+    elif case == "reserved":
+        p = p.with_(settings=dataclasses.replace(p.settings, kv_allocation="reserved"))
+    compress = case == "compress"
+    screened = build_candidates(p, compress=compress)
+    every = build_candidates(p, compress=compress, prune=False)
     assert screened.stats["screened"] > 0 and every.stats["screened"] == 0
     want = prune_dominated(every.candidates, p)
     assert [(_key(c), c.n_points, c.exact_n, c.power_exact_w, c.segs)

@@ -1430,9 +1430,11 @@ class ServeFamily:
         R1 = np.maximum(r_max(lam_a, tau), r_max(lam_b, tau))  # r at most, on [a, b]
         # the grid count strictly below D_lb (by a margin: rows from it up carry the mix)
         gs = np.clip(cell(D_lb * (1.0 - 1e-9), "left"), 0, None)
-        D_f = Dg[rows, gs]  # every step of the mix carries at least this many decoders
-        pf = np.asarray(self.phys.take(cols).power_floor_w(D_f.T, self.Lbar[cols]),
-                        dtype=float).T
+        # every step of the mix carries at least D_f = Dg[gs] decoders: the floor at each grid
+        # count, once per column
+        pf_g = np.asarray(self.phys.take(cols).power_floor_w(Dg.T, self.Lbar[cols]),
+                          dtype=float).T  # C' x G
+        pf = pf_g[rows, gs]
         idle = self.idle_w[cols][:, None]
         gpus = self.gpus[cols][:, None]
         dP = np.maximum(pf - idle, 0.0)
