@@ -455,7 +455,7 @@ def build_candidates(
         workers = 1
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "kept": 0,
              "dominated": 0, "extended": 0, "range_points": 0, "unproven_gaps": 0,
-             "monotone_fallback": 0, "screened": 0}
+             "monotone_fallback": 0, "screened": 0, "probed": 0}
     cands: list[Candidate] = []
     done: set[tuple[int, int]] = {(i, k) for k in range(1, len(b)) for i in range(k)}
     if workers > 1:
@@ -534,7 +534,8 @@ def _candidates_for(
     wl = problem.workload
     tot = wl.total_tokens
     stats = {"considered": 0, "empty": 0, "no_slot": 0, "slo_infeasible": 0, "extended": 0,
-             "range_points": 0, "unproven_gaps": 0, "monotone_fallback": 0, "screened": 0}
+             "range_points": 0, "unproven_gaps": 0, "monotone_fallback": 0, "screened": 0,
+             "probed": 0}
     cands: list[Candidate] = []
     done: set[tuple[int, int]] = set()
     sizer = Sizer(problem)
@@ -874,6 +875,7 @@ def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Depl
     if probe.any():
         # one test at n_t - 1: failing it puts the fewest instances at n_t or more (dominated)
         pc = rest[probe]
+        stats["probed"] = stats.get("probed", 0) + len(pc)
         passed = pb.slo_ok(pc, (n_t[probe] - 1).astype(float))
         fail = pc[~passed]
         stats["screened"] += len(fail)
