@@ -91,7 +91,7 @@ class Candidate:
     @property
     def model_min_w(self) -> float:
         """The least model (piecewise-linear) watts over the candidate's range."""
-        return min(min(a + b * lo, a + b * hi) for lo, hi, a, b in self.segs)
+        return _segs_min(self.segs)
 
     def linearized_power_w(self, n: int) -> float:
         """The MIP's watts at ``n`` instances: the lowest segment line that covers ``n``.
@@ -99,16 +99,25 @@ class Candidate:
         Adjacent segments share their breakpoint, each with its own line, so at a shared
         breakpoint the MIP (free to pick either segment) takes the lower line; so does this.
         """
-        vals = [a + b * n for lo, hi, a, b in self.segs if lo <= n <= hi]
-        if not vals:
+        if not any(lo <= n <= hi for lo, hi, _, _ in self.segs):
             raise ValueError(f"{n} instances outside [{self.n_min}, {self.n_max}]")
-        return min(vals)
+        return _segs_at(self.segs, n)
 
     def cost_per_hr(self, n: int) -> float:
         return self.cost_per_instance_hr * n
 
     def gpus(self, n: int) -> int:
         return self.gpus_per_instance * n
+
+
+def _segs_min(segs: Any) -> float:
+    """The least watts of segments ``(N_lo, N_hi, alpha, beta)`` over their counts."""
+    return min(min(a + b * lo, a + b * hi) for lo, hi, a, b in segs)
+
+
+def _segs_at(segs: Any, n: int) -> float:
+    """The MIP's watts at ``n`` instances: the lowest segment line covering ``n``."""
+    return min(a + b * n for lo, hi, a, b in segs if lo <= n <= hi)
 
 
 @dataclass
@@ -775,8 +784,8 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
                 got = memo.get(keys[c])
                 if got is not None:
                     guess[c] = round(lb[c] * got[0] / got[1]) if got[0] > 0 else -1
-        cost_i = np.array([members[int(d)][1].instance_cost_per_hr(st.accounting)
-                           for d in pb.dep], dtype=float)
+        cost_i = np.array([prof.instance_cost_per_hr(st.accounting) for _, prof in members],
+                          dtype=float)[pb.dep]
         if screen and len(feas):
             wm = wmemo if wmemo is not None else {}
             seen = np.array([wm.get(keys[c], math.nan) for c in feas])
@@ -786,13 +795,10 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
             for col, v in ratio.items():
                 wm[keys[col]] = v
         else:
-            n_min = pb.min_instances(guess=guess)
-            ok = n_min >= 0
-            stats["slo_infeasible"] += int((~ok).sum())
-            cols = np.flatnonzero(ok)
-            curves = dict(zip(cols.tolist(), _serve_curves(pb, cols, n_min[cols], headroom,
-                                                           max_extra, segments, stats),
-                              strict=True)) if len(cols) else {}
+            n_min = np.full(pb.ncols, -1, dtype=np.int64)
+            curves = {}
+            stats["slo_infeasible"] += pb.ncols - len(feas)  # no count can meet the tests
+            _size(pb, feas, guess, n_min, curves, headroom, max_extra, segments, stats)
         if memo is not None:
             for c in feas:
                 if n_min[c] != _UNSIZED:
@@ -827,25 +833,17 @@ def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Depl
     n_min = np.full(pb.ncols, -1, dtype=np.int64)
     curves: dict[int, dict[str, Any]] = {}
     stats["slo_infeasible"] += pb.ncols - len(feas)  # no count can meet the tests
-    Ns, L = pb.watts_floor(feas, lb[feas])
-    floor_of = {int(c): r for r, c in enumerate(feas)}
+    Ns, L = pb.watts_floor(feas, lb[feas])  # row r: column feas[r] (feas is sorted)
     gpi = pb.gpus.astype(np.int64)
     inventoried = {g for g, _ in problem.inventory}
-    inv = np.array([members[int(d)][0].gpu in inventoried for d in pb.dep], dtype=bool)
-    key = np.unique([members[int(d)][0].gpu for d in pb.dep], return_inverse=True)[1]
+    gpu_of = [d.gpu for d, _ in members]
+    inv = np.array([g in inventoried for g in gpu_of], dtype=bool)[pb.dep]
+    key = np.unique(gpu_of, return_inverse=True)[1][pb.dep]
     limited = Limits.of(problem).bounded or problem.objective not in ("power", "cost")
     by_cost = problem.objective == "cost" and not limited
 
     def size(cols: np.ndarray, g: np.ndarray) -> None:
-        got = pb.min_instances(guess=g, only=cols)
-        ok = got[cols] >= 0
-        stats["slo_infeasible"] += int((~ok).sum())
-        n_min[cols] = got[cols]
-        good = cols[ok]
-        if len(good):
-            curves.update(zip(good.tolist(), _serve_curves(pb, good, got[good], headroom,
-                                                           max_extra, segments, stats),
-                              strict=True))
+        _size(pb, cols, g, n_min, curves, headroom, max_extra, segments, stats)
 
     # phase 1: per lower edge, the deployments expected to draw the least
     fill = float(np.nanmedian(seen)) if np.isfinite(seen).any() else 1.0
@@ -857,25 +855,24 @@ def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Depl
     size(feas[first], guess)
     rest = feas[~first]
     if not len(rest):
-        return n_min, curves, _ratios(curves, L, floor_of)
+        return n_min, curves, _ratios(curves, L, feas)
     # the sized candidates' figures at their fewest instances
     sized = np.array(sorted(curves), dtype=np.int64)
-    p0 = np.array([_line_at(curves[c], int(n_min[c])) for c in sized])
-    pmin = np.array([min(min(a + bb * lo, a + bb * hi) for lo, hi, a, bb in curves[c]["segs"])
-                     for c in sized])
+    p0 = np.array([_segs_at(curves[c]["segs"], int(n_min[c])) for c in sized])
+    pmin = np.array([_segs_min(curves[c]["segs"]) for c in sized])
     cost0 = cost_i[sized] * n_min[sized]
     gpus0 = gpi[sized] * n_min[sized]
-    rl = np.array([floor_of[int(c)] for c in rest])
+    rl = np.searchsorted(feas, rest)
     n_t = _screen_counts(pb, rest, sized, Ns[rl], L[rl], lb[rest], p0, pmin, cost0, gpus0,
                          cost_i, gpi, inv, key, limited, by_cost, problem.max_gpus is not None)
     drop = n_t <= lb[rest]
-    stats["screened"] = stats.get("screened", 0) + int(drop.sum())
+    stats["screened"] += int(drop.sum())
     n_min[rest[drop]] = _UNSIZED
     probe = ~drop & (n_t < np.iinfo(np.int64).max)
     if probe.any():
         # one test at n_t - 1: failing it puts the fewest instances at n_t or more (dominated)
         pc = rest[probe]
-        stats["probed"] = stats.get("probed", 0) + len(pc)
+        stats["probed"] += len(pc)
         passed = pb.slo_ok(pc, (n_t[probe] - 1).astype(float))
         fail = pc[~passed]
         stats["screened"] += len(fail)
@@ -888,19 +885,32 @@ def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Depl
     left = rest[n_min[rest] != _UNSIZED]
     if len(left):
         size(left, guess)
-    return n_min, curves, _ratios(curves, L, floor_of)
+    return n_min, curves, _ratios(curves, L, feas)
 
 
-def _ratios(curves: dict[int, dict[str, Any]], L: np.ndarray, floor_of: dict[int, int]
+def _size(pb: ServeFamily, cols: np.ndarray, guess: np.ndarray, n_min: np.ndarray,
+          curves: dict[int, dict[str, Any]], headroom: float, max_extra: int, segments: int,
+          stats: dict[str, int]) -> None:
+    """The fewest instances of the columns ``cols`` (into ``n_min``, -1: none) and the curves
+    of those that have some (into ``curves``)."""
+    got = pb.min_instances(guess=guess, only=cols)
+    ok = got[cols] >= 0
+    stats["slo_infeasible"] += int((~ok).sum())
+    n_min[cols] = got[cols]
+    good = cols[ok]
+    if len(good):
+        curves.update(zip(good.tolist(), _serve_curves(pb, good, got[good], headroom,
+                                                       max_extra, segments, stats),
+                          strict=True))
+
+
+def _ratios(curves: dict[int, dict[str, Any]], L: np.ndarray, feas: np.ndarray
             ) -> dict[int, float]:
-    """Watts at the fewest instances over the floor at the lower-bound count, per column."""
-    return {c: v["power_exact_w"][0] / max(float(L[floor_of[c], 0]), 1e-300)
-            for c, v in curves.items()}
-
-
-def _line_at(curve: dict[str, Any], n: int) -> float:
-    """The MIP's watts of a curve at ``n`` (:meth:`Candidate.linearized_power_w`)."""
-    return min(a + bb * n for lo, hi, a, bb in curve["segs"] if lo <= n <= hi)
+    """Watts at the fewest instances over the floor at the lower-bound count, per column
+    (``L``'s rows are the sorted columns ``feas``)."""
+    rows = np.searchsorted(feas, np.fromiter(curves, dtype=np.int64, count=len(curves)))
+    return {c: v["power_exact_w"][0] / max(float(L[r, 0]), 1e-300)
+            for (c, v), r in zip(curves.items(), rows, strict=True)}
 
 
 def _screen_counts(pb: ServeFamily, rest: np.ndarray, sized: np.ndarray, Ns: np.ndarray,

@@ -89,13 +89,13 @@ _CHUNK_SAMPLES = 6
 #: request (the router spreads arrivals over the instances that can start them); set against
 #: the iteration simulator (tests/test_serve_sim.py, docs/model.md)
 _CO_SCHEDULED = 0.4
-#: TPOT classes: output lengths grouped on this grid of decode steps (lout - 1)
 #: the counts at which :meth:`ServeFamily.watts_floor` bounds the watts: the least count times
 #: this ratio to the powers 0 .. _FLOOR_STEPS (then unbounded)
 _FLOOR_RATIO = 1.08
 _FLOOR_STEPS = 32
 #: rounds of the decoder bound of :meth:`ServeFamily.watts_floor` (each tightens it)
 _FLOOR_ROUNDS = 3
+#: TPOT classes: output lengths grouped on this grid of decode steps (lout - 1)
 _TPOT_BINS = np.unique(np.round(np.concatenate([np.arange(1, 9), 2.0 ** np.arange(3.5, 17, 0.5)])))
 
 
@@ -1367,7 +1367,8 @@ class ServeFamily:
 
     def watts_floor(self, cols_in: ArrayLike, N_in: ArrayLike) -> tuple[F, F]:
         """Proven lower bounds on the pool watts (:meth:`power_w`) of columns ``cols`` at every
-        count from ``N`` (>= 1) up, from the no-decoder tables alone (no sizing).
+        count from ``N`` (>= 1) up, from the no-decoder and decode-step tables alone (no
+        sizing).
 
         Returns ``(Ns, L)``, both (columns x ``_FLOOR_STEPS + 1``): counts ``Ns[:, j] = N
         _FLOOR_RATIO^j`` and ``L[:, j]``, non-decreasing in ``j``, with ``power_w(c, n) >=
@@ -1378,10 +1379,10 @@ class ServeFamily:
         :data:`_FLOOR_ROUNDS` rounds), and every step of its mix has at least the grid count
         below ``D_lb`` (the tables interpolate between grid counts); each GPU then draws
         at least the physics' ``power_floor_w`` there, and ``N (1 - p0) >= a (1 - exp(-c / a))``
-        with ``c = lam (S_own(0) + E_dec / R)`` (requests in flight, Little; ``R`` refined
-        like ``D_lb``). So ``W >= a G
-        idle + a (1 - exp(-c / a)) G (floor - idle)`` on the interval; ``L`` is the least such
-        figure over the intervals from ``j`` on (``docs/formulation.md`` section 5)."""
+        with ``c = lam (S_own(0) + E_dec / R)`` (requests in flight, Little; ``R`` refined like
+        ``D_lb``). So ``W >= a G idle + a (1 - exp(-c / a)) G (floor - idle)`` on the interval;
+        ``L`` is the least such figure over the intervals from ``j`` on
+        (``docs/formulation.md`` section 5)."""
         cols = np.asarray(cols_in, dtype=np.int64)
         N0 = np.maximum(np.asarray(N_in, dtype=float), 1.0)
         M = _FLOOR_STEPS
@@ -1402,7 +1403,8 @@ class ServeFamily:
 
         dmax = self.dmax[cols][:, None]
 
-        def cell(D: F, side: Literal["left", "right"]) -> NDArray[np.int64]:  # grid cell of D (Dg = dmax x fractions)
+        def cell(D: F, side: Literal["left", "right"]) -> NDArray[np.int64]:
+            # the grid cell of D (Dg = dmax x _D_FRACTIONS)
             x = np.where(dmax > 0, D / np.where(dmax > 0, dmax, 1.0), 0.0)
             out: NDArray[np.int64] = np.searchsorted(_D_FRACTIONS, x, side=side) - 1
             return out
