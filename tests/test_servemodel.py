@@ -166,6 +166,12 @@ def test_the_search_start_never_changes_the_answer(seed, tpot, reserved):
         guess = np.where(want > 0, want, 5) + rng.integers(-40, 40, fam.ncols)
         guess = np.where(rng.uniform(size=fam.ncols) < 0.2, -1, guess)
         np.testing.assert_array_equal(fam.min_instances(guess=guess), want)
+        # and a count known to pass (at or above the answer; 0: none) neither
+        known = np.where((want > 0) & (rng.uniform(size=fam.ncols) < 0.7),
+                         want + rng.integers(0, 3, fam.ncols) * rng.integers(0, 20, fam.ncols),
+                         0)
+        np.testing.assert_array_equal(fam.min_instances(guess=guess, passes=known), want)
+        np.testing.assert_array_equal(fam.min_instances(passes=known), want)
     cols = np.repeat(np.flatnonzero(want > 0), 4)
     N = np.maximum(want[cols] + rng.integers(-3, 4, len(cols)), 1).astype(float)
     np.testing.assert_array_equal(fam.slo_ok(cols, N), fam.evaluate(cols, N)["ok"])

@@ -869,6 +869,7 @@ def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Depl
     stats["screened"] += int(drop.sum())
     n_min[rest[drop]] = _UNSIZED
     probe = ~drop & (n_t < np.iinfo(np.int64).max)
+    known = np.zeros(pb.ncols, dtype=np.int64)
     if probe.any():
         # one test at n_t - 1: failing it puts the fewest instances at n_t or more (dominated)
         pc = rest[probe]
@@ -877,23 +878,20 @@ def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Depl
         fail = pc[~passed]
         stats["screened"] += len(fail)
         n_min[fail] = _UNSIZED
-        g2 = guess.copy()
-        cap = n_t[probe][passed] - 1
-        pp = pc[passed]
-        g2[pp] = np.where(g2[pp] > 0, np.minimum(g2[pp], cap), cap)
-        guess = g2
+        known[pc[passed]] = n_t[probe][passed] - 1  # the sizing starts from this pass
     left = rest[n_min[rest] != _UNSIZED]
     if len(left):
-        size(left, guess)
+        _size(pb, left, guess, n_min, curves, headroom, max_extra, segments, stats, known)
     return n_min, curves, _ratios(curves, L, feas)
 
 
 def _size(pb: ServeFamily, cols: np.ndarray, guess: np.ndarray, n_min: np.ndarray,
           curves: dict[int, dict[str, Any]], headroom: float, max_extra: int, segments: int,
-          stats: dict[str, int]) -> None:
+          stats: dict[str, int], passes: np.ndarray | None = None) -> None:
     """The fewest instances of the columns ``cols`` (into ``n_min``, -1: none) and the curves
-    of those that have some (into ``curves``)."""
-    got = pb.min_instances(guess=guess, only=cols)
+    of those that have some (into ``curves``); ``passes``: a count per column known to pass
+    (0: none; :meth:`ServeFamily.min_instances`)."""
+    got = pb.min_instances(guess=guess, only=cols, passes=passes)
     ok = got[cols] >= 0
     stats["slo_infeasible"] += int((~ok).sum())
     n_min[cols] = got[cols]

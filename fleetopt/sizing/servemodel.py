@@ -777,6 +777,7 @@ class ServeFamily:
         own = np.full(n.shape, math.nan)
         pt = {k: np.full(Dg.shape, math.nan) for k in keys}
         G = n.shape[0]
+        multi = np.nonzero(n >= 2.0)  # (row, prompt, column) of prompts beyond one chunk
 
         def prompt_rows(rows: range, cc: NDArray[np.int64]) -> None:
             """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc``."""
@@ -798,8 +799,9 @@ class ServeFamily:
             # else that many samples and the sum of their piecewise-linear interpolation
             inc = np.zeros(len(Dg[0]), dtype=bool)
             inc[cc] = True
-            gi, qi, ci = np.nonzero(n >= 2.0)
-            m = (gi >= rows[0]) & (gi <= rows[-1]) & inc[ci]
+            e0, e1 = np.searchsorted(multi[0], [rows[0], rows[-1] + 1])  # sorted by row
+            gi, qi, ci = (x[e0:e1] for x in multi)
+            m = inc[ci]
             gi, qi, ci = gi[m], qi[m], ci[m]
             if not len(gi):
                 return
@@ -1448,7 +1450,8 @@ class ServeFamily:
         return Ns, L * (1.0 - 1e-9)
 
     def min_instances(self, limit: int = 1_000_000, guess: ArrayLike | None = None,
-                      only: ArrayLike | None = None) -> NDArray[np.int64]:
+                      only: ArrayLike | None = None, passes: ArrayLike | None = None
+                      ) -> NDArray[np.int64]:
         """Per column, the fewest instances meeting every test (-1 where none or empty).
 
         Every test is monotone in the count (``docs/formulation.md`` section 5, S1), so the
@@ -1464,7 +1467,10 @@ class ServeFamily:
         (steps 1 or 4, 16, ...) until a count passes, and narrows its bracket with 3 inner
         counts per round. Every open column is tested in the same vectorised call (few calls:
         numpy's per-call cost dominates small ones). ``only``: these columns alone (the feasible
-        ones among them; default every feasible column)."""
+        ones among them; default every feasible column). ``passes``: a count per column known
+        to pass the tests (0: none), e.g. from an earlier test of the same pool: it is the
+        least known pass from the start, a guess above it is lowered to it, and a guess equal
+        to it is not tested again (the answer is the same: the tests are deterministic)."""
         out = np.full(self.ncols, -1, dtype=np.int64)
         if only is None:
             cols = np.flatnonzero(self.feasible)
@@ -1478,6 +1484,11 @@ class ServeFamily:
         lo = lb - 1  # a count known to fail (a necessary test fails)
         g0 = np.zeros(m, dtype=np.int64) if guess is None else np.asarray(
             guess, dtype=np.int64)[cols]
+        known = np.zeros(m, dtype=np.int64) if passes is None else np.minimum(
+            np.asarray(passes, dtype=np.int64)[cols], limit)
+        # a known pass above the last known failure: a guess at most it (none: it)
+        kp = known > lo
+        g0 = np.where(kp & ((g0 <= 0) | (g0 > known)), known, g0)
         guessed = g0 > 0
         g = np.minimum(np.where(g0 > lo, g0, lb), limit)
         g1 = g - 1
@@ -1485,20 +1496,23 @@ class ServeFamily:
         # the limit is tested now where there is no guess, else once the guess fails (a
         # column that passes somewhere below the limit passes at the limit)
         lim = np.flatnonzero(~guessed)
-        gi = np.flatnonzero(g0 >= 0)  # a negative guess: expected to fail at the limit
+        at_known = kp & (g == known)  # passes there already: not tested again
+        # (a negative guess: expected to fail at the limit)
+        gi = np.flatnonzero((g0 >= 0) & ~at_known)
         ok = self.slo_ok(np.concatenate([cols[lim], cols[gi], cols[has1]]),
                          np.concatenate([np.full(len(lim), limit), g[gi], g1[has1]]
                                         ).astype(float))
         lim_ok = np.zeros(m, dtype=bool)  # passes at the limit (so far: not known to fail)
         lim_ok[lim] = ok[:len(lim)]
         lim_known = ~guessed
-        ok_g = np.zeros(m, dtype=bool)
+        ok_g = at_known.copy()
         ok_g[gi] = ok[len(lim):len(lim) + len(gi)]
         ok_g1 = np.zeros(m, dtype=bool)
         ok_g1[has1] = ok[len(lim) + len(gi):]
         tried = g0 >= 0
         live = np.where(lim_known, lim_ok, True)
         hi = np.where(ok_g, np.where(ok_g1, g1, g), -1).astype(np.int64)  # least known pass
+        hi = np.where(kp & (hi < 0), known, hi)  # a guess below the known pass failed
         lo = np.where(ok_g, np.where(has1 & ~ok_g1, g1, lo), np.where(tried, g, lo))
         # galloping: no count passed yet; the next step from the last failure
         step = np.where(tried & (g == lb), 4, 1).astype(np.int64)
