@@ -733,7 +733,8 @@ class ServeFamily:
             self.tp_w = np.where(tot > 0, tp_w / np.where(tot > 0, tot, 1.0), 0.0)[lc]
             self.tp_nd = np.where(tp_w > 0, tp_nd / np.where(tp_w > 0, tp_w, 1.0), 1.0)[lc]
             sq = tp_q.sum(axis=2, keepdims=True)
-            self.tp_q = np.where(sq > 0, tp_q / np.where(sq > 0, sq, 1.0), 0.0)[lc]
+            # per lower edge (a column reads its own: lower edges x Bn x Q, not C x Bn x Q)
+            self.tp_q_l = np.where(sq > 0, tp_q / np.where(sq > 0, sq, 1.0), 0.0)
         # (and, from the tables at no decoders: no count can meet the TTFT target when prefill
         # alone is too slow: prefill_ok, feasible)
         self._build_tables()
@@ -1144,7 +1145,7 @@ class ServeFamily:
     def _tpot(self, op: dict[str, Any], wait: dict[str, F]) -> dict[str, F]:
         """Per TPOT class: the gamma law of the extra time its decode steps take."""
         cols = op["cols"]
-        tq = self.tp_q[cols]  # pairs x Bn x Q
+        tq = self.tp_q_l[self.lc[cols]]  # pairs x Bn x Q
         own_b = (tq * op["own"][:, None, :]).sum(axis=2)  # row by row: batch-independent
         nd = self.tp_nd[cols]  # pairs x Bn
         e1 = (op["wq"] * op["extra"]).sum(axis=1)
