@@ -554,8 +554,7 @@ def _candidates_for(
     profiles = [(d, sizer.profile(d)) for d in deployments]
     for _, prof in profiles:
         _check_service_monotone(prof)
-    memo: dict[tuple[int, Deployment], tuple[int, int]] = {}  # search starts (_batch_family)
-    wmemo: dict[tuple[int, Deployment], float] = {}  # screening order (_batch_family)
+    memo = _Memo(K + 1, deployments)  # search starts and screening order (_batch_family)
     bounded = deadline is not None and deadline.bounded  # then coarse arcs first, small families
     for k, allowed, which in _jobs(K, gamma > 1, coarse_first=bounded):
         extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
@@ -594,7 +593,7 @@ def _candidates_for(
                         break
                     cands.extend(_batch_family(problem, sizer, b, lows[c0:c0 + step], k, win,
                                                family, segments, headroom, max_extra, stats,
-                                               memo, screen, wmemo))
+                                               memo, screen))
                 if not complete:
                     break
                 continue
@@ -746,63 +745,80 @@ def _gpus_swap_ok(gpus0: np.ndarray, key: np.ndarray, inventoried: np.ndarray,
     return ok & fewer if max_gpus else ok
 
 
+class _Memo:
+    """Per (lower edge, deployment): the last ``(n_min, lower bound)`` sized (at another upper
+    edge or window; ``n_min = -1``: none met the tests; :data:`_ABSENT`: none sized yet) and the
+    last ratio of watts to floor (NaN: none). Only where searches start and the screening
+    order come from it, never an answer."""
+
+    def __init__(self, lows: int, deployments: list[Deployment]) -> None:
+        self.index = {d: j for j, d in enumerate(deployments)}
+        self.n = np.full((lows, len(deployments)), _ABSENT, dtype=np.int64)
+        self.lb = np.ones((lows, len(deployments)), dtype=np.int64)
+        self.ratio = np.full((lows, len(deployments)), math.nan)
+
+
+#: ``_Memo.n`` where nothing was sized yet
+_ABSENT = -3
+
+
 def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int], k: int,
                   win: int, family: list[tuple[Deployment, Any]], segments: int, headroom: float,
-                  max_extra: int, stats: dict[str, int],
-                  memo: dict[tuple[int, Deployment], tuple[int, int]] | None = None,
-                  screen: bool = False,
-                  wmemo: dict[tuple[int, Deployment], float] | None = None) -> list[Candidate]:
+                  max_extra: int, stats: dict[str, int], memo: _Memo | None = None,
+                  screen: bool = False) -> list[Candidate]:
     """Size the candidates ``(b_i, b_k]``, ``i`` in ``lows``, of every deployment in ``family``
     at once (:meth:`Sizer.families`).
 
-    ``memo`` maps ``(i, deployment)`` to the last ``(n_min, lower bound)`` sized for that lower
-    edge and deployment (at another upper edge or window; ``n_min = -1``: none met the tests);
-    it only picks where each search starts (``lower bound x n_min / its lower bound``), never
-    its answer (:meth:`ServeFamily.min_instances`), and is updated here.
+    ``memo`` holds, per lower edge and deployment, the last ``(n_min, lower bound)`` sized (at
+    another upper edge or window); it only picks where each search starts (``lower bound x
+    n_min / its lower bound``; -1 where none met the tests), never its answer
+    (:meth:`ServeFamily.min_instances`), and is updated here.
 
     ``screen`` (candidates that :func:`prune_dominated` would drop need not be sized): per
     range, the :data:`_SCREEN_FIRST` deployments expected to draw the least are sized first
     (their watts floors, :meth:`ServeFamily.watts_floor`, proven lower bounds on a pool's watts
     at every count from its lower-bound count up, times the ratio of watts to floor last seen
-    for that lower edge and deployment, ``wmemo``: an order only); a candidate whose floors, dollars and GPUs at its lower-bound
-    count are beaten by one of them (:func:`_screen_counts`) is dominated at any count and is
-    not sized; one that would be dominated from some count ``N_t`` up is tested once at ``N_t -
-    1``, and if it fails there its fewest instances are at least ``N_t``: dominated too. The
-    rest are sized as usual. Every candidate dropped so is dominated in exact watts by a sized
+    for that lower edge and deployment in ``memo``: an order only); a candidate whose floors,
+    dollars and GPUs at its lower-bound count are beaten by one of them
+    (:func:`_screen_counts`) is dominated at any count and is not sized; one that would be
+    dominated from some count ``N_t`` up is tested once at ``N_t - 1``, and if it fails there
+    its fewest instances are at least ``N_t``: dominated too. The rest are sized as usual. Every candidate dropped so is dominated in exact watts by a sized
     one, so the MIP optimum is unchanged (``docs/formulation.md`` section 5)."""
     st = problem.settings
     out = []
     for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family],
                                       sized_only=True, defer=screen):
-        keys = [(lows[int(pb.lc[c])], members[int(pb.dep[c])][0]) for c in range(pb.ncols)]
         guess = np.zeros(pb.ncols, dtype=np.int64)
         feas = np.flatnonzero(pb.feasible)
         lb = np.zeros(pb.ncols, dtype=np.int64)
         lb[feas] = pb.lower_bound(feas)
-        if memo is not None:
-            for c in feas:
-                got = memo.get(keys[c])
-                if got is not None:
-                    guess[c] = round(lb[c] * got[0] / got[1]) if got[0] > 0 else -1
+        if memo is not None:  # (lower edge, deployment) of each feasible column
+            at = (np.asarray(lows, dtype=np.int64)[pb.lc[feas]],
+                  np.array([memo.index[d] for d, _ in members], dtype=np.int64)[pb.dep[feas]])
+            got, got_lb = memo.n[at], memo.lb[at]
+            guess[feas] = np.where(got == _ABSENT, 0, np.where(
+                got > 0, np.round(lb[feas] * got / got_lb), -1)).astype(np.int64)
         cost_i = np.array([prof.instance_cost_per_hr(st.accounting) for _, prof in members],
                           dtype=float)[pb.dep]
         if screen and len(feas):
-            wm = wmemo if wmemo is not None else {}
-            seen = np.array([wm.get(keys[c], math.nan) for c in feas])
+            seen = memo.ratio[at] if memo is not None else np.full(len(feas), math.nan)
             n_min, curves, ratio = _screened_sizing(problem, pb, members, feas, lb, guess,
                                                     cost_i, seen, headroom, max_extra,
                                                     segments, stats)
-            for col, v in ratio.items():
-                wm[keys[col]] = v
+            if memo is not None and ratio:
+                rc = np.fromiter(ratio, dtype=np.int64, count=len(ratio))
+                r_at = np.searchsorted(feas, rc)
+                memo.ratio[at[0][r_at], at[1][r_at]] = np.fromiter(ratio.values(), dtype=float,
+                                                                    count=len(ratio))
         else:
             n_min = np.full(pb.ncols, -1, dtype=np.int64)
             curves = {}
             stats["slo_infeasible"] += pb.ncols - len(feas)  # no count can meet the tests
             _size(pb, feas, guess, n_min, curves, headroom, max_extra, segments, stats)
         if memo is not None:
-            for c in feas:
-                if n_min[c] != _UNSIZED:
-                    memo[keys[c]] = (int(n_min[c]), int(lb[c]))
+            upd = n_min[feas] != _UNSIZED
+            memo.n[at[0][upd], at[1][upd]] = n_min[feas][upd]
+            memo.lb[at[0][upd], at[1][upd]] = lb[feas][upd]
         for col in sorted(curves):
             d, prof = members[int(pb.dep[col])]
             i = lows[int(pb.lc[col])]
