@@ -260,3 +260,30 @@ def test_shared_breakpoints_score_the_lower_segment():
         for lo, hi, a, b in c.segs:
             for n in (lo, hi):
                 assert c.linearized_power_w(n) <= a + b * n + 1e-9
+
+
+@pytest.mark.parametrize("backend", ["highspy", "pyomo"])
+def test_a_solve_may_ask_for_another_thread_count(backend):
+    """HiGHS keeps one thread pool per process, sized by its first run: a later run asking for
+    another count found no solution ("Not Set"). The pool is remade at the count asked for
+    (highspy with Highs.resetGlobalScheduler), or the run says why it cannot be."""
+    import highspy
+
+    from fleetopt.planners.mip import highs
+
+    p = Problem(workload=builtin("azure-conv-2023", 200), model="llama-3.1-8b",
+                gpus=("H100-SXM",), tp=(1,), max_pools=2, boundaries=(2048,), max_ctx=16384,
+                settings=Settings(500))
+    base = solve(p, backend=backend)
+    assert base.status == "optimal"
+    first = highs._pool_threads
+    can = hasattr(highspy.Highs, "resetGlobalScheduler")
+    for t in (1, 2, None, 2, 1, None):
+        s = solve(p, threads=t, backend=backend)
+        if can or (0 if t is None else t) == first:
+            assert s.status == "optimal", (t, s.message)
+            assert s.objective == pytest.approx(base.objective, rel=1e-9)
+        elif s.status != "optimal":  # an older release's pool may serve some other counts
+            assert "first HiGHS run" in s.message
+        if can:
+            assert highs._pool_threads == (0 if t is None else t)

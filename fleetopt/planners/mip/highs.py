@@ -150,9 +150,45 @@ def new_highs(show: bool | None = None) -> Any:
 
 
 def run(h: Any) -> None:
-    """``h.run()`` with its output routed as :func:`solver_output` says."""
+    """``h.run()`` with its output routed as :func:`solver_output` says, on a HiGHS thread pool
+    of the count ``h`` asks for (:func:`match_threads`)."""
+    got = h.getOptionValue("threads")
+    match_threads(int(got[1] if isinstance(got, tuple) else got))
     with solver_output():
         h.run()
+
+
+#: the thread count of this process's HiGHS thread pool (0: HiGHS's default; None: no run yet)
+_pool_threads: int | None = None
+
+
+def match_threads(threads: int) -> None:
+    """Make HiGHS's thread pool the size the next run asks for (``threads``; 0: its default).
+
+    HiGHS keeps one pool per process, made by its first run with that run's ``threads``; a
+    later run that asks for another count returns no solution (model status "Not Set"). Where
+    highspy has ``Highs.resetGlobalScheduler`` the pool is remade at the new count; where it
+    has not, the pool stays and :func:`threads_conflict` explains such a run."""
+    import highspy
+
+    global _pool_threads
+    if _pool_threads is not None and threads != _pool_threads:
+        reset = getattr(highspy.Highs, "resetGlobalScheduler", None)
+        if reset is None:
+            return
+        reset(True)
+    _pool_threads = threads
+
+
+def threads_conflict(threads: int) -> str | None:
+    """Why a run asking for ``threads`` (0: HiGHS's default) can find no solution in this
+    process (None: it can): this highspy cannot remake the thread pool of the first run."""
+    if _pool_threads is None or threads == _pool_threads:
+        return None
+    first = "HiGHS's default" if _pool_threads == 0 else str(_pool_threads)
+    return (f"threads: this highspy ({'.'.join(map(str, highspy_version()))}) keeps the thread "
+            f"count of the process's first HiGHS run ({first}); pass that count (or none, if "
+            "it was the default), or install a highspy with Highs.resetGlobalScheduler")
 
 
 #: HiGHS's presolve on the fleet MIP. Off: the model is already small (one binary per
@@ -334,8 +370,12 @@ class HighsModel:
         status = run_status(_outcome(ms), has_x)
         obj = float(info.objective_function_value) if has_x else None
         bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+        msg = h.modelStatusToString(ms)
+        if ms == highspy.HighsModelStatus.kNotset:
+            got = h.getOptionValue("threads")
+            msg = threads_conflict(int(got[1] if isinstance(got, tuple) else got)) or msg
         return SolverRun(status, x, obj, bound, gap_of(obj, bound), self.translate_s, t2 - t1,
-                         h.modelStatusToString(ms))
+                         msg)
 
 
 def _outcome(ms: Any) -> str:

@@ -169,6 +169,7 @@ def solve_pyomo(
             t0 = time.perf_counter()
             opt.set_instance(m)
             t1 = time.perf_counter()
+            highs.match_threads(0 if threads is None else int(threads))  # one pool per process
             res = opt.solve(
                 m, **kwargs, load_solutions=False, raise_exception_on_nonoptimal_result=False,
                 tee=highs.verbose(), solver_options={"random_seed": 0, **options},
@@ -186,6 +187,8 @@ def solve_pyomo(
         bound = float(res.objective_bound) if res.objective_bound is not None and \
             math.isfinite(res.objective_bound) else None
         translate_s, solve_s, msg = t1 - t0, t2 - t1, str(tc)
+        if outcome == "other":  # HiGHS's pool may not serve this count (highs.match_threads)
+            msg = highs.threads_conflict(0 if threads is None else int(threads)) or msg
     else:
         from pyomo.opt import SolverStatus, TerminationCondition
 
@@ -196,6 +199,8 @@ def solve_pyomo(
             raise FleetoptError("solver", f"Pyomo solver {solver!r} is not available here; "
                                 "use 'highs' (installed with fleetopt)")
         t0 = time.perf_counter()
+        if solver.lower() == "appsi_highs":  # highspy in this process: one pool per process
+            highs.match_threads(0 if threads is None else int(threads))
         with highs.solver_output():
             res = opt.solve(m, load_solutions=False, options=options, tee=highs.verbose(),
                             **kwargs)
@@ -212,6 +217,8 @@ def solve_pyomo(
         obj = float(pe.value(m.obj)) if has else None
         bound = None
         translate_s, solve_s, msg = 0.0, t2 - t0, str(tc)
+        if outcome == "other" and solver.lower() == "appsi_highs":
+            msg = highs.threads_conflict(0 if threads is None else int(threads)) or msg
     x = None
     if obj is not None:
         x = np.zeros(data.ncol)
