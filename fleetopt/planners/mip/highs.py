@@ -152,10 +152,15 @@ def new_highs(show: bool | None = None) -> Any:
 def run(h: Any) -> None:
     """``h.run()`` with its output routed as :func:`solver_output` says, on a HiGHS thread pool
     of the count ``h`` asks for (:func:`match_threads`)."""
-    got = h.getOptionValue("threads")
-    match_threads(int(got[1] if isinstance(got, tuple) else got))
+    match_threads(_threads_of(h))
     with solver_output():
         h.run()
+
+
+def _threads_of(h: Any) -> int:
+    """The ``threads`` option of ``h`` (0: HiGHS's default)."""
+    got = h.getOptionValue("threads")  # (status, value) in the releases known here
+    return int(got[1] if isinstance(got, tuple) else got)
 
 
 #: the thread count of this process's HiGHS thread pool (0: HiGHS's default; None: no run yet)
@@ -203,8 +208,8 @@ MIP_PRESOLVE = "off"
 #: the best baseline plan (a good incumbent, often the optimum), and the flow rows make the LP
 #: nearly integral: the heuristics' sub-MIPs were most of what was left of the solve. Measured
 #: on every ``benchmarks/bench_mip.py`` case, with and without compress bands, by power and by
-#: cost (highspy 1.16): identical optima, 1.6x less solve time in all (the issue-11 target
-#: instance 0.50 -> 0.22 s). ``tests/test_mip_folding.py`` checks the optima against HiGHS's
+#: cost (highspy 1.16): identical optima, 1.6x less solve time summed over them (the issue-11
+#: target instance 0.50 -> 0.22 s). ``tests/test_mip_folding.py`` checks the optima against HiGHS's
 #: defaults. A release without one of these options (1.7 has only the effort) keeps its
 #: default for it.
 MIP_HEURISTICS: dict[str, bool | float] = {
@@ -372,8 +377,7 @@ class HighsModel:
         bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
         msg = h.modelStatusToString(ms)
         if ms == highspy.HighsModelStatus.kNotset:
-            got = h.getOptionValue("threads")
-            msg = threads_conflict(int(got[1] if isinstance(got, tuple) else got)) or msg
+            msg = threads_conflict(_threads_of(h)) or msg
         return SolverRun(status, x, obj, bound, gap_of(obj, bound), self.translate_s, t2 - t1,
                          msg)
 
