@@ -782,8 +782,10 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
     dollars and GPUs at its lower-bound count are beaten by one of them
     (:func:`_screen_counts`) is dominated at any count and is not sized; one that would be
     dominated from some count ``N_t`` up is tested once at ``N_t - 1``, and if it fails there
-    its fewest instances are at least ``N_t``: dominated too. The rest are sized as usual. Every candidate dropped so is dominated in exact watts by a sized
-    one, so the MIP optimum is unchanged (``docs/formulation.md`` section 5)."""
+    its fewest instances are at least ``N_t``: dominated too, and if it passes that count is
+    its sizing's first known pass. The rest are sized as usual. Every candidate dropped so is
+    dominated in exact watts by a sized one, so the MIP optimum is unchanged
+    (``docs/formulation.md`` section 5)."""
     st = problem.settings
     out = []
     for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family],
