@@ -160,6 +160,7 @@ def solve_pyomo(
     m = build_pyomo_model(problem, cset, objective, power_cap_w)
     model_s = time.perf_counter() - t_model
     kwargs, options = solver_arguments(solver, time_limit, mip_gap, threads)
+    pool = 0 if threads is None else int(threads)  # HiGHS's pool size (0: its default)
     if solver.lower() == "highs":
         from pyomo.contrib.solver.common.results import TerminationCondition as TC
         from pyomo.contrib.solver.solvers.highs import Highs
@@ -169,7 +170,7 @@ def solve_pyomo(
             t0 = time.perf_counter()
             opt.set_instance(m)
             t1 = time.perf_counter()
-            highs.match_threads(0 if threads is None else int(threads))  # one pool per process
+            highs.match_threads(pool)  # one pool per process
             res = opt.solve(
                 m, **kwargs, load_solutions=False, raise_exception_on_nonoptimal_result=False,
                 tee=highs.verbose(), solver_options={"random_seed": 0, **options},
@@ -188,7 +189,7 @@ def solve_pyomo(
             math.isfinite(res.objective_bound) else None
         translate_s, solve_s, msg = t1 - t0, t2 - t1, str(tc)
         if outcome == "other":  # HiGHS's pool may not serve this count (highs.match_threads)
-            msg = highs.threads_conflict(0 if threads is None else int(threads)) or msg
+            msg = highs.threads_conflict(pool) or msg
     else:
         from pyomo.opt import SolverStatus, TerminationCondition
 
@@ -200,7 +201,7 @@ def solve_pyomo(
                                 "use 'highs' (installed with fleetopt)")
         t0 = time.perf_counter()
         if solver.lower() == "appsi_highs":  # highspy in this process: one pool per process
-            highs.match_threads(0 if threads is None else int(threads))
+            highs.match_threads(pool)
         with highs.solver_output():
             res = opt.solve(m, load_solutions=False, options=options, tee=highs.verbose(),
                             **kwargs)
@@ -218,7 +219,7 @@ def solve_pyomo(
         bound = None
         translate_s, solve_s, msg = 0.0, t2 - t0, str(tc)
         if outcome == "other" and solver.lower() == "appsi_highs":
-            msg = highs.threads_conflict(0 if threads is None else int(threads)) or msg
+            msg = highs.threads_conflict(pool) or msg
     x = None
     if obj is not None:
         x = np.zeros(data.ncol)
