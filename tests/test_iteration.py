@@ -197,6 +197,57 @@ def test_stacked_equals_per_deployment(catalog):
     assert p_all.shape == shape
 
 
+def _random_steps(n_dep: int, seed: int = 2) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    shape = (4, 3, n_dep)
+    D = rng.integers(0, 512, shape).astype(float)
+    P = rng.integers(0, 4096, shape).astype(float)
+    return (D, D * rng.uniform(0, 8000, shape), P, P * rng.uniform(0, 4000, shape),
+            rng.uniform(0, 4000, shape) * (P > 0))
+
+
+@pytest.mark.parametrize("keys", [("t_step",), ("t_step", "t_gpu", "bytes_mean", "t_floor"),
+                                  ("t_mem", "bytes"), ("t_cmp", "t_host", "flops_bf16eq")])
+def test_terms_of_is_terms_restricted(catalog, keys):
+    """terms_of(keys) gives the same bits as terms() for those keys, whether or not the keys
+    need the optional terms (t_mem, t_cmp, bytes) the formula then skips."""
+    cs = [resolve(Deployment(g, tp, dt, "fp16", ep), m, catalog).step
+          for g, m, tp, ep, dt in DEPLOYMENTS]
+    stk = StepCoefficients.stack(cs)
+    args = _random_steps(len(cs))
+    full = stk.terms(*args)
+    got = stk.terms_of(keys, *args)
+    assert list(got) == list(keys)
+    for k in keys:
+        np.testing.assert_array_equal(got[k], getattr(full, k), err_msg=k)
+        assert got[k].shape == args[0].shape, k
+    # non-finite inputs give NaN in every field, as in terms()
+    bad = (np.array([np.inf, 1.0]), np.array([1.0, np.nan]))
+    with np.errstate(invalid="ignore"):
+        for k in keys:
+            np.testing.assert_array_equal(np.isnan(cs[0].terms_of(keys, *bad)[k]),
+                                          np.isnan(getattr(cs[0].terms(*bad), k)), err_msg=k)
+
+
+def test_dense_shortcut_is_the_routed_formula_at_keep_prob_one(catalog):
+    """A dense deployment skips the expert-routing terms (p = share = 0): the same bits as the
+    routed arithmetic evaluated at keep_prob = 1; a stack with any MoE member takes the
+    routed path."""
+    dense = [resolve(Deployment(g, tp, dt, "fp16", ep), m, catalog).step
+             for g, m, tp, ep, dt in DEPLOYMENTS if m.startswith("llama")]
+    stk = StepCoefficients.stack(dense)
+    assert stk.dense and all(c.dense for c in dense)
+    routed = replace(stk)
+    routed.__dict__["dense"] = False  # the cached flag, overridden: the general arithmetic
+    args = _random_steps(len(dense), seed=3)
+    a, b = stk.terms(*args), routed.terms(*args)
+    for f in a.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    moe = [resolve(Deployment(g, tp, dt, "fp16", ep), m, catalog).step
+           for g, m, tp, ep, dt in DEPLOYMENTS]
+    assert not StepCoefficients.stack(moe).dense
+
+
 @given(k=st.integers(0, len(DEPLOYMENTS) - 1), b1=st.integers(1, 2048), b2=st.integers(1, 2048),
        ctx=st.floats(0, 32768))
 def test_step_time_non_decreasing_in_batch(catalog, k, b1, b2, ctx):

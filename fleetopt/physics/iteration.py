@@ -69,6 +69,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
@@ -277,11 +278,17 @@ class StepTerms:
 
 
 def _formula(c: StepCoefficients, xp: Any, D: Num, K_d: Num, P: Num, A_p: Num,
-             K_p: Num) -> tuple[Num, ...]:
-    """THE step formula (module docstring), written once for numpy arrays and for floats."""
+             K_p: Num, full: bool = True) -> tuple[Any, ...]:
+    """THE step formula (module docstring), written once for numpy arrays and for floats.
+    ``full=False`` leaves out the three terms no time or power figure reads (``t_mem``,
+    ``t_cmp``, ``bytes``: None); the others are the same numbers."""
     T = D + P
-    p = 1.0 - c.keep_prob ** xp.maximum(T, 1.0)
-    share = xp.minimum(1.0, p + c.z_ep * xp.sqrt(p * (1.0 - p) * c.inv_experts_per_gpu))
+    if c.dense:  # keep_prob = 1: no expert is ever touched (p = share = 0 exactly)
+        p: Num = 0.0
+        share: Num = 0.0
+    else:
+        p = 1.0 - c.keep_prob ** xp.maximum(T, 1.0)
+        share = xp.minimum(1.0, p + c.z_ep * xp.sqrt(p * (1.0 - p) * c.inv_experts_per_gpu))
     t_wd = c.c_wd
     t_cd = D * c.c_cd_dec + P * c.c_cd_pre
     t_we = c.c_we * share
@@ -301,11 +308,24 @@ def _formula(c: StepCoefficients, xp: Any, D: Num, K_d: Num, P: Num, A_p: Num,
     t_step = xp.maximum(t_gpu, c.t_host)
     kv_bytes = c.kv_tok * kv
     e_bytes = c.e_tok * T
-    return (t_step, t_gpu, t_gemm, t_attn, t_elem, t_comm, t_fixed, t_seqwork,
-            t_wd + t_we + t_kv + t_elem, t_cd + t_ce + t_ca,
-            c.w_dense + c.w_exp * share + kv_bytes + e_bytes,
+    if full:
+        t_mem, t_cmp = t_wd + t_we + t_kv + t_elem, t_cd + t_ce + t_ca
+        b = c.w_dense + c.w_exp * share + kv_bytes + e_bytes
+    else:
+        t_mem = t_cmp = b = None
+    return (t_step, t_gpu, t_gemm, t_attn, t_elem, t_comm, t_fixed, t_seqwork, t_mem, t_cmp, b,
             c.w_dense + c.w_exp * p + kv_bytes + e_bytes,
             c.f_tok_bf16eq * T + c.f_dec * K_d + c.f_pre * A_p)
+
+
+#: the fields of :class:`StepTerms` in the order :func:`_formula` returns them (the constants
+#: ``t_host``, ``t_floor`` and ``t_floor_x`` are the coefficients themselves)
+_FORMULA_FIELDS = ("t_step", "t_gpu", "t_gemm", "t_attn", "t_elem", "t_comm", "t_fixed",
+                   "t_seqwork", "t_mem", "t_cmp", "bytes", "bytes_mean", "flops_bf16eq")
+_CONSTANT_FIELDS = ("t_host", "t_floor", "t_floor_x")
+#: what ``_formula(full=False)`` leaves out
+_OPTIONAL_FIELDS = frozenset(("t_mem", "t_cmp", "bytes"))
+_ALL_FIELDS = tuple(f.name for f in fields(StepTerms))
 
 
 _NUMERIC_FIELDS = (
@@ -392,6 +412,12 @@ class StepCoefficients:
     def stacked(self) -> bool:
         return np.ndim(self.c_wd) > 0
 
+    @cached_property
+    def dense(self) -> bool:
+        """Every deployment dense (``keep_prob = 1``): the step formula skips expert routing,
+        whose terms are then exactly 0."""
+        return bool(np.all(np.asarray(self.keep_prob) == 1.0))
+
     def __len__(self) -> int:
         """Deployments in a stack (1 for a single deployment)."""
         return int(np.size(self.c_wd))
@@ -427,11 +453,23 @@ class StepCoefficients:
               K_p: ArrayLike = 0.0) -> StepTerms:
         """Every term of the steps ``(D, K_d, P, A_p, K_p)`` (numpy, broadcast; with stacked
         coefficients the last axis of the inputs is the deployment)."""
+        return StepTerms(**self.terms_of(_ALL_FIELDS, D, K_d, P, A_p, K_p))
+
+    def terms_of(self, keys: Sequence[str], D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0,
+                 A_p: ArrayLike = 0.0, K_p: ArrayLike = 0.0) -> dict[str, NDArray[np.float64]]:
+        """The terms ``keys`` of :meth:`terms` alone, as a dict (the same numbers; a table
+        that reads a few terms skips the others' arithmetic)."""
         a = [np.asarray(x, dtype=float) for x in (D, K_d, P, A_p, K_p)]
-        zero = a[0] * 0.0 + a[1] * 0.0 + a[2] * 0.0 + a[3] * 0.0 + a[4] * 0.0
+        # every field gets the inputs' full shape (NaN where an input is NaN or infinite)
+        zero = (a[0] + a[1] + a[2] + a[3] + a[4]) * 0.0
         if self.stacked:
             zero = zero + np.asarray(self.c_wd) * 0.0
-        return self._wrap(_formula(self, _NP, *a), zero)
+        r = _formula(self, _NP, a[0], a[1], a[2], a[3], a[4],
+                     full=not _OPTIONAL_FIELDS.isdisjoint(keys))
+        val = dict(zip(_FORMULA_FIELDS, r, strict=True))
+        for k in _CONSTANT_FIELDS:
+            val[k] = getattr(self, k)
+        return {k: val[k] + zero for k in keys}
 
     def scalar_terms(self, D: float, K_d: float, P: float = 0.0, A_p: float = 0.0,
                      K_p: float = 0.0) -> StepTerms:
@@ -445,15 +483,10 @@ class StepCoefficients:
         return float(_formula(self, _PY, D, K_d, P, A_p, K_p)[0])
 
     def _wrap(self, r: tuple[Num, ...], zero: Num) -> StepTerms:
-        (t_step, t_gpu, t_gemm, t_attn, t_elem, t_comm, t_fixed, t_seqwork, t_mem, t_cmp,
-         b, b_mean, fl) = r
-        return StepTerms(
-            t_step=t_step + zero, t_gpu=t_gpu + zero, t_host=self.t_host + zero,
-            t_gemm=t_gemm + zero, t_attn=t_attn + zero, t_elem=t_elem + zero,
-            t_comm=t_comm + zero, t_fixed=t_fixed + zero, t_floor=self.t_floor + zero,
-            t_floor_x=self.t_floor_x + zero, t_seqwork=t_seqwork + zero, t_mem=t_mem + zero,
-            t_cmp=t_cmp + zero, bytes=b + zero, bytes_mean=b_mean + zero,
-            flops_bf16eq=fl + zero)
+        val = dict(zip(_FORMULA_FIELDS, r, strict=True))
+        for k in _CONSTANT_FIELDS:
+            val[k] = getattr(self, k)
+        return StepTerms(**{k: val[k] + zero for k in _ALL_FIELDS})
 
     def prefill_s(self, prompt_tokens: int, chunk_tokens: int, decode_seqs: float = 0.0,
                   decode_ctx_tokens: float = 0.0) -> float:

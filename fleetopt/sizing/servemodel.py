@@ -56,6 +56,7 @@ THE SEAM with the physics layer is :func:`physics_of` (see :class:`InstancePhysi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -291,15 +292,52 @@ class ContractPhysics:
                 [x.power_model for x in items]), **lim)
 
     def take(self, idx: ArrayLike) -> ContractPhysics:
-        lim: dict[str, Any] = {k: np.asarray(getattr(self, k))[np.asarray(idx)]
-                               for k in _LIMIT_FIELDS}
-        return dataclasses.replace(
-            self, step=_take_dataclass(self.step, idx),
-            power_model=_take_dataclass(self.power_model, idx), **lim)
+        i = np.asarray(idx)
+        plan = self._take_plan
+        if plan is None:
+            lim: dict[str, Any] = {k: np.asarray(getattr(self, k))[i] for k in _LIMIT_FIELDS}
+            return dataclasses.replace(
+                self, step=_take_dataclass(self.step, idx),
+                power_model=_take_dataclass(self.power_model, idx), **lim)
+        step_names, pm_names, table = plan
+        rows = iter(table[:, i])  # one gather for every per-deployment number
+        step = dataclasses.replace(self.step, **{n: next(rows) for n in step_names})
+        pm = dataclasses.replace(self.power_model, **{n: next(rows) for n in pm_names})
+        return dataclasses.replace(self, step=step, power_model=pm,
+                                   **{k: next(rows) for k in _LIMIT_FIELDS})
+
+    @functools.cached_property
+    def _take_plan(self) -> tuple[list[str], list[str], F] | None:
+        """A stack's per-deployment numbers as one table (a row per field: the step's, the
+        power model's, the engine limits), so that :meth:`take` gathers once; None when
+        some field is not a 1-D float array over the deployments (then field by field).
+        Either way the same numbers."""
+        def arrays(obj: Any) -> list[str]:
+            return [f.name for f in dataclasses.fields(obj)
+                    if isinstance(getattr(obj, f.name), np.ndarray)
+                    and np.ndim(getattr(obj, f.name)) >= 1]
+
+        sn, pn = arrays(self.step), arrays(self.power_model)
+        cols = [getattr(self.step, n) for n in sn] + [getattr(self.power_model, n) for n in pn] \
+            + [np.asarray(getattr(self, k)) for k in _LIMIT_FIELDS]
+        n = len(cols[0]) if cols else 0
+        if not n or any(c.ndim != 1 or len(c) != n or c.dtype != np.float64 for c in cols):
+            return None
+        return sn, pn, np.stack(cols)
 
     def terms(self, D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0, A_p: ArrayLike = 0.0,
               K_p: ArrayLike = 0.0) -> dict[str, F]:
         return self._as_dict(self.step.terms(D, K_d, P, A_p, K_p))  # contract: StepTerms
+
+    def terms_of(self, keys: Sequence[str], D: ArrayLike, K_d: ArrayLike, P: ArrayLike = 0.0,
+                 A_p: ArrayLike = 0.0, K_p: ArrayLike = 0.0) -> dict[str, F]:
+        """The terms ``keys`` of :meth:`terms` alone (the same numbers): the step model's own
+        ``terms_of`` when it has one (it then skips the terms no one reads)."""
+        f = getattr(self.step, "terms_of", None)
+        if f is None:
+            got = self.terms(D, K_d, P, A_p, K_p)
+            return {k: got[k] for k in keys}
+        return {k: np.asarray(v, dtype=float) for k, v in f(keys, D, K_d, P, A_p, K_p).items()}
 
     @staticmethod
     def _as_dict(t: Any) -> dict[str, F]:
@@ -528,6 +566,17 @@ def _sum_of_waits(pa: F, ta: F, pw: F, tw: F) -> tuple[F, F]:
 _TERMS_CHUNK = 8192
 
 
+def _terms_of(ph: Any, keys: Sequence[str], *args: ArrayLike) -> dict[str, F]:
+    """The terms ``keys`` of ``ph.terms(*args)`` (the physics' ``terms_of`` where it has one:
+    the same numbers, without the terms no one reads)."""
+    f = getattr(ph, "terms_of", None)
+    if f is not None:
+        out: dict[str, F] = f(keys, *args)
+        return out
+    got = ph.terms(*args)
+    return {k: np.asarray(got[k]) for k in keys}
+
+
 def _terms_sliced(ph: Any, keys: Sequence[str], *args: ArrayLike) -> dict[str, F]:
     """The terms ``keys`` of ``ph.terms(*args)``, evaluated on slices of the leading axis of
     the broadcast inputs: the same numbers (every term is elementwise), faster on large
@@ -537,11 +586,10 @@ def _terms_sliced(ph: Any, keys: Sequence[str], *args: ArrayLike) -> dict[str, F
     inner = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     step = max(1, _TERMS_CHUNK // max(inner, 1))
     if len(shape) < 2 or shape[0] <= step:
-        got = ph.terms(*a)
-        return {k: np.asarray(got[k]) for k in keys}
+        return _terms_of(ph, keys, *a)
     out = {k: np.empty(shape) for k in keys}
     for i in range(0, shape[0], step):
-        got = ph.terms(*(x[i:i + step] for x in a))
+        got = _terms_of(ph, keys, *(x[i:i + step] for x in a))
         for k in keys:
             out[k][i:i + step] = got[k]
     return out
@@ -759,12 +807,13 @@ class ServeFamily:
         self.Dg = Dg.T.copy()  # C x G
         Kd = Dg * self.Lbar[None, :]
         z = np.zeros_like(Dg)
-        dec = ph.terms(Dg, Kd, z, z, z)
         keys = tuple(ph.power_terms)
+        tkeys = tuple(dict.fromkeys(("t_step", *keys)))  # what the tables read
+        dec = _terms_of(ph, tkeys, Dg, Kd, z, z, z)
         tau_d = np.maximum.accumulate(np.asarray(dec["t_step"]), axis=0)
         ctok = np.maximum(self.B[None, :] - Dg, 1.0)  # G x C
         s_full = np.maximum(self.ppt[None, :] - (ctok + 1.0) / 2.0, 0.0)
-        full = ph.terms(Dg, Kd, ctok, ctok * self.ppt[None, :], s_full)
+        full = _terms_of(ph, ("t_step",), Dg, Kd, ctok, ctok * self.ppt[None, :], s_full)
         tau_f = np.maximum.accumulate(np.asarray(full["t_step"]), axis=0)
         # prompts at the grid's lengths, this column's hit share
         lin_q = self.grid
@@ -789,13 +838,16 @@ class ServeFamily:
             # one decoder count at a time (the formula's temporaries stay in cache;
             # elementwise, so the same bits); pt: summed over the prompts row by row (a
             # contiguous last axis: the same bits in any family)
-            for gg in rows:
-                last = sub_ph.terms(D3[gg][:, cc], D3[gg][:, cc] * self.Lbar[cc],
-                                    size[gg][:, cc], lpairs[gg][:, cc], start[gg][:, cc])
-                own[gg][:, cc] = last["t_step"]
+            per = max(1, _TERMS_CHUNK // max(wq.size, 1))
+            for r0 in range(rows.start, rows.stop, per):
+                r1 = min(r0 + per, rows.stop)
+                Dr = D3[r0:r1][:, :, cc]
+                last = _terms_of(sub_ph, tkeys, Dr, Dr * self.Lbar[cc], size[r0:r1][:, :, cc],
+                                 lpairs[r0:r1][:, :, cc], start[r0:r1][:, :, cc])
+                own[r0:r1, :, cc] = last["t_step"]
                 for key in keys:
-                    pt[key][gg, cc] = np.ascontiguousarray(
-                        (np.asarray(last[key]) * wq).T).sum(axis=1)
+                    pt[key][r0:r1, cc] = np.ascontiguousarray(
+                        np.swapaxes(np.asarray(last[key]) * wq, 1, 2)).sum(axis=2)
             # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
             # else that many samples and the sum of their piecewise-linear interpolation
             inc = np.zeros(len(Dg[0]), dtype=bool)
@@ -825,8 +877,7 @@ class ServeFamily:
             sub_args = (D_e + 0 * s_e, D_e * self.Lbar[ci][:, None] + 0 * s_e, c_e + 0 * s_e,
                         c_e * s_e + c_e * (c_e + 1.0) / 2.0, s_e)
             # physics of entry e broadcast along the last axis: transpose to (J, M)
-            ft = _terms_sliced(sub, tuple(dict.fromkeys(("t_step", *keys))),
-                               *(a.T for a in sub_args))
+            ft = _terms_sliced(sub, tkeys, *(a.T for a in sub_args))
             add = (np.asarray(ft["t_step"]).T * wgt).sum(axis=1)
             np.add.at(own, (gi, qi, ci), add)
             w_e = self.Wq[ci, qi]
@@ -890,19 +941,12 @@ class ServeFamily:
             self._finish(cc)
 
     # --- the operating point --------------------------------------------------------------
-    def _rate(self, cols: NDArray[np.int64], lam1: F, g: Any,
-              t: F | None = None) -> tuple[F, F, F, F, F]:
-        """``(D, S_own, S_n, tau_d, r)`` at grid points ``g`` (t None) or inside cell ``g``."""
-        if t is None:
-            D, So, Sn, td = (x[cols][:, g] for x in (self.Dg, self.S_own, self.S_n,
-                                                      self.tau_d))
-            lam = lam1[:, None]
-        else:
-            D, So, Sn, td = (self._lerp(x, cols, g, t) for x in (self.Dg, self.S_own,
-                                                                   self.S_n, self.tau_d))
-            lam = lam1
-        r = lam * Sn + (1.0 - lam * So) / td
-        return D, So, Sn, td, r
+    @staticmethod
+    def _steps_per_s(lam1: F, S_n: F, S_own: F, tau_d: F) -> F:
+        """Steps per second of an instance at a table point: ``r = lam1 S_n + (1 - lam1 S_own)
+        / tau_d`` (the time left by its prompts' own steps runs decode steps)."""
+        r: F = lam1 * S_n + (1.0 - lam1 * S_own) / tau_d
+        return r
 
     def _fixed_point(self, cols: NDArray[np.int64], lam1: F) -> tuple[F, NDArray[np.int64], F,
                                                                        NDArray[np.bool_]]:
@@ -912,20 +956,20 @@ class ServeFamily:
         ``h(D) = D r(D) - lam1 E_dec`` is negative at ``D = 0``; the first grid point where it
         is not brackets the root, found by bisection in the cell."""
         need = lam1 * self.E_dec[cols]
-        D, _, _, _, r = self._rate(cols, lam1, slice(None))
+        D = self.Dg[cols]
+        r = self._steps_per_s(lam1[:, None], self.S_n[cols], self.S_own[cols], self.tau_d[cols])
         h = D * r - need[:, None]
         G = D.shape[1]
         pos = h[:, 1:] >= 0.0
         found = pos.any(axis=1)
         g = np.where(found, np.argmax(pos, axis=1), G - 2)  # cell [g, g + 1]
-        rows = np.arange(len(cols))
-        ends = [(x[cols][rows, g], x[cols][rows, g + 1]) for x in (self.Dg, self.S_own, self.S_n,
-                                                                    self.tau_d)]
+        ends = [(x[cols, g], x[cols, g + 1]) for x in (self.Dg, self.S_own, self.S_n, self.tau_d)]
         (D0, D1), (O0, O1), (n0, n1), (T0, T1) = ends
+        dD, dO, dN, dT = D1 - D0, O1 - O0, n1 - n0, T1 - T0
+
         def hfun(x: F) -> F:
-            Dm = D0 + x * (D1 - D0)
-            rm = lam1 * (n0 + x * (n1 - n0)) + (1.0 - lam1 * (O0 + x * (O1 - O0))) / (
-                T0 + x * (T1 - T0))
+            Dm = D0 + x * dD
+            rm = self._steps_per_s(lam1, n0 + x * dN, O0 + x * dO, T0 + x * dT)
             out: F = Dm * rm - need
             return out
 
@@ -934,18 +978,23 @@ class ServeFamily:
         lo = np.zeros(len(cols))
         hi = np.ones(len(cols))
         f_lo, f_hi = hfun(lo), hfun(hi)
-        side = np.zeros(len(cols), dtype=np.int8)
-        for _ in range(10):  # a fixed count: a pair's result never depends on the others
-            with np.errstate(invalid="ignore", divide="ignore"):
+        was_up = np.zeros(len(cols), dtype=bool)  # the last step moved hi (lo: was_dn)
+        was_dn = np.zeros(len(cols), dtype=bool)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for _ in range(10):  # a fixed count: a pair's result never depends on the others
                 x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
-            x = np.where(np.isfinite(x) & (x > lo) & (x < hi), x, 0.5 * (lo + hi))
-            fx = hfun(x)
-            up = fx >= 0.0
-            f_lo = np.where(up & (side == 1), 0.5 * f_lo, f_lo)
-            f_hi = np.where(~up & (side == -1), 0.5 * f_hi, f_hi)
-            hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
-            lo, f_lo = np.where(up, lo, x), np.where(up, f_lo, fx)
-            side = np.where(up, 1, -1).astype(np.int8)
+                # (a NaN or infinite x fails both comparisons: lo and hi stay finite)
+                x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+                fx = hfun(x)
+                up = fx >= 0.0
+                dn = ~up
+                np.multiply(f_lo, 0.5, out=f_lo, where=up & was_up)
+                np.multiply(f_hi, 0.5, out=f_hi, where=dn & was_dn)
+                np.copyto(hi, x, where=up)
+                np.copyto(f_hi, fx, where=up)
+                np.copyto(lo, x, where=dn)
+                np.copyto(f_lo, fx, where=dn)
+                was_up, was_dn = up, dn
         zero = need <= 0
         t = np.where(zero, 0.0, np.where(found, hi, 1.0))
         g = np.where(zero, 0, g)
@@ -976,7 +1025,8 @@ class ServeFamily:
         ell = self._lerp(self.ell, cols, g, t)
         tau_d = self._lerp(self.tau_d, cols, g, t)
         tau_f = self._lerp(self.tau_f, cols, g, t)
-        _, S_own, _, _, r = self._rate(cols, lam1, g, t)
+        S_own = self._lerp(self.S_own, cols, g, t)
+        r = self._steps_per_s(lam1, self._lerp(self.S_n, cols, g, t), S_own, tau_d)
         f = lam1 * S_own
         wq = self.Wq[cols]
         extra = np.maximum(own - nch * tau_d[:, None], 0.0)
@@ -1032,17 +1082,15 @@ class ServeFamily:
         of its lengths weighted by the pool's request weights: half the kinds, and a tail that
         cannot rise with ``N`` (every weight and every length falls). Returns ``(weights, lengths)`` of shape (pairs, kinds), the decode kind first."""
         wq, own = op["wq"], op["own"]
-        n = len(own)
-        pi = op["lam1"][:, None] * wq * own
-        ell2 = wq * op["ell"] ** 2
-        w = wq
-        if self.grid_odd:  # align the pairs with the whole grid's
-            z = np.zeros((n, 1))
-            pi, ell2, w = np.hstack([z, pi]), np.hstack([z, ell2]), np.hstack([z, w])
-        if pi.shape[1] % 2:
-            z = np.zeros((n, 1))
-            pi, ell2, w = np.hstack([pi, z]), np.hstack([ell2, z]), np.hstack([w, z])
-        K = pi.shape[1] // 2
+        n, Q = own.shape
+        # a zero in front aligns the pairs with the whole grid's, one behind completes the last
+        off = int(self.grid_odd)
+        K = (off + Q + 1) // 2
+        buf = np.zeros((3, n, 2 * K))
+        pi, ell2, w = buf
+        pi[:, off:off + Q] = op["lam1"][:, None] * wq * own
+        ell2[:, off:off + Q] = wq * op["ell"] ** 2
+        w[:, off:off + Q] = wq
         Wk = np.empty((n, K + 1))
         Lk = np.empty((n, K + 1))
         f = np.clip(op["f"], 0.0, 1.0)
