@@ -146,6 +146,37 @@ def test_stacked_deployments_equal_one_at_a_time():
         np.testing.assert_array_equal(both.min_instances()[c], one.min_instances())
 
 
+def test_per_lower_edge_hit_shares_give_each_pool_its_own_tables():
+    """Hit shares that differ by lower edge (the LRU estimate per pool) give each column the
+    tables of a family of that lower edge alone (bit for bit where no sum over the mix enters):
+    a prompt's chunks are shared by the columns of one deployment and hit share, never across
+    hit shares."""
+    w = builtin("azure", 400)
+    lows = [0, 512, 1024, 3072]
+    hits = np.array([0.0, 0.3, 0.0, 0.6])
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps, lows, 8192, 8192)
+    profs = [_prof("H100-SXM", 8, "fp16"), _prof("B200", 4, "fp8")]
+    st_ = Settings(500)
+    phs = [physics_of(pr, st_) for pr in profs]
+    slots = [pr.slots(8192) for pr in profs]
+    fam = ServeFamily(phs, mix, st_, slots, hits)
+    for li, lo in enumerate(lows):
+        one_mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps, [lo],
+                             8192, 8192)
+        one = ServeFamily(phs, one_mix, st_, slots, hits[li])
+        for j in range(len(profs)):
+            c, c1 = j * len(lows) + li, j
+            if len(one.grid) != len(fam.grid):
+                continue  # a narrower range's own grid: other sums (covered elsewhere)
+            for name in ("own0", "nch", "queued_cap"):  # no decoders: no mix sums in them
+                np.testing.assert_array_equal(getattr(fam, name)[c], getattr(one, name)[c1],
+                                              err_msg=f"{name} at lower edge {lo}")
+            for name in ("own", "ell", "S_n", "S_own", "S_own0"):  # (mix sums: BLAS's order)
+                np.testing.assert_allclose(getattr(fam, name)[c], getattr(one, name)[c1],
+                                           rtol=1e-13, err_msg=f"{name} at lower edge {lo}")
+    assert fam.S_own0[1] < fam.S_own0[0]  # the 30 % hit cuts prefill
+
+
 def test_take_gathers_the_same_numbers_in_one_go():
     """A stack's take (one gather of a table of its per-deployment numbers) equals the field
     by field take, bit for bit, dense and MoE members alike."""

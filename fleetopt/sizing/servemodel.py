@@ -819,57 +819,62 @@ class ServeFamily:
         lin_q = self.grid
         lq = np.maximum(1.0, np.round(lin_q[:, None] * (1.0 - self.hit[None, :])))  # Q x C
         hq = lin_q[:, None] - lq
-        n = np.maximum(1.0, np.ceil(lq[None, :, :] / ctok[:, None, :]))  # G x Q x C
-        start = hq[None] + (n - 1.0) * ctok[:, None, :]
-        size = lq[None] - (n - 1.0) * ctok[:, None, :]
-        D3 = np.broadcast_to(Dg[:, None, :], n.shape)
-        lpairs = size * start + size * (size + 1.0) / 2.0
-        own = np.full(n.shape, math.nan)
+        C = len(Dg[0])
+        # a prompt's chunks depend on its column only through the deployment (budget, decoder
+        # grid) and the hit share: one "kind" per (deployment, hit share), its first column
+        # the representative (the same numbers as every column of the kind)
+        hit_i = np.unique(self.hit, return_inverse=True)[1].reshape(-1)
+        _, rep, kind = np.unique(self.dep * (int(hit_i.max(initial=0)) + 1) + hit_i,
+                                 return_index=True, return_inverse=True)
+        kind = kind.reshape(-1)
+        ctok_k = ctok[:, rep]  # G x K
+        n_k = np.maximum(1.0, np.ceil(lq[:, rep][None, :, :] / ctok_k[:, None, :]))  # G x Q x K
+        start_k = hq[:, rep][None] + (n_k - 1.0) * ctok_k[:, None, :]
+        size_k = lq[:, rep][None] - (n_k - 1.0) * ctok_k[:, None, :]
+        lpairs_k = size_k * start_k + size_k * (size_k + 1.0) / 2.0
+        G, Q = n_k.shape[0], len(lin_q)
+        own = np.full((G, Q, C), math.nan)
         pt = {k: np.full(Dg.shape, math.nan) for k in keys}
-        G = n.shape[0]
-        multi = np.nonzero(n >= 2.0)  # (row, prompt, column) of prompts beyond one chunk
 
-        def prompt_rows(rows: range, cc: NDArray[np.int64]) -> None:
-            """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc``."""
-            if not len(cc) or not len(rows):
-                return
-            sub_ph = ph if len(cc) == len(Dg[0]) else ph.take(cc)
-            wq = self.Wq[cc].T  # Q x cc
-            # one decoder count at a time (the formula's temporaries stay in cache;
-            # elementwise, so the same bits); pt: summed over the prompts row by row (a
-            # contiguous last axis: the same bits in any family)
-            per = max(1, _TERMS_CHUNK // max(wq.size, 1))
+        def raw_rows(rows: range, units: NDArray[np.int64], unit_kind: NDArray[np.int64]
+                     ) -> tuple[dict[str, F], tuple[NDArray[np.int64], ...], dict[str, F]]:
+            """The step terms of the prompts at decoder rows ``rows`` on the columns ``units``
+            (kinds ``unit_kind``): the last chunk's terms (rows x Q x units) and, per prompt
+            beyond one chunk, ``(row, prompt, unit index)`` with the weighted sum of its full
+            chunks' terms (exact up to _CHUNK_SAMPLES of them, else that many samples and
+            the sum of their piecewise-linear interpolation)."""
+            sub_ph = ph if len(units) == C else ph.take(units)
+            u_n = len(units)
+            # several decoder counts per call while the temporaries stay in cache
+            # (elementwise, so the same bits as one at a time)
+            per = max(1, _TERMS_CHUNK // max(Q * u_n, 1))
+            last: dict[str, F] = {k: np.empty((len(rows), Q, u_n)) for k in tkeys}
             for r0 in range(rows.start, rows.stop, per):
                 r1 = min(r0 + per, rows.stop)
-                Dr = D3[r0:r1][:, :, cc]
-                last = _terms_of(sub_ph, tkeys, Dr, Dr * self.Lbar[cc], size[r0:r1][:, :, cc],
-                                 lpairs[r0:r1][:, :, cc], start[r0:r1][:, :, cc])
-                own[r0:r1, :, cc] = last["t_step"]
-                for key in keys:
-                    pt[key][r0:r1, cc] = np.ascontiguousarray(
-                        np.swapaxes(np.asarray(last[key]) * wq, 1, 2)).sum(axis=2)
-            # full chunks (prompts longer than one chunk): exact up to _CHUNK_SAMPLES of them,
-            # else that many samples and the sum of their piecewise-linear interpolation
-            inc = np.zeros(len(Dg[0]), dtype=bool)
-            inc[cc] = True
-            e0, e1 = np.searchsorted(multi[0], [rows[0], rows[-1] + 1])  # sorted by row
-            gi, qi, ci = (x[e0:e1] for x in multi)
-            m = inc[ci]
-            gi, qi, ci = gi[m], qi[m], ci[m]
+                Dr = np.broadcast_to(Dg[r0:r1, None, units], (r1 - r0, Q, u_n))
+                got = _terms_of(sub_ph, tkeys, Dr, Dr * self.Lbar[units],
+                                size_k[r0:r1][:, :, unit_kind], lpairs_k[r0:r1][:, :, unit_kind],
+                                start_k[r0:r1][:, :, unit_kind])
+                for k in tkeys:
+                    last[k][r0 - rows.start:r1 - rows.start] = got[k]
+            gr, qi, ui = np.nonzero(n_k[rows.start:rows.stop][:, :, unit_kind] >= 2.0)
+            gi = gr + rows.start
+            sums: dict[str, F] = {k: np.zeros(len(gi)) for k in tkeys}
             if not len(gi):
-                return
-            nf = n[gi, qi, ci] - 1.0  # full chunks, indices 0 .. nf - 1
+                return last, (gi, qi, ui), sums
+            ci = units[ui]
+            nf = n_k[gi, qi, unit_kind[ui]] - 1.0  # full chunks, indices 0 .. nf - 1
             J = _CHUNK_SAMPLES
-            k = np.arange(J)[None, :]
+            k_ = np.arange(J)[None, :]
             exact = nf[:, None] <= J
-            pos_s = np.floor(k * (nf[:, None] - 1.0) / (J - 1))
-            pos = np.where(exact, k, pos_s)
+            pos_s = np.floor(k_ * (nf[:, None] - 1.0) / (J - 1))
+            pos = np.where(exact, k_, pos_s)
             seg = np.diff(pos_s, axis=1)  # J - 1 segments (sampled case: lengths >= 1)
             w_s = np.zeros((len(nf), J))
             w_s[:, :-1] += (seg + 1.0) / 2.0
             w_s[:, 1:] += (seg - 1.0) / 2.0
             w_s[:, -1] += 1.0
-            wgt = np.where(exact, (k < nf[:, None]).astype(float), w_s)
+            wgt = np.where(exact, (k_ < nf[:, None]).astype(float), w_s)
             c_e = ctok[gi, ci][:, None]
             s_e = hq[qi, ci][:, None] + pos * c_e
             D_e = Dg[gi, ci][:, None]
@@ -877,21 +882,60 @@ class ServeFamily:
             sub_args = (D_e + 0 * s_e, D_e * self.Lbar[ci][:, None] + 0 * s_e, c_e + 0 * s_e,
                         c_e * s_e + c_e * (c_e + 1.0) / 2.0, s_e)
             # physics of entry e broadcast along the last axis: transpose to (J, M)
-            ft = _terms_sliced(sub, tkeys, *(a.T for a in sub_args))
-            add = (np.asarray(ft["t_step"]).T * wgt).sum(axis=1)
-            np.add.at(own, (gi, qi, ci), add)
+            ft = _terms_sliced(sub, tkeys, *(x.T for x in sub_args))
+            for k in tkeys:
+                sums[k] = (np.asarray(ft[k]).T * wgt).sum(axis=1)
+            return last, (gi, qi, ui), sums
+
+        def place_rows(rows: range, cc: NDArray[np.int64], at: NDArray[np.int64],
+                       last: dict[str, F], entries: tuple[NDArray[np.int64], ...],
+                       sums: dict[str, F], lookup: NDArray[np.int64] | None = None) -> None:
+            """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc`` from
+            :func:`raw_rows` on units (column ``cc[j]`` reads unit ``at[j]``; ``lookup``: per
+            (row, prompt, unit) the entry index, when the units are not the columns)."""
+            wq = self.Wq[cc].T  # Q x cc
+            tl = last["t_step"][:, :, at]
+            own[rows.start:rows.stop, :, cc] = tl
+            for key in keys:
+                # summed over the prompts row by row (a contiguous last axis: the same bits
+                # in any family)
+                pt[key][rows.start:rows.stop, cc] = np.ascontiguousarray(
+                    np.swapaxes(last[key][:, :, at] * wq, 1, 2)).sum(axis=2)
+            gi, qi, ui = entries
+            if not len(gi):
+                return
+            e: Any = slice(None)
+            if lookup is None:
+                ci = cc[ui]
+            else:  # every column of each entry's unit, prompt-ascending per column
+                gr, qi, j = np.nonzero(n_k[rows.start:rows.stop][:, :, kind[cc]] >= 2.0)
+                gi = gr + rows.start
+                ci = cc[j]
+                e = lookup[gr, qi, at[j]]
+            np.add.at(own, (gi, qi, ci), sums["t_step"][e])
             w_e = self.Wq[ci, qi]
             for key in keys:
-                np.add.at(pt[key], (gi, ci), (np.asarray(ft[key]).T * wgt).sum(axis=1) * w_e)
+                np.add.at(pt[key], (gi, ci), sums[key][e] * w_e)
 
-        every = np.arange(len(Dg[0]))
-        prompt_rows(range(0, 1), every)  # no decoders: what prefill_ok needs
+        def prompt_rows(rows: range, cc: NDArray[np.int64]) -> None:
+            """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc``."""
+            if len(cc) and len(rows):
+                last, entries, sums = raw_rows(rows, cc, kind[cc])
+                place_rows(rows, cc, np.arange(len(cc)), last, entries, sums)
+
+        # no decoders (what prefill_ok needs), for every column: no cached context either, so
+        # each kind's representative gives its columns' numbers
+        row0 = range(0, 1)
+        last, entries, sums = raw_rows(row0, rep, np.arange(len(rep)))
+        lookup = np.full((1, Q, len(rep)), -1, dtype=np.int64)
+        lookup[entries] = np.arange(len(entries[0]))
+        place_rows(row0, np.arange(C), kind, last, entries, sums, lookup)
         own0 = own[0].T  # C x Q
         self.prefill_late_share = (self.Wq * (own0 > self.settings.slo_s)).sum(axis=1)
         self.prefill_ok = self.prefill_late_share <= self.settings.prefill_late_budget
         self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
-        C = len(every)
-        self.nch = np.transpose(n, (2, 0, 1)).copy()
+        every = np.arange(C)
+        self.nch = np.transpose(n_k, (2, 0, 1))[kind]  # C x G x Q
         self.tau_d = tau_d.T.copy()  # C x G
         self.tau_f = tau_f.T.copy()
         # the most a queued request's first step can add to its own chunk: the rest of a
@@ -919,7 +963,7 @@ class ServeFamily:
             sub = np.maximum.accumulate(own[:, :, cc], axis=0)
             self.own[cc] = np.transpose(sub, (2, 0, 1))
             # length of one step of the prompt (the residual), non-decreasing in D
-            self.ell[cc] = np.transpose(np.maximum.accumulate(sub / n[:, :, cc], axis=0),
+            self.ell[cc] = np.transpose(np.maximum.accumulate(sub / n_k[:, :, kind[cc]], axis=0),
                                         (2, 0, 1))
             self.S_own[cc] = (self.own[cc] * self.Wq[cc][:, None, :]).sum(axis=2)
             for key in keys:
@@ -963,37 +1007,41 @@ class ServeFamily:
         pos = h[:, 1:] >= 0.0
         found = pos.any(axis=1)
         g = np.where(found, np.argmax(pos, axis=1), G - 2)  # cell [g, g + 1]
-        ends = [(x[cols, g], x[cols, g + 1]) for x in (self.Dg, self.S_own, self.S_n, self.tau_d)]
-        (D0, D1), (O0, O1), (n0, n1), (T0, T1) = ends
-        dD, dO, dN, dT = D1 - D0, O1 - O0, n1 - n0, T1 - T0
+        # the cell's ends of D, S_own, S_n and tau_d, one row each (elementwise: the same bits as
+        # four arrays, in a quarter of the calls)
+        tabs = (self.Dg, self.S_own, self.S_n, self.tau_d)
+        E0 = np.stack([x[cols, g] for x in tabs])
+        dE = np.stack([x[cols, g + 1] for x in tabs]) - E0
 
         def hfun(x: F) -> F:
-            Dm = D0 + x * dD
-            rm = self._steps_per_s(lam1, n0 + x * dN, O0 + x * dO, T0 + x * dT)
-            out: F = Dm * rm - need
+            Dm, So, n, T = E0 + x * dE
+            out: F = Dm * self._steps_per_s(lam1, n, So, T) - need
             return out
 
         # Illinois (regula falsi) on the bracket [lo, hi]: h(lo) < 0 <= h(hi); the upper end
-        # is kept, so D never falls below the root
-        lo = np.zeros(len(cols))
-        hi = np.ones(len(cols))
-        f_lo, f_hi = hfun(lo), hfun(hi)
-        was_up = np.zeros(len(cols), dtype=bool)  # the last step moved hi (lo: was_dn)
-        was_dn = np.zeros(len(cols), dtype=bool)
+        # is kept, so D never falls below the root. Rows: (end, its h), updated in place
+        m = len(cols)
+        LO = np.empty((2, m))
+        HI = np.empty((2, m))
+        LO[0], HI[0] = 0.0, 1.0
+        LO[1], HI[1] = hfun(LO[0]), hfun(HI[0])
+        lo, f_lo = LO
+        hi, f_hi = HI
+        XF = np.empty((2, m))
+        was_up = np.zeros(m, dtype=bool)  # the last step moved hi (lo: was_dn)
+        was_dn = np.zeros(m, dtype=bool)
         with np.errstate(invalid="ignore", divide="ignore"):
             for _ in range(10):  # a fixed count: a pair's result never depends on the others
                 x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
                 # (a NaN or infinite x fails both comparisons: lo and hi stay finite)
-                x = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
-                fx = hfun(x)
-                up = fx >= 0.0
+                XF[0] = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
+                XF[1] = hfun(XF[0])
+                up = XF[1] >= 0.0
                 dn = ~up
                 np.multiply(f_lo, 0.5, out=f_lo, where=up & was_up)
                 np.multiply(f_hi, 0.5, out=f_hi, where=dn & was_dn)
-                np.copyto(hi, x, where=up)
-                np.copyto(f_hi, fx, where=up)
-                np.copyto(lo, x, where=dn)
-                np.copyto(f_lo, fx, where=dn)
+                np.copyto(HI, XF, where=up)
+                np.copyto(LO, XF, where=dn)
                 was_up, was_dn = up, dn
         zero = need <= 0
         t = np.where(zero, 0.0, np.where(found, hi, 1.0))
