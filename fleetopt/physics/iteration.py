@@ -466,27 +466,25 @@ class StepCoefficients:
             zero = zero + np.asarray(self.c_wd) * 0.0
         r = _formula(self, _NP, a[0], a[1], a[2], a[3], a[4],
                      full=not _OPTIONAL_FIELDS.isdisjoint(keys))
-        val = dict(zip(_FORMULA_FIELDS, r, strict=True))
-        for k in _CONSTANT_FIELDS:
-            val[k] = getattr(self, k)
-        return {k: val[k] + zero for k in keys}
+        return self._fields(r, zero, keys)
 
     def scalar_terms(self, D: float, K_d: float, P: float = 0.0, A_p: float = 0.0,
                      K_p: float = 0.0) -> StepTerms:
         """:meth:`terms` of one step with plain floats (single deployments only)."""
-        return self._wrap(_formula(self, _PY, float(D), float(K_d), float(P), float(A_p),
-                                   float(K_p)), 0.0)
+        return StepTerms(**self._fields(_formula(self, _PY, float(D), float(K_d), float(P),
+                                                 float(A_p), float(K_p)), 0.0, _ALL_FIELDS))
 
     def step_s(self, D: float, K_d: float, P: float = 0.0, A_p: float = 0.0,
                K_p: float = 0.0) -> float:
         """Seconds of one step, plain floats: the scalar fast path of :meth:`terms`."""
         return float(_formula(self, _PY, D, K_d, P, A_p, K_p)[0])
 
-    def _wrap(self, r: tuple[Num, ...], zero: Num) -> StepTerms:
+    def _fields(self, r: tuple[Any, ...], zero: Num, keys: Sequence[str]) -> dict[str, Any]:
+        """The terms ``keys`` of a :func:`_formula` result, each broadcast by ``zero``."""
         val = dict(zip(_FORMULA_FIELDS, r, strict=True))
         for k in _CONSTANT_FIELDS:
             val[k] = getattr(self, k)
-        return StepTerms(**{k: val[k] + zero for k in _ALL_FIELDS})
+        return {k: val[k] + zero for k in keys}
 
     def prefill_s(self, prompt_tokens: int, chunk_tokens: int, decode_seqs: float = 0.0,
                   decode_ctx_tokens: float = 0.0) -> float:

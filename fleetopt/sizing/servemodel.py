@@ -865,16 +865,16 @@ class ServeFamily:
             ci = units[ui]
             nf = n_k[gi, qi, unit_kind[ui]] - 1.0  # full chunks, indices 0 .. nf - 1
             J = _CHUNK_SAMPLES
-            k_ = np.arange(J)[None, :]
+            jv = np.arange(J)[None, :]
             exact = nf[:, None] <= J
-            pos_s = np.floor(k_ * (nf[:, None] - 1.0) / (J - 1))
-            pos = np.where(exact, k_, pos_s)
+            pos_s = np.floor(jv * (nf[:, None] - 1.0) / (J - 1))
+            pos = np.where(exact, jv, pos_s)
             seg = np.diff(pos_s, axis=1)  # J - 1 segments (sampled case: lengths >= 1)
             w_s = np.zeros((len(nf), J))
             w_s[:, :-1] += (seg + 1.0) / 2.0
             w_s[:, 1:] += (seg - 1.0) / 2.0
             w_s[:, -1] += 1.0
-            wgt = np.where(exact, (k_ < nf[:, None]).astype(float), w_s)
+            wgt = np.where(exact, (jv < nf[:, None]).astype(float), w_s)
             c_e = ctok[gi, ci][:, None]
             s_e = hq[qi, ci][:, None] + pos * c_e
             D_e = Dg[gi, ci][:, None]
@@ -894,8 +894,7 @@ class ServeFamily:
             :func:`raw_rows` on units (column ``cc[j]`` reads unit ``at[j]``; ``lookup``: per
             (row, prompt, unit) the entry index, when the units are not the columns)."""
             wq = self.Wq[cc].T  # Q x cc
-            tl = last["t_step"][:, :, at]
-            own[rows.start:rows.stop, :, cc] = tl
+            own[rows.start:rows.stop, :, cc] = last["t_step"][:, :, at]
             for key in keys:
                 # summed over the prompts row by row (a contiguous last axis: the same bits
                 # in any family)
@@ -998,7 +997,7 @@ class ServeFamily:
         tau_d`` (each table linear in its cell): ``(D, cell, t within the cell, found)``.
 
         ``h(D) = D r(D) - lam1 E_dec`` is negative at ``D = 0``; the first grid point where it
-        is not brackets the root, found by bisection in the cell."""
+        is not brackets the root, found by regula falsi (Illinois) in the cell."""
         need = lam1 * self.E_dec[cols]
         D = self.Dg[cols]
         r = self._steps_per_s(lam1[:, None], self.S_n[cols], self.S_own[cols], self.tau_d[cols])
