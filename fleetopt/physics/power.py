@@ -191,7 +191,8 @@ def activity_power_floor_w(m: Any, c: StepCoefficients, decoders: ArrayLike,
         "bw_ar_span", "t_floor", "t_floor_x", "t_host")}
     D = np.asarray(decoders, dtype=float)
     ctx = np.asarray(ctx_per_decoder, dtype=float)
-    t = c.terms(D, D * ctx)
+    t = SimpleNamespace(**c.terms_of(("t_gpu", "flops_bf16eq", "bytes_mean", "t_seqwork"), D,
+                                     D * ctx))
     p = 1.0 - f["keep_prob"] ** np.maximum(D, 1.0)
     share = np.minimum(1.0, p + f["z_ep"] * np.sqrt(p * (1.0 - p) * f["inv_experts_per_gpu"]))
     t_gpu = np.asarray(t.t_gpu, dtype=float)
