@@ -169,11 +169,15 @@ def _stack_dataclass(items: Sequence[Any]) -> Any:
     return dataclasses.replace(first, **out)
 
 
+def _array_fields(obj: Any) -> list[str]:
+    """The fields of a dataclass that are arrays over deployments (what a take indexes)."""
+    return [f.name for f in dataclasses.fields(obj)
+            if isinstance(getattr(obj, f.name), np.ndarray) and np.ndim(getattr(obj, f.name)) >= 1]
+
+
 def _take_dataclass(obj: Any, idx: ArrayLike) -> Any:
     i = np.asarray(idx)
-    return dataclasses.replace(obj, **{
-        f.name: np.asarray(getattr(obj, f.name))[i] for f in dataclasses.fields(obj)
-        if isinstance(getattr(obj, f.name), np.ndarray) and np.ndim(getattr(obj, f.name)) >= 1})
+    return dataclasses.replace(obj, **{n: getattr(obj, n)[i] for n in _array_fields(obj)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -312,12 +316,7 @@ class ContractPhysics:
         power model's, the engine limits), so that :meth:`take` gathers once; None when
         some field is not a 1-D float array over the deployments (then field by field).
         Either way the same numbers."""
-        def arrays(obj: Any) -> list[str]:
-            return [f.name for f in dataclasses.fields(obj)
-                    if isinstance(getattr(obj, f.name), np.ndarray)
-                    and np.ndim(getattr(obj, f.name)) >= 1]
-
-        sn, pn = arrays(self.step), arrays(self.power_model)
+        sn, pn = _array_fields(self.step), _array_fields(self.power_model)
         cols = [getattr(self.step, n) for n in sn] + [getattr(self.power_model, n) for n in pn] \
             + [np.asarray(getattr(self, k)) for k in _LIMIT_FIELDS]
         n = len(cols[0]) if cols else 0
@@ -334,10 +333,8 @@ class ContractPhysics:
         """The terms ``keys`` of :meth:`terms` alone (the same numbers): the step model's own
         ``terms_of`` when it has one (it then skips the terms no one reads)."""
         f = getattr(self.step, "terms_of", None)
-        if f is None:
-            got = self.terms(D, K_d, P, A_p, K_p)
-            return {k: got[k] for k in keys}
-        return {k: np.asarray(v, dtype=float) for k, v in f(keys, D, K_d, P, A_p, K_p).items()}
+        got = self.terms(D, K_d, P, A_p, K_p) if f is None else f(keys, D, K_d, P, A_p, K_p)
+        return {k: np.asarray(got[k], dtype=float) for k in keys}
 
     @staticmethod
     def _as_dict(t: Any) -> dict[str, F]:
