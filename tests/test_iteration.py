@@ -496,10 +496,11 @@ def _floor_case(catalog, k):
 @given(k=st.integers(0, len(DEPLOYMENTS)), d0=st.floats(0, 600), ctx=st.floats(0, 30000),
        extra=st.lists(st.tuples(st.floats(0, 400), st.sampled_from([0, 0, 1, 64, 2048, 8192]),
                                 st.floats(0, 30000), st.floats(0.01, 5.0)),
-                      min_size=1, max_size=4))
-def test_power_floor_holds_for_any_mix_of_steps(catalog, k, d0, ctx, extra):
+                      min_size=1, max_size=4), u=st.floats(0, 1))
+def test_power_floor_holds_for_any_mix_of_steps(catalog, k, d0, ctx, extra, u):
     """activity_power_floor_w(D, ctx) is at most the watts of any mix of steps that each carry at
-    least D decoders of ctx cached tokens (plus any prefill chunk), and at least idle."""
+    least D decoders of ctx cached tokens (plus any prefill chunk), and at least idle; so is the
+    floor that knows a FLOP rate the mix runs at least (a share u of its own)."""
     from fleetopt.physics.power import activity_power_floor_w
 
     c, pm = _floor_case(catalog, k)
@@ -510,7 +511,32 @@ def test_power_floor_holds_for_any_mix_of_steps(catalog, k, d0, ctx, extra):
     s = np.array([st_ if p > 0 else 0.0 for _, p, st_, _ in extra])
     terms = c.terms(D, D * ctx, P, P * s + P * (P + 1) / 2, s)
     mix = terms.total(weights=np.array([w for *_, w in extra]))
-    assert float(pm.gpu_power_w(activity(mix, c))) >= floor * (1 - 1e-12)
+    watts = float(pm.gpu_power_w(activity(mix, c)))
+    assert watts >= floor * (1 - 1e-12)
+    rate = float(mix.flops_bf16eq) / float(mix.t_step)
+    floor_f = float(activity_power_floor_w(pm, c, d0, ctx, u * rate))
+    assert floor - 1e-9 <= floor_f <= watts * (1 + 1e-12)
+
+
+def test_power_floor_with_the_flop_rate_is_tight_on_prefill(catalog):
+    """A prefill-heavy mix's FLOP rate lifts the floor close to its watts: the decode-step
+    bound alone is far below them."""
+    from fleetopt.physics.power import activity_power_floor_w
+
+    prof = resolve(Deployment("H100-SXM", 8, "fp16", "fp16"), "llama-3.1-70b", catalog)
+    c, pm = prof.step, prof.power_model
+    D = np.array([8.0, 8.0])
+    P = np.array([0.0, 4096.0])
+    terms = c.terms(D, D * 2000.0, P, P * (P + 1) / 2, 0.0 * P)
+    mix = terms.total(weights=np.array([1.0, 4.0]))
+    watts = float(pm.gpu_power_w(activity(mix, c)))
+    rate = float(mix.flops_bf16eq) / float(mix.t_step)
+    plain = float(activity_power_floor_w(pm, c, 8.0, 2000.0))
+    with_rate = float(activity_power_floor_w(pm, c, 8.0, 2000.0, rate))
+    idle = float(pm.idle_w)
+    assert with_rate <= watts
+    assert with_rate - idle >= 0.75 * (watts - idle)
+    assert plain - idle <= 0.6 * (watts - idle)
 
 
 def test_power_floor_rises_with_decoders_and_needs_them(catalog):

@@ -160,12 +160,15 @@ _ACTIVITY_COEFS = ("b0", "b_c", "b_m", "b_x", "b_s")
 
 
 def activity_power_floor_w(m: Any, c: StepCoefficients, decoders: ArrayLike,
-                           ctx_per_decoder: ArrayLike) -> NDArray[np.float64]:
+                           ctx_per_decoder: ArrayLike, flops_per_s: ArrayLike = 0.0
+                           ) -> NDArray[np.float64]:
     """A proven lower bound on the per-GPU watts of :class:`ActivityPower` ``m`` (numeric fields
     scalars or arrays) on the deployment(s) ``c`` over ANY step, or any mix of steps (the
     :func:`activity` of their total), in which every step carries at least ``decoders`` decode
     tokens with ``ctx_per_decoder`` cached tokens each (``K_d = D ctx``, the serving model's
-    steps), plus any prefill chunks. Broadcast against stacked coefficients.
+    steps), plus any prefill chunks, and whose tensor FLOPs per second of step time
+    (``flops_bf16eq / t_step`` of the total) are at least ``flops_per_s`` (default 0: no
+    such knowledge). Broadcast against stacked coefficients.
 
     Why it holds (the step formula of :mod:`fleetopt.physics.iteration`; every term but the
     routed experts' streamed share is non-decreasing in every input, and that share is at
@@ -181,8 +184,10 @@ def activity_power_floor_w(m: Any, c: StepCoefficients, decoders: ArrayLike,
       the decode step's (all experts streamed) plus at most a fixed time per such unit (the
       all-reduce's per-token slope bounded through ``bw(m) >= min(bw_ar, bw_ar_hi)``). So
       every step's ``Y``, and any mix's, is at least the least of those ratios (mediants);
-    * then ``P >= idle + (tdp - idle) busy (1 - exp(-b0 - Y))`` since ``busy <= 1`` makes
-      ``Y / busy >= Y``, and ``P`` rises with ``busy`` and ``Y``.
+      and ``Y >= b_c U_c >= b_c flops_per_s / peak_bf16`` (every term of ``Y`` is >= 0);
+    * then ``P = idle + (tdp - idle) g(busy, Y)`` with ``g(s, Y) = s (1 - exp(-b0 - Y / s))``,
+      which rises with ``Y`` and with ``s`` (``dg/ds = 1 - exp(-b0 - z) (1 + z) >= 0``, ``z = Y /
+      s``, as ``e^z >= 1 + z``): so ``P >= idle + (tdp - idle) g(busy_lb, Y_lb)``.
     """
     f = {k: np.asarray(getattr(c, k), dtype=float) for k in (
         "keep_prob", "z_ep", "inv_experts_per_gpu", "c_we", "c_cd_dec", "c_cd_pre", "c_ce",
@@ -226,7 +231,11 @@ def activity_power_floor_w(m: Any, c: StepCoefficients, decoders: ArrayLike,
         for wk, tm in units:
             y = np.minimum(y, np.where(tm > 0, wk / np.where(tm > 0, tm, 1.0), np.inf))
     y = np.where(np.isfinite(y), np.maximum(y, 0.0), 0.0)
-    out = mm.idle_w + (mm.tdp_w - mm.idle_w) * busy * (1.0 - np.exp(-mm.b0 - y))
+    fl = np.asarray(flops_per_s, dtype=float)
+    y = np.maximum(y, mm.b_c * np.where(np.isfinite(fl) & (fl > 0), fl, 0.0) / pk)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(busy > 0, y / np.where(busy > 0, busy, 1.0), 0.0)
+    out = mm.idle_w + (mm.tdp_w - mm.idle_w) * busy * (1.0 - np.exp(-mm.b0 - z))
     return np.asarray(out, dtype=float)
 
 

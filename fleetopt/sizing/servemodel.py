@@ -119,9 +119,12 @@ class InstancePhysics(Protocol):
     * ``gpu_power_w(rates)``: per-GPU watts of an instance running steps back to back whose
       time-averaged terms are ``rates[k] = sum(term k) / sum(t_step)`` (so ``rates["t_step"]
       = 1``), for the keys in ``power_terms``;
-    * ``power_floor_w(D, ctx)``: a proven lower bound on ``gpu_power_w`` of any mix of steps
-      that each carry at least ``D`` decoders with ``ctx`` cached tokens each (plus any
-      prefill), broadcast over the deployments (:meth:`ServeFamily.watts_floor` needs it);
+    * ``power_floor_w(D, ctx, flops_per_s=0)``: a proven lower bound on ``gpu_power_w`` of any
+      mix of steps that each carry at least ``D`` decoders with ``ctx`` cached tokens each
+      (plus any prefill) and whose time-averaged ``flops_bf16eq`` rate is at least
+      ``flops_per_s``, broadcast over the deployments (:meth:`ServeFamily.watts_floor` needs
+      it). Where ``flops_bf16eq`` is reported it is linear in a step's tokens, decode contexts
+      and attention pairs (the step formula's is), which the floor's FLOP rate relies on;
     * ``idle_w``: per-GPU watts of an instance running no step; ``gpus``: GPUs per instance;
     * ``kv_capacity_tokens`` (per instance), ``block_tokens``, ``token_budget`` (vLLM's
       ``max_num_batched_tokens``), ``max_seqs`` (``max_num_seqs``);
@@ -144,7 +147,8 @@ class InstancePhysics(Protocol):
 
     def gpu_power_w(self, rates: Mapping[str, ArrayLike]) -> F: ...
 
-    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F: ...
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike, flops_per_s: ArrayLike = 0.0
+                      ) -> F: ...
 
     def take(self, idx: ArrayLike) -> InstancePhysics: ...
 
@@ -237,10 +241,12 @@ class CalibratedPhysics:
         return logistic_power_w(b, self.curve_idle, self.curve_plateau, self.curve_slope,
                                 self.curve_mid)
 
-    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F:
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike, flops_per_s: ArrayLike = 0.0
+                      ) -> F:
         """The curve at ``D``: a mix of steps of at least ``D`` decoders has a time-averaged
-        batch of at least ``D``, and the curve does not fall (slope >= 0)."""
-        del ctx
+        batch of at least ``D``, and the curve does not fall (slope >= 0). (Its watts follow
+        the batch alone: ``ctx`` and ``flops_per_s`` do not change them.)"""
+        del ctx, flops_per_s
         return logistic_power_w(np.asarray(D, dtype=float), self.curve_idle, self.curve_plateau,
                                 self.curve_slope, self.curve_mid)
 
@@ -354,10 +360,11 @@ class ContractPhysics:
                            for f in dataclasses.fields(StepTerms)})
         return np.asarray(self.power_model.gpu_power_w(activity(avg, self.step)), dtype=float)
 
-    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F:
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike, flops_per_s: ArrayLike = 0.0
+                      ) -> F:
         """:func:`fleetopt.physics.power.activity_power_floor_w` (contract: the step model's
         coefficients and the activity power model)."""
-        return activity_power_floor_w(self.power_model, self.step, D, ctx)
+        return activity_power_floor_w(self.power_model, self.step, D, ctx, flops_per_s)
 
 
 class _Stacked:
@@ -407,10 +414,13 @@ class _Stacked:
                          (len(self.idx),))
         return out["w"]
 
-    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike) -> F:
-        d, c = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(ctx, dtype=float),
-                                   np.zeros(len(self.idx)))[:2]
-        out = self._each(lambda ph, m: {"w": ph.power_floor_w(d[..., m], c[..., m])}, d.shape)
+    def power_floor_w(self, D: ArrayLike, ctx: ArrayLike, flops_per_s: ArrayLike = 0.0
+                      ) -> F:
+        d, c, fl = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(ctx, dtype=float),
+                                       np.asarray(flops_per_s, dtype=float),
+                                       np.zeros(len(self.idx)))[:3]
+        out = self._each(lambda ph, m: {"w": ph.power_floor_w(d[..., m], c[..., m],
+                                                              fl[..., m])}, d.shape)
         return out["w"]
 
 
@@ -945,6 +955,7 @@ class ServeFamily:
         self.S_own0 = (self.own0 * self.Wq).sum(axis=1)  # = S_own[:, 0]
         self.dec_terms = {k: np.asarray(dec[k]).T.copy() for k in keys}  # C x G
         self.power_keys = keys
+        self.flops_req = self._flops_per_request(dec, pt, Dg)
         # the decoder counts beyond none: filled column by column (:meth:`complete`)
         self.own = np.full((C, G, len(lin_q)), math.nan)
         self.ell = np.full((C, G, len(lin_q)), math.nan)
@@ -970,6 +981,25 @@ class ServeFamily:
         if not self.defer:
             # every column, or (sized_only) the feasible ones (the others keep NaN tables)
             self.complete(np.flatnonzero(self.feasible) if self.sized_only else every)
+
+    def _flops_per_request(self, dec: Mapping[str, F], pt: Mapping[str, F], Dg: F) -> F:
+        """Tensor FLOPs per request (per GPU) that every operating point runs at least: its
+        prompt's at no decoders (row 0 of the prompt tables) plus one decoder token per decode
+        step (``E_dec`` of them, each ``flops(D) / D`` of a decode step). The step formula's
+        FLOPs are linear in the step's tokens, decode contexts and attention pairs, so a
+        prompt's sum over its chunks is the same however it is chunked, the decoders that ride
+        along only add, and at the fixed point ``D r >= lam1 E_dec``: the FLOPs per second of an
+        instance at rate ``lam1`` are at least ``lam1`` times this (:meth:`watts_floor`). 0 where
+        the physics reports no FLOPs."""
+        if "flops_bf16eq" not in self.power_keys:
+            return np.zeros(len(Dg[0]))
+        d_top = Dg[-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_dec = np.where(d_top > 0, np.asarray(dec["flops_bf16eq"])[-1]
+                               / np.where(d_top > 0, d_top, 1.0), 0.0)
+            fr = np.asarray(pt["flops_bf16eq"])[0] + per_dec * self.E_dec
+        out: F = np.where(np.isfinite(fr) & (fr > 0), fr * (1.0 - 1e-9), 0.0)
+        return out
 
     def complete(self, cols: ArrayLike) -> None:
         """Build the tables beyond no decoders for the columns ``cols`` (those not built yet):
@@ -1467,13 +1497,17 @@ class ServeFamily:
 
         Returns ``(Ns, L)``, both (columns x ``_FLOOR_STEPS + 1``): counts ``Ns[:, j] = N
         _FLOOR_RATIO^j`` and ``L[:, j]``, non-decreasing in ``j``, with ``power_w(c, n) >=
-        L[c, j]`` for every ``n >= Ns[c, j]``. On each interval ``[a, b]`` of the counts (the
+        L[c, j]`` for every ``n >= Ns[c, j]`` at which the pool is stable at its mean rate (every
+        count that meets the tests is). On each interval ``[a, b]`` of the counts (the
         last one unbounded): an instance's steps per second are at most ``R = lam1 S_n,max +
         (1 - lam1 S_own(0))^+ / tau_d(D)``, so it holds at least ``D_lb = (lam / b) E_dec / R``
         decoders (``R`` at ``lam1 = lam / b``, ``tau_d`` at the previous ``D_lb``, from 0:
         :data:`_FLOOR_ROUNDS` rounds), and every step of its mix has at least the grid count
-        below ``D_lb`` (the tables interpolate between grid counts); each GPU then draws
-        at least the physics' ``power_floor_w`` there, and ``N (1 - p0) >= a (1 - exp(-c / a))``
+        below ``D_lb`` (the tables interpolate between grid counts); it runs at least ``(lam /
+        b)`` :attr:`flops_req` tensor FLOPs per second (work conservation; the time-averaged
+        FLOP rate of a stable point, whose step time averages to at most one second per
+        second); each GPU then draws at least the physics' ``power_floor_w`` there, and ``N (1
+        - p0) >= a (1 - exp(-c / a))``
         with ``c = lam (S_own(0) + E_dec / R)`` (requests in flight, Little; ``R`` refined like
         ``D_lb``). So ``W >= a G idle + a (1 - exp(-c / a)) G (floor - idle)`` on the interval;
         ``L`` is the least such figure over the intervals from ``j`` on
@@ -1527,11 +1561,11 @@ class ServeFamily:
         R1 = np.maximum(r_max(lam_a, tau), r_max(lam_b, tau))  # r at most, on [a, b]
         # the grid count strictly below D_lb (by a margin: rows from it up carry the mix)
         gs = np.clip(cell(D_lb * (1.0 - 1e-9), "left"), 0, None)
-        # every step of the mix carries at least D_f = Dg[gs] decoders: the floor at each grid
-        # count, once per column
-        pf_g = np.asarray(self.phys.take(cols).power_floor_w(Dg.T, self.Lbar[cols]),
-                          dtype=float).T  # C' x G
-        pf = pf_g[rows, gs]
+        # every step of the mix carries at least D_f = Dg[gs] decoders, and the GPU runs at
+        # least lam1 flops_req FLOPs per second
+        fl = lam_b * self.flops_req[cols][:, None]
+        pf = np.asarray(self.phys.take(cols).power_floor_w(Dg[rows, gs].T, self.Lbar[cols],
+                                                           fl.T), dtype=float).T
         idle = self.idle_w[cols][:, None]
         gpus = self.gpus[cols][:, None]
         dP = np.maximum(pf - idle, 0.0)
