@@ -22,6 +22,7 @@ from fleetopt.sizing.servemodel import (
     _wait_tail_uniform,
     lru_hit_share,
     physics_of,
+    stack_physics,
 )
 from fleetopt.sizing.sizer import Sizer, pool_model
 
@@ -298,6 +299,28 @@ def test_the_watts_floor_is_close_to_the_watts_at_the_fewest_instances():
     _, L0 = fam.watts_floor(cols, n[cols])
     assert (L0 <= L).all()
     assert np.median(ratio) >= np.median(L0[:, 0] / W) + 0.04
+
+
+def test_the_power_floor_from_its_parts_is_the_power_floor():
+    """power_floor_from(power_floor_parts(D, ctx), F) is power_floor_w(D, ctx, F), for computed,
+    calibrated and mixed (unstackable) deployments; a FLOP rate lifts a computed deployment's
+    floor and leaves a calibrated one's (its watts follow the batch alone)."""
+    st_ = Settings(500)
+    comp = [physics_of(_prof(g, tp, dt), st_) for g, tp, dt in (
+        ("H100-SXM", 8, "fp16"), ("B200", 2, "fp8"), ("A100-SXM", 4, "fp16"))]
+    cal = physics_of(resolve(Deployment("1w-law-h100", 8, "fp16", "fp16"), "llama-3.1-70b",
+                             CAT), st_)
+    D = np.array([[0.0, 4.0, 64.0], [16.0, 256.0, 1.0]])
+    ctx = np.array([800.0, 3000.0, 12000.0])
+    F = np.array([[0.0, 1e14, 5e14], [2e14, 0.0, 1e15]])
+    for ph in (stack_physics(comp), stack_physics([comp[0], cal, comp[1]]),
+               stack_physics([cal, cal, cal])):
+        parts = ph.power_floor_parts(D, ctx)
+        np.testing.assert_array_equal(ph.power_floor_from(parts, F), ph.power_floor_w(D, ctx, F))
+        np.testing.assert_array_equal(ph.power_floor_from(parts), ph.power_floor_w(D, ctx))
+    mixed = stack_physics([comp[0], cal, comp[1]])
+    lift = mixed.power_floor_w(D, ctx, 1e15) - mixed.power_floor_w(D, ctx)
+    assert (lift[:, [0, 2]] > 0).all() and (lift[:, 1] == 0).all()
 
 
 def test_deferred_tables_are_the_same_numbers_in_any_order():

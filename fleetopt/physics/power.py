@@ -47,7 +47,8 @@ StepTerms = Any
 StepCoefficients = Any
 
 __all__ = ["POWER_QUALITIES", "Activity", "ActivityPower", "PowerCurve", "activity",
-           "activity_power_floor_w", "gpu_power_w", "logistic_power_w"]
+           "activity_floor_from_parts", "activity_floor_parts", "activity_power_floor_w",
+           "gpu_power_w", "logistic_power_w"]
 
 #: the quality labels of power models and calibrations
 POWER_QUALITIES = ("measured", "fitted", "projected")
@@ -189,6 +190,16 @@ def activity_power_floor_w(m: Any, c: StepCoefficients, decoders: ArrayLike,
       which rises with ``Y`` and with ``s`` (``dg/ds = 1 - exp(-b0 - z) (1 + z) >= 0``, ``z = Y /
       s``, as ``e^z >= 1 + z``): so ``P >= idle + (tdp - idle) g(busy_lb, Y_lb)``.
     """
+    busy, y = activity_floor_parts(m, c, decoders, ctx_per_decoder)
+    return activity_floor_from_parts(m, c, busy, y, flops_per_s)
+
+
+def activity_floor_parts(m: Any, c: StepCoefficients, decoders: ArrayLike,
+                         ctx_per_decoder: ArrayLike) -> tuple[NDArray[np.float64],
+                                                              NDArray[np.float64]]:
+    """The decoder-dependent parts of :func:`activity_power_floor_w`: ``(busy, y)``, lower
+    bounds on the busy share and on the activity ``Y`` of any mix of steps that each carry at
+    least ``decoders`` decoders of ``ctx_per_decoder`` cached tokens (its docstring says why)."""
     f = {k: np.asarray(getattr(c, k), dtype=float) for k in (
         "keep_prob", "z_ep", "inv_experts_per_gpu", "c_we", "c_cd_dec", "c_cd_pre", "c_ce",
         "c_kv", "c_ad", "c_ap", "c_elem", "t_seq", "f_tok_bf16eq", "f_dec", "f_pre", "e_tok",
@@ -231,8 +242,19 @@ def activity_power_floor_w(m: Any, c: StepCoefficients, decoders: ArrayLike,
         for wk, tm in units:
             y = np.minimum(y, np.where(tm > 0, wk / np.where(tm > 0, tm, 1.0), np.inf))
     y = np.where(np.isfinite(y), np.maximum(y, 0.0), 0.0)
+    return np.asarray(busy, dtype=float), np.asarray(y, dtype=float)
+
+
+def activity_floor_from_parts(m: Any, c: StepCoefficients, busy: ArrayLike, y: ArrayLike,
+                              flops_per_s: ArrayLike = 0.0) -> NDArray[np.float64]:
+    """:func:`activity_power_floor_w` from :func:`activity_floor_parts`' ``(busy, y)`` (the same
+    numbers; parts taken at some decoder counts serve many FLOP rates)."""
+    mm = SimpleNamespace(**{k: np.asarray(getattr(m, k), dtype=float) for k in
+                            ("idle_w", "tdp_w", "b0", "b_c")})
+    busy = np.asarray(busy, dtype=float)
     fl = np.asarray(flops_per_s, dtype=float)
-    y = np.maximum(y, mm.b_c * np.where(np.isfinite(fl) & (fl > 0), fl, 0.0) / pk)
+    y = np.maximum(np.asarray(y, dtype=float), mm.b_c * np.where(
+        np.isfinite(fl) & (fl > 0), fl, 0.0) / np.asarray(c.peak_bf16, dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(busy > 0, y / np.where(busy > 0, busy, 1.0), 0.0)
     out = mm.idle_w + (mm.tdp_w - mm.idle_w) * busy * (1.0 - np.exp(-mm.b0 - z))

@@ -66,7 +66,12 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from fleetopt.core.errors import FleetoptError
-from fleetopt.physics.power import activity_power_floor_w, logistic_power_w
+from fleetopt.physics.power import (
+    activity_floor_from_parts,
+    activity_floor_parts,
+    activity_power_floor_w,
+    logistic_power_w,
+)
 from fleetopt.physics.profiles import CalibratedProfile, ComputedProfile, Profile
 from fleetopt.physics.queueing import erlang_c
 from fleetopt.problem.settings import Settings
@@ -125,6 +130,10 @@ class InstancePhysics(Protocol):
       ``flops_per_s``, broadcast over the deployments (:meth:`ServeFamily.watts_floor` needs
       it). Where ``flops_bf16eq`` is reported it is linear in a step's tokens, decode contexts
       and attention pairs (the step formula's is), which the floor's FLOP rate relies on;
+      ``power_floor_parts(D, ctx)`` (a dict of arrays shaped like ``D``) and
+      ``power_floor_from(parts, flops_per_s)`` split it (``power_floor_w(D, ctx, f) =
+      power_floor_from(power_floor_parts(D, ctx), f)``), so that parts at a few decoder
+      counts serve many FLOP rates;
     * ``idle_w``: per-GPU watts of an instance running no step; ``gpus``: GPUs per instance;
     * ``kv_capacity_tokens`` (per instance), ``block_tokens``, ``token_budget`` (vLLM's
       ``max_num_batched_tokens``), ``max_seqs`` (``max_num_seqs``);
@@ -149,6 +158,11 @@ class InstancePhysics(Protocol):
 
     def power_floor_w(self, D: ArrayLike, ctx: ArrayLike, flops_per_s: ArrayLike = 0.0
                       ) -> F: ...
+
+    def power_floor_parts(self, D: ArrayLike, ctx: ArrayLike) -> dict[str, F]: ...
+
+    def power_floor_from(self, parts: Mapping[str, ArrayLike], flops_per_s: ArrayLike = 0.0
+                         ) -> F: ...
 
     def take(self, idx: ArrayLike) -> InstancePhysics: ...
 
@@ -249,6 +263,14 @@ class CalibratedPhysics:
         del ctx, flops_per_s
         return logistic_power_w(np.asarray(D, dtype=float), self.curve_idle, self.curve_plateau,
                                 self.curve_slope, self.curve_mid)
+
+    def power_floor_parts(self, D: ArrayLike, ctx: ArrayLike) -> dict[str, F]:
+        return {"w": self.power_floor_w(D, ctx)}
+
+    def power_floor_from(self, parts: Mapping[str, ArrayLike], flops_per_s: ArrayLike = 0.0
+                         ) -> F:
+        del flops_per_s
+        return np.asarray(parts["w"], dtype=float)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,6 +388,15 @@ class ContractPhysics:
         coefficients and the activity power model)."""
         return activity_power_floor_w(self.power_model, self.step, D, ctx, flops_per_s)
 
+    def power_floor_parts(self, D: ArrayLike, ctx: ArrayLike) -> dict[str, F]:
+        busy, y = activity_floor_parts(self.power_model, self.step, D, ctx)
+        return {"busy": busy, "y": y}
+
+    def power_floor_from(self, parts: Mapping[str, ArrayLike], flops_per_s: ArrayLike = 0.0
+                         ) -> F:
+        return activity_floor_from_parts(self.power_model, self.step, parts["busy"], parts["y"],
+                                         flops_per_s)
+
 
 class _Stacked:
     """Deployments whose physics do not stack: the same protocol, evaluated per deployment."""
@@ -421,6 +452,21 @@ class _Stacked:
                                        np.zeros(len(self.idx)))[:3]
         out = self._each(lambda ph, m: {"w": ph.power_floor_w(d[..., m], c[..., m],
                                                               fl[..., m])}, d.shape)
+        return out["w"]
+
+    def power_floor_parts(self, D: ArrayLike, ctx: ArrayLike) -> dict[str, F]:
+        d, c = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(ctx, dtype=float),
+                                   np.zeros(len(self.idx)))[:2]
+        return self._each(lambda ph, m: ph.power_floor_parts(d[..., m], c[..., m]), d.shape)
+
+    def power_floor_from(self, parts: Mapping[str, ArrayLike], flops_per_s: ArrayLike = 0.0
+                         ) -> F:
+        arr = {k: np.asarray(v, dtype=float) for k, v in parts.items()}
+        shape = np.broadcast(*arr.values(), np.asarray(flops_per_s, dtype=float),
+                             np.zeros(len(self.idx))).shape
+        fl = np.broadcast_to(np.asarray(flops_per_s, dtype=float), shape)
+        out = self._each(lambda ph, m: {"w": ph.power_floor_from(
+            {k: np.broadcast_to(v, shape)[..., m] for k, v in arr.items()}, fl[..., m])}, shape)
         return out["w"]
 
 
@@ -1509,9 +1555,11 @@ class ServeFamily:
         second); each GPU then draws at least the physics' ``power_floor_w`` there, and ``N (1
         - p0) >= a (1 - exp(-c / a))``
         with ``c = lam (S_own(0) + E_dec / R)`` (requests in flight, Little; ``R`` refined like
-        ``D_lb``). So ``W >= a G idle + a (1 - exp(-c / a)) G (floor - idle)`` on the interval;
-        ``L`` is the least such figure over the intervals from ``j`` on
-        (``docs/formulation.md`` section 5)."""
+        ``D_lb``). So ``W >= a G idle + a (1 - exp(-c / a)) G (floor - idle)`` on the interval,
+        the floor at the FLOP rate of ``lam / b``; and, since ``N (1 - exp(-c / N))`` and ``N
+        (floor(lam / N) - idle)`` both rise with ``N``, also ``W >= a G idle + (1 - exp(-c / b))
+        a G (floor - idle)`` with the floor at the rate of ``lam / a``. ``L`` is the least of the
+        larger figure over the intervals from ``j`` on (``docs/formulation.md`` section 5)."""
         cols = np.asarray(cols_in, dtype=np.int64)
         N0 = np.maximum(np.asarray(N_in, dtype=float), 1.0)
         M = _FLOOR_STEPS
@@ -1538,12 +1586,17 @@ class ServeFamily:
             out: NDArray[np.int64] = np.searchsorted(_D_FRACTIONS, x, side=side) - 1
             return out
 
+        td_flat = td.ravel()
+        base = rows * G
+
         def tau_at(D: F) -> F:  # the decode table at D (linear in its cell, non-decreasing)
             g = np.clip(cell(D, "right"), 0, G - 2)
-            d0, d1 = Dg[rows, g], Dg[rows, g + 1]
+            d0, d1 = _D_FRACTIONS[g] * dmax, _D_FRACTIONS[g + 1] * dmax  # = Dg[rows, g (+ 1)]
             t = np.clip(np.where(d1 > d0, (D - d0) / np.where(d1 > d0, d1 - d0, 1.0), 0.0),
                         0.0, 1.0)
-            out: F = td[rows, g] + t * (td[rows, g + 1] - td[rows, g])
+            i = base + g
+            t0 = np.take(td_flat, i)
+            out: F = t0 + t * (np.take(td_flat, i + 1) - t0)
             return out
 
         # D(N) r(D) = lam1 E_dec with r <= r_max(lam1, tau_d(D)), and lam1 E / r_max(lam1, .)
@@ -1562,17 +1615,29 @@ class ServeFamily:
         # the grid count strictly below D_lb (by a margin: rows from it up carry the mix)
         gs = np.clip(cell(D_lb * (1.0 - 1e-9), "left"), 0, None)
         # every step of the mix carries at least D_f = Dg[gs] decoders, and the GPU runs at
-        # least lam1 flops_req FLOPs per second
-        fl = lam_b * self.flops_req[cols][:, None]
-        pf = np.asarray(self.phys.take(cols).power_floor_w(Dg[rows, gs].T, self.Lbar[cols],
-                                                           fl.T), dtype=float).T
+        # least lam1 flops_req FLOPs per second: the floor's parts at each grid count, once
+        # per column, then at D_f for the FLOP rates at both ends of the interval
+        ph = self.phys.take(cols)
+        parts = ph.power_floor_parts(Dg.T, self.Lbar[cols])  # G x C' each
+        at = {k: np.take(np.asarray(v, dtype=float).T.ravel(), base + gs).T
+              for k, v in parts.items()}  # (M + 1) x C'
+        fr = self.flops_req[cols][:, None]
         idle = self.idle_w[cols][:, None]
         gpus = self.gpus[cols][:, None]
-        dP = np.maximum(pf - idle, 0.0)
+        dP_b, dP_a = (np.maximum(np.asarray(ph.power_floor_from(at, (lam_x * fr).T),
+                                            dtype=float).T - idle, 0.0)
+                      for lam_x in (lam_b, lam_a))
         c = lam * (So + E / R1)
+        # N (1 - p0) (P - idle) >= N (1 - exp(-c / N)) h(lam / N), h(x) the floor's watts above
+        # idle at x FLOPs-rate units: N (1 - exp(-c / N)) rises with N (at least its value at
+        # a), and so does N h(lam / N) (h is the larger of a constant and a concave function
+        # that is >= 0 at 0, so h(x) / x falls with x): two bounds on [a, b]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             busy_n = a * -np.expm1(-c / a)
-        lb = a * gpus * idle + np.where(np.isfinite(busy_n), busy_n, 0.0) * gpus * dP
+            busy_b = -np.expm1(-c / b)
+        busy_part = np.maximum(np.where(np.isfinite(busy_n), busy_n, 0.0) * dP_b,
+                               np.where(np.isfinite(busy_b), busy_b, 0.0) * a * dP_a)
+        lb = a * gpus * idle + busy_part * gpus
         L = np.minimum.accumulate(lb[:, ::-1], axis=1)[:, ::-1]
         return Ns, L * (1.0 - 1e-9)
 
