@@ -117,6 +117,67 @@ def test_build_order_does_not_change_the_candidates(name, compress):
         assert np.allclose(a.power_exact_w, c.power_exact_w, rtol=1e-12)
 
 
+@pytest.mark.parametrize("kv", ["paged", "reserved"])
+def test_families_over_two_upper_edges_size_each_pool_as_its_own(kv, monkeypatch):
+    """Without a deadline, the pools of two consecutive upper edges share a family, each at its
+    own window: every candidate (unpruned, so every pool is sized) is the one its own upper
+    edge's family gives, to rounding, with the same counts and the same statistics; reserved
+    KV makes the slots differ between the two windows."""
+    import fleetopt.sizing.candidates as cmod
+
+    p = load_config("azure-mixed")
+    p = p.with_(settings=dataclasses.replace(p.settings, kv_allocation=kv))
+    merged = build_candidates(p, prune=False)
+    monkeypatch.setattr(cmod, "_MERGE_EDGES", 1)
+    single = build_candidates(p, prune=False)
+    assert merged.stats == single.stats
+    assert [(_key(c), c.n_points, c.exact_n) for c in merged.candidates] == \
+        [(_key(c), c.n_points, c.exact_n) for c in single.candidates]
+    for a, c in zip(merged.candidates, single.candidates, strict=True):
+        assert np.allclose(a.power_exact_w, c.power_exact_w, rtol=1e-12)
+        assert (a.rate_rps, a.compressed_share) == pytest.approx((c.rate_rps, c.compressed_share),
+                                                                 rel=1e-12)
+
+
+def test_a_family_over_two_upper_edges_gives_each_pool_its_window():
+    """Sizer.families(his=...): pools (lo_l, his_l] at their own windows, in one family: each
+    pool's routed share and slots are its own, and a deployment with no slot at a pool's
+    window (or too short a context) is infeasible there only."""
+    from fleetopt.physics.profiles import Deployment
+    from fleetopt.sizing.sizer import Sizer
+
+    p = load_config("azure-mixed")
+    p = p.with_(settings=dataclasses.replace(p.settings, kv_allocation="reserved"))
+    sz = Sizer(p)
+    b = [0, *p.candidate_boundaries(), p.max_ctx]
+    hi, mid = b[-1], b[-2]
+    deps = p.deployments()
+    lows = [0, b[1], 0, b[1]]
+    his = [hi, hi, mid, mid]
+    (members, fam), = sz.families(lows, hi, hi, deps, his=his)
+    for j, (_d, prof) in enumerate(members):
+        for ell, top in enumerate(his):
+            c = j * len(lows) + ell
+            want = prof.slots(top) if top <= prof.max_context else 0
+            assert fam.slots[c] == want
+            if want < 1:
+                assert not fam.feasible[c]
+    wl = p.workload
+    for ell, (lo, top) in enumerate(zip(lows, his, strict=True)):
+        m = (wl.total_tokens > lo) & (wl.total_tokens <= top)
+        assert fam.share[ell] == pytest.approx(float(wl.weights[m].sum()), rel=1e-12)
+    # the first two pools are the upper edge's own family's, to rounding
+    (_, own), = sz.families(lows[:2], hi, hi, deps)
+    for j in range(len(members)):
+        cols = [j * len(lows) + ell for ell in range(2)]
+        mine = [j * 2 + ell for ell in range(2)]
+        np.testing.assert_allclose(fam.tau_d[cols], own.tau_d[mine], rtol=1e-12)
+        np.testing.assert_array_equal(fam.feasible[cols], own.feasible[mine])
+    with pytest.raises(ValueError, match="own windows"):
+        sz.families(lows, hi, mid, deps, his=his)
+    assert isinstance(members[0][0], Deployment)
+
+
 def _mixed(**kw):
     """azure-mixed's fleet at a rate and with limits that make the screen work."""
     p = load_config("azure-mixed")

@@ -533,6 +533,10 @@ def _candidates_for(
 ) -> tuple[list[Candidate], dict[str, int], set[tuple[int, int]]]:
     """Size every candidate of the given deployments (one worker's share); with ``screen``,
     candidates proven dominated before they are sized are left out (:func:`_batch_family`).
+    Without a deadline or compress windows, the pools of :data:`_MERGE_EDGES` consecutive
+    upper edges (the top one alone first, so that the next ones start their searches from
+    its answers) share one family, each pool at its own window: the same candidates, to
+    rounding, in fewer and larger vectorised calls.
 
     Returns the candidates, counters and the arcs ``(i, k)`` whose candidates were all built
     (every arc unless the deadline passed).
@@ -556,6 +560,29 @@ def _candidates_for(
         _check_service_monotone(prof)
     memo = _Memo(K + 1, deployments)  # search starts and screening order (_batch_family)
     bounded = deadline is not None and deadline.bounded  # then coarse arcs first, small families
+    # without a deadline or compress windows, the pools of consecutive upper edges share
+    # families (fewer, larger vectorised calls; every pool at its own window)
+    merge = not bounded and gamma == 1.0 and st.accounting == "physical" and batched
+    pending: list[tuple[int, list[int], list[tuple[Deployment, Any]]]] = []
+
+    flushed = False
+
+    def flush() -> None:
+        nonlocal flushed
+        if not pending:
+            return
+        flushed = True
+        ranges = [(i, k) for k, lows, _ in pending for i in lows]
+        seen: dict[Deployment, Any] = {}
+        for _, _, fam in pending:
+            seen.update(fam)
+        members = [(d, prof) for d, prof in profiles if d in seen]  # in deployment order
+        win = max(b[k] for k, _, _ in pending)
+        step = max(1, _FAMILY_COLS // len(members))
+        for c0 in range(0, len(ranges), step):
+            cands.extend(_batch_family(problem, sizer, b, ranges[c0:c0 + step], win, members,
+                                       segments, headroom, max_extra, stats, memo, screen))
+        pending.clear()
     for k, allowed, which in _jobs(K, gamma > 1, coarse_first=bounded):
         extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
         windows = {"own": [b[k]], "compress": extra, "all": [b[k], *extra]}[which]
@@ -586,12 +613,20 @@ def _candidates_for(
             if not lows or not family:
                 continue
             if st.accounting == "physical" and batched:
+                if merge:  # several upper edges' pools in one family (their own windows)
+                    if pending and (len(pending) >= (_MERGE_EDGES if flushed else 1)
+                                    or _group_cols([*pending, (k, lows, family)])
+                                    > _FAMILY_COLS):
+                        flush()
+                    pending.append((k, lows, family))
+                    continue
                 step = max(1, (_CHUNK_COLS if bounded else _FAMILY_COLS) // len(family))
                 for c0 in range(0, len(lows), step):
                     if c0 and deadline is not None and deadline.expired():
                         complete = False
                         break
-                    cands.extend(_batch_family(problem, sizer, b, lows[c0:c0 + step], k, win,
+                    cands.extend(_batch_family(problem, sizer, b, [(i, k) for i in
+                                                                   lows[c0:c0 + step]], win,
                                                family, segments, headroom, max_extra, stats,
                                                memo, screen))
                 if not complete:
@@ -625,7 +660,27 @@ def _candidates_for(
                 done.update((i, k) for i in allowed)
         else:
             break
+    flush()
     return cands, stats, done
+
+
+def _slotted(pb: ServeFamily) -> int:
+    """Columns of a family that exist as candidates: a KV slot at the pool's window (a
+    family over several upper edges has columns for deployments that hold no slot at some
+    of their windows; those are counted as ``no_slot``)."""
+    return int(np.count_nonzero(pb.slots >= 1))
+
+
+#: upper edges whose pools share one family at most (:func:`_candidates_for`, no deadline;
+#: on the bench_mip target 2 took 15 % less CPU time than 1, and 3 or 4 no less than 1: a search
+#: then starts from an answer further up, and the calls grow past the cache)
+_MERGE_EDGES = 2
+
+
+def _group_cols(pending: list[tuple[int, list[int], list[tuple[Deployment, Any]]]]) -> int:
+    """Columns of one family over the pending upper edges (ranges x deployments)."""
+    deps = {d for _, _, fam in pending for d, _ in fam}
+    return sum(len(lows) for _, lows, _ in pending) * len(deps)
 
 
 #: multiples of ``n_min`` at which :func:`_serve_curves` checks that the watts do not fall
@@ -762,12 +817,13 @@ class _Memo:
 _ABSENT = -3
 
 
-def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int], k: int,
+def _batch_family(problem: Problem, sizer: Sizer, b: list[int], ranges: list[tuple[int, int]],
                   win: int, family: list[tuple[Deployment, Any]], segments: int, headroom: float,
                   max_extra: int, stats: dict[str, int], memo: _Memo | None = None,
                   screen: bool = False) -> list[Candidate]:
-    """Size the candidates ``(b_i, b_k]``, ``i`` in ``lows``, of every deployment in ``family``
-    at once (:meth:`Sizer.families`).
+    """Size the candidates ``(b_i, b_k]``, ``(i, k)`` in ``ranges``, of every deployment in
+    ``family`` at once (:meth:`Sizer.families`): at window ``win`` when every range has the
+    same upper edge, else each at its own window ``b_k`` (``win`` their largest).
 
     ``memo`` holds, per lower edge and deployment, the last ``(n_min, lower bound)`` sized (at
     another upper edge or window); it only picks where each search starts (``lower bound x
@@ -788,8 +844,12 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
     (``docs/formulation.md`` section 5)."""
     st = problem.settings
     out = []
-    for members, pb in sizer.families([b[i] for i in lows], b[k], win, [d for d, _ in family],
-                                      sized_only=True, defer=screen):
+    lows = [i for i, _ in ranges]
+    ks = [k for _, k in ranges]
+    one = len(set(ks)) == 1
+    for members, pb in sizer.families([b[i] for i in lows], max(b[k] for k in ks), win,
+                                      [d for d, _ in family], sized_only=True, defer=screen,
+                                      his=None if one else [b[k] for k in ks]):
         guess = np.zeros(pb.ncols, dtype=np.int64)
         feas = np.flatnonzero(pb.feasible)
         lb = np.zeros(pb.ncols, dtype=np.int64)
@@ -815,7 +875,7 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
         else:
             n_min = np.full(pb.ncols, -1, dtype=np.int64)
             curves = {}
-            stats["slo_infeasible"] += pb.ncols - len(feas)  # no count can meet the tests
+            stats["slo_infeasible"] += _slotted(pb) - len(feas)  # no count can meet the tests
             _size(pb, feas, guess, n_min, curves, headroom, max_extra, segments, stats)
         if memo is not None:
             upd = n_min[feas] != _UNSIZED
@@ -823,9 +883,10 @@ def _batch_family(problem: Problem, sizer: Sizer, b: list[int], lows: list[int],
             memo.lb[at[0][upd], at[1][upd]] = lb[feas][upd]
         for col in sorted(curves):
             d, prof = members[int(pb.dep[col])]
-            i = lows[int(pb.lc[col])]
+            i, k = ranges[int(pb.lc[col])]
             out.append(Candidate(
-                i=i, k=k, lo=b[i], hi=b[k], window=win, deployment=d, inventory_key=d.gpu,
+                i=i, k=k, lo=b[i], hi=b[k], window=win if one else b[k], deployment=d,
+                inventory_key=d.gpu,
                 gpus_per_instance=prof.gpus_per_instance, cost_per_instance_hr=float(cost_i[col]),
                 rate_rps=float(pb.rate_rps[col]), compressed_share=float(pb.compressed_share[col]),
                 **curves[col],
@@ -852,7 +913,7 @@ def _screened_sizing(problem: Problem, pb: ServeFamily, members: list[tuple[Depl
     those ratios from before, per feasible column, NaN where none: the sizing order)."""
     n_min = np.full(pb.ncols, -1, dtype=np.int64)
     curves: dict[int, dict[str, Any]] = {}
-    stats["slo_infeasible"] += pb.ncols - len(feas)  # no count can meet the tests
+    stats["slo_infeasible"] += _slotted(pb) - len(feas)  # no count can meet the tests
     Ns, L = pb.watts_floor(feas, lb[feas])  # row r: column feas[r] (feas is sorted)
     gpi = pb.gpus.astype(np.int64)
     inventoried = {g for g, _ in problem.inventory}

@@ -1,7 +1,10 @@
-"""Many pools at once: a family shares one upper edge and KV window.
+"""Many pools at once: a family shares one upper edge and KV window (or several upper edges,
+each pool at its own window).
 
 The MIP's candidates, the baselines' searches and the explanations size pools in families
-``(lo_l, hi]`` that share a window and the requests below ``hi``. :func:`family_mix` is the
+``(lo_l, hi]`` that share a window and the requests below ``hi`` (the MIP's candidates also
+``(lo_l, hi_l]`` at windows ``hi_l``: no request of any of them is compressed, so they share
+the requests below the largest ``hi_l``). :func:`family_mix` is the
 deployment-independent part (the routed, compressed, weighted request points); the pool model
 itself is :class:`fleetopt.sizing.servemodel.ServeFamily` (physical accounting), which one pool
 at a time (:class:`~fleetopt.sizing.poolmodel.PoolModel`) uses too. (A *family* of pools, not a
@@ -32,10 +35,12 @@ def weighted_quantile(values: NDArray, weights: NDArray, q: float) -> float:
 
 
 def family_mix(input_tokens: NDArray, output_tokens: NDArray, weights: NDArray,
-               total_rate_rps: float, lows: list[int], hi: int, window: int) -> dict[str, Any]:
+               total_rate_rps: float, lows: list[int], hi: int, window: int,
+               his: list[int] | None = None) -> dict[str, Any]:
     """The deployment-independent part of a family of pools ``(lo_l, hi]`` at ``window``:
     the requests routed below ``hi``, compressed to the window, weighted per lower edge
-    (columns of ``Wn``, each summing to 1 where the pool carries traffic)."""
+    (columns of ``Wn``, each summing to 1 where the pool carries traffic). ``his``: each
+    pool's own upper edge instead (pools ``(lo_l, his_l]``, every ``his_l <= hi``)."""
     tot = np.asarray(input_tokens) + np.asarray(output_tokens)
     keep = (tot <= hi) & (np.asarray(weights) > 0)
     lin, lout, over = compress(np.asarray(input_tokens)[keep], np.asarray(output_tokens)[keep],
@@ -43,6 +48,8 @@ def family_mix(input_tokens: NDArray, output_tokens: NDArray, weights: NDArray,
     w = np.asarray(weights, dtype=float)[keep]
     lows_a = np.asarray(lows)
     W = w[:, None] * (tot[keep][:, None] > lows_a[None, :])  # P x L
+    if his is not None:
+        W = W * (tot[keep][:, None] <= np.asarray(his)[None, :])
     share = W.sum(axis=0)
     Wn = np.divide(W, share, out=np.zeros_like(W), where=share > 0)
     mean_output = lout @ Wn

@@ -41,7 +41,8 @@ peak_factor = "auto"``; else the settings' one) and ``lam1 = Lam / N`` per insta
   flight)``, at the MEAN rate.
 
 Vectorised like the MIP needs it: a :class:`ServeFamily` holds many pools (columns = lower
-edges x deployments sharing one upper edge and window) and evaluates arrays of (column,
+edges x deployments sharing one upper edge and window, or pools of several upper edges at their
+own windows) and evaluates arrays of (column,
 instance count) pairs. Per column it tabulates the step costs once on a grid of decoder counts
 ``D`` (fractions of ``min(max_seqs, B - 1)``) and of prompt lengths (a fixed geometric grid, a
 request's weight split linearly between its two neighbours); every instance count is then a
@@ -699,11 +700,13 @@ def lru_hit_share(hash_lists: Sequence[Sequence[int]], prompt_tokens: ArrayLike,
 class ServeFamily:
     """Pools sharing one upper edge and window: columns ``c = d * L + l`` over deployments
     ``d`` (``physics``, one :class:`InstancePhysics` each) and lower edges ``l`` of ``mix``
-    (:func:`fleetopt.sizing.family.family_mix`). ``hit``: prefix-cache hit share per lower
-    edge (or one for all). ``slots``: KV slots per deployment at the window (reserved KV)."""
+    (:func:`fleetopt.sizing.family.family_mix`; pool ``l`` may have its own upper edge,
+    ``his``). ``hit``: prefix-cache hit share per lower edge (or one for all). ``slots``: KV
+    slots per deployment at the window (reserved KV), or per deployment and pool (D x L: each
+    pool at its own window; 0 where the deployment cannot hold it)."""
 
     def __init__(self, physics: Sequence[Any], mix: Mapping[str, Any], settings: Settings,
-                 slots: Sequence[int], hit: ArrayLike = 0.0, stacked: Any = None,
+                 slots: ArrayLike, hit: ArrayLike = 0.0, stacked: Any = None,
                  sized_only: bool = False, defer: bool = False) -> None:
         """``stacked``: ``stack_physics(physics)`` when the caller has it already (the same
         object, so the same numbers). ``sized_only``: the caller sizes and prices feasible
@@ -735,8 +738,11 @@ class ServeFamily:
         self.compressed_share = np.asarray(mix["compressed_share"], dtype=float)[lc]
         self.input_tokens_cut = np.asarray(mix["input_tokens_cut"], dtype=float)[lc]
         self.mean_output = np.asarray(mix["mean_output"], dtype=float)[lc]
-        self.slots_d = np.asarray(list(slots), dtype=np.int64)
-        self.slots = self.slots_d[self.dep] if D_n else np.zeros(0, dtype=np.int64)
+        sl = np.asarray(slots, dtype=np.int64)
+        if sl.ndim == 2:  # per deployment and lower edge (pools at their own windows)
+            self.slots = sl[self.dep, lc] if D_n else np.zeros(0, dtype=np.int64)
+        else:
+            self.slots = sl[self.dep] if D_n else np.zeros(0, dtype=np.int64)
         C = len(self.dep)
         self.ncols = C
         lin = np.asarray(mix["lin"], dtype=float)
@@ -873,11 +879,13 @@ class ServeFamily:
         lq = np.maximum(1.0, np.round(lin_q[:, None] * (1.0 - self.hit[None, :])))  # Q x C
         hq = lin_q[:, None] - lq
         C = len(Dg[0])
-        # a prompt's chunks depend on its column only through the deployment (budget, decoder
-        # grid) and the hit share: one "kind" per (deployment, hit share), its first column
-        # the representative (the same numbers as every column of the kind)
+        # a prompt's chunks depend on its column only through the deployment (budget), its
+        # decoder grid (the deployment's, and with reserved KV the slots at the pool's window)
+        # and the hit share: one "kind" per (deployment, decoder grid, hit share), its first
+        # column the representative (the same numbers as every column of the kind)
         hit_i = np.unique(self.hit, return_inverse=True)[1].reshape(-1)
-        _, rep, kind = np.unique(self.dep * (int(hit_i.max(initial=0)) + 1) + hit_i,
+        dmax_i = np.unique(self.dmax, return_inverse=True)[1].reshape(-1)
+        _, rep, kind = np.unique(np.stack([self.dep, dmax_i, hit_i], axis=1), axis=0,
                                  return_index=True, return_inverse=True)
         kind = kind.reshape(-1)
         ctok_k = ctok[:, rep]  # G x K

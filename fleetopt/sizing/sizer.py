@@ -6,8 +6,9 @@ cap (:meth:`fleetopt.sizing.poolmodel.PoolModel.min_instances`), with its watts,
 GPUs there. The :class:`Sizer` of a problem
 
 * resolves each deployment's profile once (:meth:`Sizer.profile`);
-* builds the pools of one upper edge and window together, as one
-  :class:`~fleetopt.sizing.servemodel.ServeFamily` over all their deployments
+* builds the pools of one upper edge and window (or of several upper edges, each at its own
+  window) together, as one :class:`~fleetopt.sizing.servemodel.ServeFamily` over all their
+  deployments
   (:meth:`Sizer.families`; the instances' physics stack, or are evaluated per deployment inside
   the family), sharing the routed request mix;
 * sizes pools in batches (:meth:`Sizer.prefetch`, physical accounting) or one at a time
@@ -94,7 +95,8 @@ class Sizer:
         self._profiles: dict[Deployment, Profile] = {}
         self._pools: dict[Key, SizedPool] = {}
         self._models: dict[Key, PoolModel] = {}
-        self._mixes: dict[tuple[int, int, tuple[int, ...]], dict[str, Any]] = {}
+        self._mixes: dict[tuple[int, int, tuple[int, ...], tuple[int, ...] | None],
+                          dict[str, Any]] = {}
         self._physics: dict[Deployment, Any] = {}
         self._stacks: dict[tuple[Deployment, ...], Any] = {}  # stacked physics per member list
         self.models_built = 0  # pool models and families built (a measure of the work done)
@@ -121,29 +123,35 @@ class Sizer:
             self._physics[d] = ph
         return ph
 
-    def mix(self, lows: Sequence[int], hi: int, window: int) -> dict[str, Any]:
+    def mix(self, lows: Sequence[int], hi: int, window: int,
+            his: Sequence[int] | None = None) -> dict[str, Any]:
         """The deployment-independent part of the pools ``(lo, hi]``, ``lo`` in ``lows``, at
-        ``window`` (:func:`fleetopt.sizing.family.family_mix`), with each pool's design-rate
-        factor (``peak_factor``, :meth:`~fleetopt.problem.problem.Problem.pool_peak_factor`)
-        when the factors are per pool; cached for the current upper edge only (callers visit
-        upper edges one after another)."""
-        key = (int(hi), int(window), tuple(int(x) for x in lows))
+        ``window`` (:func:`fleetopt.sizing.family.family_mix`; ``his``: each pool's own upper
+        edge), with each pool's design-rate factor (``peak_factor``,
+        :meth:`~fleetopt.problem.problem.Problem.pool_peak_factor`) when the factors are per
+        pool; cached for the current upper edge only (callers visit upper edges one after
+        another)."""
+        his_t = None if his is None else tuple(int(x) for x in his)
+        key = (int(hi), int(window), tuple(int(x) for x in lows), his_t)
         got = self._mixes.get(key)
         if got is None:
             if any(k[0] != key[0] for k in self._mixes):
                 self._mixes.clear()
             wl = self.problem.workload
             got = family_mix(wl.input_tokens, wl.output_tokens, wl.weights, wl.rate_rps,
-                             list(key[2]), key[0], key[1])
-            if self.problem.per_pool_peak_factors:  # each lower edge's pool at its own factor
-                got["peak_factor"] = np.array([self.problem.pool_peak_factor(lo, key[0])
-                                               for lo in key[2]], dtype=float)
+                             list(key[2]), key[0], key[1],
+                             None if his_t is None else list(his_t))
+            if self.problem.per_pool_peak_factors:  # each pool at its own factor
+                tops = his_t if his_t is not None else (key[0],) * len(key[2])
+                got["peak_factor"] = np.array([self.problem.pool_peak_factor(lo, top)
+                                               for lo, top in zip(key[2], tops, strict=True)],
+                                              dtype=float)
             self._mixes[key] = got
         return got
 
     def families(self, lows: Sequence[int], hi: int, window: int,
                  deployments: Sequence[Deployment], sized_only: bool = False,
-                 defer: bool = False
+                 defer: bool = False, his: Sequence[int] | None = None
                  ) -> list[tuple[list[tuple[Deployment, Profile]], ServeFamily]]:
         """The pools ``(lo, hi]`` (``lo`` in ``lows``) at ``window`` on ``deployments``, as
         families with their members ``[(deployment, profile)]`` (one family: the deployments'
@@ -151,19 +159,32 @@ class Sizer:
         KV slot at ``window``. Column ``c`` of a family is member ``fam.dep[c]`` at lower edge
         ``lows[fam.lc[c]]``. ``sized_only``: only feasible columns will be sized and priced
         (``ServeFamily(sized_only=True)``: no tables for the others beyond no decoders);
-        ``defer``: none beyond no decoders until asked (``ServeFamily(defer=True)``)."""
+        ``defer``: none beyond no decoders until asked (``ServeFamily(defer=True)``).
+
+        ``his``: pools of several upper edges in one family, ``(lows[l], his[l]]``, each at its
+        own window ``his[l]`` (``hi`` and ``window`` their largest): ``window`` compresses no
+        request of any of them, so they share the routed requests; a deployment without a KV
+        slot at a pool's window (or whose context is shorter) has no slot there (an infeasible
+        column)."""
         members = [(d, self.profile(d)) for d in deployments]
         if not members:
             return []
-        mix = self.mix(lows, hi, window)
+        if his is not None and (max(his) != hi or hi != window):
+            raise ValueError("pools of several upper edges share one family at their own "
+                             "windows: hi = window = max(his)")
+        mix = self.mix(lows, hi, window, his)
         phys = [self.physics(d) for d, _ in members]
         key = tuple(d for d, _ in members)
         stacked = self._stacks.get(key)
         if stacked is None:
             stacked = stack_physics(phys)
             self._stacks[key] = stacked
-        fam = ServeFamily(phys, mix, self.problem.settings,
-                          [prof.slots(window) for _, prof in members],
+        if his is None:
+            slots: Any = [prof.slots(window) for _, prof in members]
+        else:  # per deployment and pool: the slots at the pool's own window
+            slots = np.array([[prof.slots(w) if w <= prof.max_context else 0 for w in his]
+                              for _, prof in members], dtype=np.int64)
+        fam = ServeFamily(phys, mix, self.problem.settings, slots,
                           self.problem.settings.hit_share, stacked=stacked,
                           sized_only=sized_only, defer=defer)
         self.models_built += 1
