@@ -801,8 +801,6 @@ class ServeFamily:
         self._ak, self._at = _interp_index(lin, grid)
         self.Wq = (A.T @ Wn)[:, lc].T  # C x Q
         # KV held per request: lin (+ a block, rounded up) during prefill, + k at decode step k
-        Wn_c = Wn[:, lc]  # P x C
-        self._Wn_c = Wn_c
         b1 = self.bt - 1.0  # per column
         WA = A.T @ Wn  # Q x L: sum_i w_i A_iq
         WlA = A.T @ (Wn * lin[:, None])
@@ -885,8 +883,9 @@ class ServeFamily:
         # column the representative (the same numbers as every column of the kind)
         hit_i = np.unique(self.hit, return_inverse=True)[1].reshape(-1)
         dmax_i = np.unique(self.dmax, return_inverse=True)[1].reshape(-1)
-        _, rep, kind = np.unique(np.stack([self.dep, dmax_i, hit_i], axis=1), axis=0,
-                                 return_index=True, return_inverse=True)
+        n_h, n_d = int(hit_i.max(initial=0)) + 1, int(dmax_i.max(initial=0)) + 1
+        _, rep, kind = np.unique((self.dep * n_d + dmax_i) * n_h + hit_i, return_index=True,
+                                 return_inverse=True)
         kind = kind.reshape(-1)
         ctok_k = ctok[:, rep]  # G x K
         n_k = np.maximum(1.0, np.ceil(lq[:, rep][None, :, :] / ctok_k[:, None, :]))  # G x Q x K
@@ -1385,7 +1384,7 @@ class ServeFamily:
         own_s = op["own"][sel]     # of a pair never depend on the batch it is in)
         own_i = own_s[:, k] * (1.0 - t)[None, :] + own_s[:, np.minimum(k + 1, own_s.shape[1] - 1)] \
             * t[None, :]
-        w = self._Wn_c[:, cols].T  # pairs x P
+        w = self._Wn[:, self.lc[cols]].T  # pairs x P
         a = self._lin[None, :] + self.bt[cols][:, None] - 1.0
         nd = np.maximum(self._lout - 1.0, 0.0)[None, :]
         cap = self.cap_kv[cols]
