@@ -117,16 +117,20 @@ def test_build_order_does_not_change_the_candidates(name, compress):
         assert np.allclose(a.power_exact_w, c.power_exact_w, rtol=1e-12)
 
 
-@pytest.mark.parametrize("kv", ["paged", "reserved"])
+@pytest.mark.parametrize("kv", ["paged", "reserved", "auto"])
 def test_families_over_two_upper_edges_size_each_pool_as_its_own(kv, monkeypatch):
     """Without a deadline, the pools of two consecutive upper edges share a family, each at its
     own window: every candidate (unpruned, so every pool is sized) is the one its own upper
     edge's family gives, to rounding, with the same counts and the same statistics; reserved
-    KV makes the slots differ between the two windows."""
+    KV makes the slots differ between the two windows, per-pool peak factors ("auto") the
+    design rates."""
     import fleetopt.sizing.candidates as cmod
 
     p = load_config("azure-mixed")
-    p = p.with_(settings=dataclasses.replace(p.settings, kv_allocation=kv))
+    if kv == "auto":
+        p = p.with_(peak_factor_auto=True)
+    else:
+        p = p.with_(settings=dataclasses.replace(p.settings, kv_allocation=kv))
     merged = build_candidates(p, prune=False)
     monkeypatch.setattr(cmod, "_MERGE_EDGES", 1)
     single = build_candidates(p, prune=False)
