@@ -577,12 +577,20 @@ def _candidates_for(
         for _, _, fam in pending:
             seen.update(fam)
         members = [(d, prof) for d, prof in profiles if d in seen]  # in deployment order
-        win = max(b[k] for k, _, _ in pending)
-        step = max(1, _FAMILY_COLS // len(members))
+        size_ranges(ranges, max(b[k] for k, _, _ in pending), members, _FAMILY_COLS)
+        pending.clear()
+
+    def size_ranges(ranges: list[tuple[int, int]], win: int,
+                    members: list[tuple[Deployment, Any]], cols: int) -> bool:
+        """Size ``ranges`` on ``members`` in families of at most ``cols`` columns; False when
+        the deadline passed between two of them (the rest not sized)."""
+        step = max(1, cols // len(members))
         for c0 in range(0, len(ranges), step):
+            if c0 and deadline is not None and deadline.expired():
+                return False
             cands.extend(_batch_family(problem, sizer, b, ranges[c0:c0 + step], win, members,
                                        segments, headroom, max_extra, stats, memo, screen))
-        pending.clear()
+        return True
     for k, allowed, which in _jobs(K, gamma > 1, coarse_first=bounded):
         extra = [b[m] for m in range(1, k) if b[k] <= gamma * b[m] + 1e-9] if gamma > 1 else []
         windows = {"own": [b[k]], "compress": extra, "all": [b[k], *extra]}[which]
@@ -620,16 +628,9 @@ def _candidates_for(
                         flush()
                     pending.append((k, lows, family))
                     continue
-                step = max(1, (_CHUNK_COLS if bounded else _FAMILY_COLS) // len(family))
-                for c0 in range(0, len(lows), step):
-                    if c0 and deadline is not None and deadline.expired():
-                        complete = False
-                        break
-                    cands.extend(_batch_family(problem, sizer, b, [(i, k) for i in
-                                                                   lows[c0:c0 + step]], win,
-                                               family, segments, headroom, max_extra, stats,
-                                               memo, screen))
-                if not complete:
+                if not size_ranges([(i, k) for i in lows], win, family,
+                                   _CHUNK_COLS if bounded else _FAMILY_COLS):
+                    complete = False
                     break
                 continue
             for d, prof in family:

@@ -448,12 +448,7 @@ class _Stacked:
 
     def power_floor_w(self, D: ArrayLike, ctx: ArrayLike, flops_per_s: ArrayLike = 0.0
                       ) -> F:
-        d, c, fl = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(ctx, dtype=float),
-                                       np.asarray(flops_per_s, dtype=float),
-                                       np.zeros(len(self.idx)))[:3]
-        out = self._each(lambda ph, m: {"w": ph.power_floor_w(d[..., m], c[..., m],
-                                                              fl[..., m])}, d.shape)
-        return out["w"]
+        return self.power_floor_from(self.power_floor_parts(D, ctx), flops_per_s)
 
     def power_floor_parts(self, D: ArrayLike, ctx: ArrayLike) -> dict[str, F]:
         d, c = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(ctx, dtype=float),
