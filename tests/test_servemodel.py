@@ -350,6 +350,78 @@ def test_deferred_tables_are_the_same_numbers_in_any_order():
     np.testing.assert_array_equal(auto.min_instances(), full.min_instances())
 
 
+
+def test_rows_built_as_read_are_the_same_numbers():
+    """A deferred family builds the decoder rows a test reads, as it reads them (a few rows
+    first, more when a count needs them): every figure is the same bits as with every row
+    built, at counts from far too few (unstable: every row read) to many, and the rows it built
+    equal the full tables'."""
+    w = builtin("azure-conv-2023", 500)
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps,
+                     [0, 256, 1024, 2048, 4096], 8192, 8192)
+    profs = [_prof("H100-SXM", 8, "fp16"), _prof("B200", 2, "fp8"), _prof("A100-SXM", 4, "fp16")]
+    st_ = Settings(500)
+    phs = [physics_of(pr, st_) for pr in profs]
+    slots = [pr.slots(8192) for pr in profs]
+    full = ServeFamily(phs, mix, st_, slots)
+    lazy = ServeFamily(phs, mix, st_, slots, defer=True)
+    cols = np.flatnonzero(full.feasible)
+    n0 = full.min_instances()[cols]
+    G = full.Dg.shape[1]
+    with np.errstate(all="ignore"):
+        # many instances first (few decoders each: few rows), then fewer (more rows)
+        for f in (8.0, 2.0, 1.0, 0.6, 0.2):
+            N = np.maximum(np.ceil(n0 * f), 1.0)
+            np.testing.assert_array_equal(lazy.slo_ok(cols, N), full.slo_ok(cols, N))
+            np.testing.assert_array_equal(lazy.power_w(cols, N), full.power_w(cols, N))
+            if f == 8.0:
+                assert (lazy._nrows[cols] < G).any()  # rows were left unbuilt
+        a, b = lazy.operating_point(cols, n0), full.operating_point(cols, n0)
+        for k in ("D", "g", "t", "own", "ell", "tau_d", "f", "r", "stable"):
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    built = lazy._nrows
+    for c in cols:
+        r = int(built[c])
+        np.testing.assert_array_equal(lazy.own[c, :r], full.own[c, :r])
+        np.testing.assert_array_equal(lazy.ell[c, :r], full.ell[c, :r])
+        np.testing.assert_array_equal(lazy.S_own[c, :r], full.S_own[c, :r])
+        for k in full.pt_terms:
+            np.testing.assert_array_equal(lazy.pt_terms[k][c, :r], full.pt_terms[k][c, :r])
+    lazy.complete(cols)  # the rest, continuing from the rows built
+    for name in ("own", "ell", "S_own"):
+        np.testing.assert_array_equal(getattr(lazy, name)[cols], getattr(full, name)[cols])
+
+
+def test_search_answer_does_not_depend_on_where_it_starts():
+    """min_instances is the least passing count whatever the guesses and known passes: far
+    below, far above, one off either way, negative (expected infeasible), or none."""
+    w = builtin("azure-conv-2023", 800)
+    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps,
+                     [0, 256, 1024, 2048, 4096], 8192, 8192)
+    profs = [_prof("H100-SXM", 8, "fp16"), _prof("B200", 2, "fp8"), _prof("A100-SXM", 4, "fp16"),
+             _prof("H100-SXM", 2, "fp8")]
+    st_ = Settings(500)
+    fam = ServeFamily([physics_of(pr, st_) for pr in profs], mix, st_,
+                      [pr.slots(8192) for pr in profs])
+    ref = fam.min_instances()
+    ok = ref > 0
+    assert ok.sum() >= 8
+    # the reference is the least passing count
+    c = np.flatnonzero(ok)
+    assert fam.slo_ok(c, ref[c].astype(float)).all()
+    assert not fam.slo_ok(c, (ref[c] - 1).astype(float)).any()
+    rng = np.random.default_rng(11)
+    for trial in range(6):
+        guess = np.where(ok, np.maximum(1, np.round(ref * rng.choice(
+            [0.3, 0.9, 1.0, 1.03, 1.1, 3.0], size=len(ref)) + rng.integers(-1, 2, len(ref)))),
+            rng.choice([0, -1, 5], size=len(ref))).astype(np.int64)
+        passes = None
+        if trial % 2:
+            passes = np.where(ok & (rng.random(len(ref)) < 0.5),
+                              ref + rng.integers(0, 40, len(ref)), 0).astype(np.int64)
+        np.testing.assert_array_equal(fam.min_instances(guess=guess, passes=passes), ref)
+
+
 # ------------------------------------------------------------------------------------------
 # settings
 

@@ -603,7 +603,7 @@ def _candidates_for(
             for d, prof in profiles:
                 if win > prof.max_context:
                     continue
-                slots = prof.slots(win)
+                slots = sizer.slots(d, win)
                 for i in allowed:
                     if win <= b[i]:
                         continue  # the window must exceed the range's lower end

@@ -60,7 +60,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -84,7 +84,8 @@ __all__ = ["CalibratedPhysics", "ContractPhysics", "InstancePhysics", "KV_ALLOCA
 F = NDArray[np.float64]
 KV_ALLOCATIONS = ("paged", "reserved")
 
-# grid of decoder counts: fractions of D_max = min(max_seqs, B - 1) (0 and powers of 1/2)
+# grid of decoder counts: fractions of D_max = min(max_seqs, B - 1) (0 and powers of 1/2; the
+# floors' cell look-up, ServeFamily.watts_floor, reads a count's cell off its binary exponent)
 _D_FRACTIONS = np.concatenate([[0.0], 2.0 ** -np.arange(8, -1, -1.0)])
 #: prompt-length grid: 1, 2, 4, 8, then geometric from 16 tokens with this many points per
 #: doubling
@@ -102,6 +103,12 @@ _FLOOR_RATIO = 1.08
 _FLOOR_STEPS = 32
 #: rounds of the decoder bound of :meth:`ServeFamily.watts_floor` (each tightens it)
 _FLOOR_ROUNDS = 3
+#: decoder rows built beyond the cell that the prompt tables at no decoders put a fixed point
+#: in (ServeFamily._ensure_rows; a deferred family builds rows as its tests read them)
+_ROW_MARGIN = 1
+#: how many rows are first built: the least of these that covers that cell (few distinct
+#: builds, each vectorised over its columns)
+_ROW_LEVELS = (6, len(_D_FRACTIONS))
 #: TPOT classes: output lengths grouped on this grid of decode steps (lout - 1)
 _TPOT_BINS = np.unique(np.round(np.concatenate([np.arange(1, 9), 2.0 ** np.arange(3.5, 17, 0.5)])))
 
@@ -689,6 +696,26 @@ def lru_hit_share(hash_lists: Sequence[Sequence[int]], prompt_tokens: ArrayLike,
     return hit / tot if tot > 0 else 0.0
 
 
+class _Entries:
+    """Per-(pair, request) terms of the KV exponent (:meth:`ServeFamily._kv_chernoff`), pair-
+    major: ``pair`` the pair of each entry (``n`` pairs), and the request's ``oi`` (own time),
+    ``w`` (weight), ``a`` (KV held at its first step), ``nd`` (decode steps), ``has`` (nd >
+    0)."""
+
+    def __init__(self, pair: NDArray[np.int64], n: int, oi: F, w: F, a: F, nd: F,
+                 has: NDArray[np.bool_]) -> None:
+        self.pair, self.n, self.oi, self.w, self.a, self.nd, self.has = pair, n, oi, w, a, nd, has
+
+    def rows(self, rows: NDArray[np.int64]) -> _Entries:
+        """The entries of the pairs ``rows`` (ascending), renumbered ``0 .. len(rows) - 1``."""
+        new = np.full(self.n, -1, dtype=np.int64)
+        new[rows] = np.arange(len(rows))
+        p = new[self.pair]
+        m = p >= 0
+        return _Entries(p[m], len(rows), self.oi[m], self.w[m], self.a[m], self.nd[m],
+                        self.has[m])
+
+
 # ------------------------------------------------------------------------------------------
 # the family
 
@@ -708,8 +735,9 @@ class ServeFamily:
         columns only (:meth:`min_instances`, then the figures of feasible columns): the tables
         of columns that can never meet the tests are left NaN beyond no decoders, where
         ``prefill_ok`` is decided (a feasible column's numbers are the same either way).
-        ``defer``: no tables beyond no decoders yet; :meth:`complete` builds them for the
-        columns the caller asks for (the numbers are the same)."""
+        ``defer``: no tables beyond no decoders yet; an operating point builds the decoder
+        rows it reads (:meth:`_ensure_rows`), :meth:`complete` every row of the columns the
+        caller asks for (the numbers are the same)."""
         st = settings
         self.settings = st
         self.sized_only = bool(sized_only)
@@ -942,19 +970,22 @@ class ServeFamily:
                 sums[k] = (np.asarray(ft[k]).T * wgt).sum(axis=1)
             return last, (gi, qi, ui), sums
 
-        def place_rows(rows: range, cc: NDArray[np.int64], at: NDArray[np.int64],
+        def place_rows(rows: range, cc: NDArray[np.int64], at: NDArray[np.int64] | None,
                        last: dict[str, F], entries: tuple[NDArray[np.int64], ...],
                        sums: dict[str, F], lookup: NDArray[np.int64] | None = None) -> None:
             """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc`` from
-            :func:`raw_rows` on units (column ``cc[j]`` reads unit ``at[j]``; ``lookup``: per
-            (row, prompt, unit) the entry index, when the units are not the columns)."""
-            wq = self.Wq[cc].T  # Q x cc
-            own[rows.start:rows.stop, :, cc] = last["t_step"][:, :, at]
+            :func:`raw_rows` on units (column ``cc[j]`` reads unit ``at[j]``, None: unit ``j``;
+            ``lookup``: per (row, prompt, unit) the entry index, when the units are not the
+            columns)."""
+            wq = self.Wq[cc][None]  # 1 x cc x Q
+            own[rows.start:rows.stop, :, cc] = last["t_step"] if at is None else \
+                last["t_step"][:, :, at]
             for key in keys:
-                # summed over the prompts row by row (a contiguous last axis: the same bits
-                # in any family)
-                pt[key][rows.start:rows.stop, cc] = np.ascontiguousarray(
-                    np.swapaxes(last[key][:, :, at] * wq, 1, 2)).sum(axis=2)
+                # summed over the prompts row by row (products written rows x cc x Q: a
+                # contiguous last axis, the same bits in any family)
+                src = last[key] if at is None else last[key][:, :, at]
+                pt[key][rows.start:rows.stop, cc] = np.multiply(np.swapaxes(src, 1, 2), wq,
+                                                                order="C").sum(axis=2)
             gi, qi, ui = entries
             if not len(gi):
                 return
@@ -965,7 +996,7 @@ class ServeFamily:
                 gr, qi, j = np.nonzero(n_k[rows.start:rows.stop][:, :, kind[cc]] >= 2.0)
                 gi = gr + rows.start
                 ci = cc[j]
-                e = lookup[gr, qi, at[j]]
+                e = lookup[gr, qi, j if at is None else at[j]]
             np.add.at(own, (gi, qi, ci), sums["t_step"][e])
             w_e = self.Wq[ci, qi]
             for key in keys:
@@ -975,7 +1006,7 @@ class ServeFamily:
             """``own`` and ``pt`` at decoder rows ``rows`` for the columns ``cc``."""
             if len(cc) and len(rows):
                 last, entries, sums = raw_rows(rows, cc, kind[cc])
-                place_rows(rows, cc, np.arange(len(cc)), last, entries, sums)
+                place_rows(rows, cc, None, last, entries, sums)
 
         # no decoders (what prefill_ok needs), for every column: no cached context either, so
         # each kind's representative gives its columns' numbers
@@ -1010,20 +1041,29 @@ class ServeFamily:
         self.S_own = np.full((C, G), math.nan)
         self.pt_terms = {k: np.full((C, G), math.nan) for k in keys}
         self._done = np.zeros(C, dtype=bool)
+        self._nrows = np.ones(C, dtype=np.int64)  # decoder rows built per column (row 0: all)
 
-        def finish(cc: NDArray[np.int64]) -> None:
-            """Rows beyond no decoders for the columns ``cc``, then their tables (column by
-            column: the same bits whichever columns are finished together)."""
-            prompt_rows(range(1, G), cc)
-            sub = np.maximum.accumulate(own[:, :, cc], axis=0)
-            self.own[cc] = np.transpose(sub, (2, 0, 1))
+        def finish(cc: NDArray[np.int64], start: int, stop: int) -> None:
+            """Decoder rows ``start`` to ``stop - 1`` for the columns ``cc`` (each with rows
+            below ``start`` built), then their tables (column by column and row by row: the
+            same bits whichever columns and rows are built together; the running maxima in
+            ``D`` continue from row ``start - 1``, whose ``own`` already holds them)."""
+            prompt_rows(range(start, stop), cc)
+            sub = np.maximum.accumulate(own[start - 1:stop, :, cc], axis=0)
+            own[start:stop, :, cc] = sub[1:]
+            self.own[cc, start - 1:stop] = np.transpose(sub, (2, 0, 1))
             # length of one step of the prompt (the residual), non-decreasing in D
-            self.ell[cc] = np.transpose(np.maximum.accumulate(sub / n_k[:, :, kind[cc]], axis=0),
-                                        (2, 0, 1))
-            self.S_own[cc] = (self.own[cc] * self.Wq[cc][:, None, :]).sum(axis=2)
+            ratio = sub / n_k[start - 1:stop, :, kind[cc]]
+            if start > 1:
+                ratio[0] = self.ell[cc, start - 1].T
+            self.ell[cc, start - 1:stop] = np.transpose(np.maximum.accumulate(ratio, axis=0),
+                                                        (2, 0, 1))
+            self.S_own[cc, start - 1:stop] = (self.own[cc, start - 1:stop]
+                                              * self.Wq[cc][:, None, :]).sum(axis=2)
             for key in keys:
-                self.pt_terms[key][cc] = pt[key][:, cc].T
-            self._done[cc] = True
+                self.pt_terms[key][cc, start - 1:stop] = pt[key][start - 1:stop, cc].T
+            self._nrows[cc] = stop
+            self._done[cc] = stop == G
 
         self._finish = finish
         if not self.defer:
@@ -1050,13 +1090,64 @@ class ServeFamily:
         return out
 
     def complete(self, cols: ArrayLike) -> None:
-        """Build the tables beyond no decoders for the columns ``cols`` (those not built yet):
-        a family made with ``defer`` has only the no-decoder tables (what
-        :attr:`feasible`, :meth:`lower_bound` and :meth:`watts_floor` read) until then."""
+        """Build every row of the tables beyond no decoders for the columns ``cols`` (the rows
+        not built yet): a family made with ``defer`` has only the no-decoder tables (what
+        :attr:`feasible`, :meth:`lower_bound` and :meth:`watts_floor` read) and the rows its
+        operating points have read."""
         cc = np.unique(np.asarray(cols, dtype=np.int64))
         cc = cc[~self._done[cc]]
-        if len(cc):
-            self._finish(cc)
+        self._extend(cc, np.full(len(cc), len(_D_FRACTIONS)))
+
+    def _extend(self, cols: NDArray[np.int64], upto: NDArray[np.int64]) -> None:
+        """Build the decoder rows of the (distinct) columns ``cols`` up to ``upto`` (exclusive,
+        per column; those built already are kept)."""
+        start = self._nrows[cols]
+        more = upto > start
+        cols, start, upto = cols[more], start[more], upto[more]
+        if not len(cols):
+            return
+        G = len(_D_FRACTIONS)
+        key = start * (G + 1) + upto
+        for kk in np.unique(key):
+            sel = key == kk
+            self._finish(cols[sel], int(kk // (G + 1)), int(kk % (G + 1)))
+
+    def _ensure_rows(self, cols: NDArray[np.int64], lam1: F) -> None:
+        """Build (``defer``) the decoder rows that the fixed point of each (column, rate per
+        instance) pair reads: every row up to the first at which ``D r(D)`` reaches the pair's
+        decoder demand (all of them where none does). A column's rows are the same numbers
+        however many are built; the rows first built are those up to the cell where the
+        demand is met with the prompt tables at no decoders (``S_own(0) <= S_own(D)``, so that
+        cell is never above the true one), and :data:`_ROW_MARGIN` more."""
+        G = len(_D_FRACTIONS)
+        todo = self._nrows[cols] < G
+        if not todo.any():
+            return
+        c, l1 = cols[todo], lam1[todo]
+        need = l1 * self.E_dec[c]
+        fresh = self._nrows[c] == 1
+        if fresh.any():
+            cf, lf = c[fresh], l1[fresh][:, None]
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                h = self.Dg[cf] * (lf * self.S_n[cf] + (1.0 - lf * self.S_own0[cf][:, None])
+                                   / self.tau_d[cf]) - need[fresh][:, None]
+            pos = h[:, 1:] >= 0.0
+            g_lb = np.where(pos.any(axis=1), np.argmax(pos, axis=1), G - 2)
+            upto = np.zeros(self.ncols, dtype=np.int64)
+            lv = np.asarray(_ROW_LEVELS)
+            want = np.minimum(g_lb + 2 + _ROW_MARGIN, G)
+            np.maximum.at(upto, cf, lv[np.searchsorted(lv, want)])
+            u = np.unique(cf)
+            self._extend(u, upto[u])
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            h = self.Dg[c] * self._steps_per_s(l1[:, None], self.S_n[c], self.S_own[c],
+                                               self.tau_d[c]) - need[:, None]
+        # where no built row reaches the demand yet: every row (the NaN of rows not built
+        # compares False, so the fixed point never reads past the built rows)
+        short = ~(h[:, 1:] >= 0.0).any(axis=1) & (self._nrows[c] < G)
+        if short.any():
+            u = np.unique(c[short])
+            self._extend(u, np.full(len(u), G))
 
     # --- the operating point --------------------------------------------------------------
     @staticmethod
@@ -1135,10 +1226,10 @@ class ServeFamily:
         """Everything about (column, count) pairs at the design (or mean) rate."""
         cols = np.asarray(cols_in, dtype=np.int64)
         N = np.asarray(N_in, dtype=float)
-        if self.defer and not self._done[cols].all():
-            self.complete(cols)
         lam = self.rate_rps[cols] * (self.peak[cols] if design else 1.0)
         lam1 = lam / N
+        if self.defer and not self._done[cols].all():
+            self._ensure_rows(cols, lam1)
         D, g, t, found = self._fixed_point(cols, lam1)
         G = self.Dg.shape[1]
         g = np.minimum(g, G - 2)
@@ -1375,26 +1466,32 @@ class ServeFamily:
         full search reads as a bound of 1)."""
         cols = op["cols"][sel]
         lam1, r = op["lam1"][sel], op["r"][sel]
-        k, t = self._ak, self._at  # each request's two grid neighbours (no matmul: the bits
-        own_s = op["own"][sel]     # of a pair never depend on the batch it is in)
-        own_i = own_s[:, k] * (1.0 - t)[None, :] + own_s[:, np.minimum(k + 1, own_s.shape[1] - 1)] \
-            * t[None, :]
-        w = self._Wn[:, self.lc[cols]].T  # pairs x P
-        a = self._lin[None, :] + self.bt[cols][:, None] - 1.0
-        nd = np.maximum(self._lout - 1.0, 0.0)[None, :]
         cap = self.cap_kv[cols]
         H = np.maximum(self.kv_hmax[cols], 1.0)
+        # the exponent is a sum over each pair's requests: only those its pool routes (weight >
+        # 0) add to it, so it is summed over them alone, as entries (pair, request) in
+        # request order per pair (a pair's bits never depend on the other pairs or requests)
+        pe, re_ = np.nonzero(self._Wn[:, self.lc[cols]].T > 0)
+        ww = self._Wn[re_, self.lc[cols][pe]]
+        k, t = self._ak[re_], self._at[re_]  # each request's two grid neighbours
+        own_s = op["own"][sel]
+        oi = own_s[pe, k] * (1.0 - t) + own_s[pe, np.minimum(k + 1, own_s.shape[1] - 1)] * t
+        aa = self._lin[re_] + self.bt[cols][pe] - 1.0
+        nd = np.maximum(self._lout[re_] - 1.0, 0.0)
+        has = nd > 0
+        ent = _Entries(pe, len(sel), oi, ww, aa, nd, has)
 
         def expo(th: F, rows: NDArray[np.int64] | None = None) -> F:
-            tt = th[:, None]
-            oi, ww, aa, la, rr, cc = (own_i, w, a, lam1, r, cap) if rows is None else (
-                own_i[rows], w[rows], a[rows], lam1[rows], r[rows], cap[rows])
+            e = ent if rows is None else ent.rows(rows)
+            la, rr, cc = (lam1, r, cap) if rows is None else (lam1[rows], r[rows], cap[rows])
+            tt = th[e.pair]
             with np.errstate(over="ignore", invalid="ignore"):
-                pre = oi * np.expm1(tt * aa)
-                geo = np.where(nd > 0, np.exp(tt * (aa + 1.0)) * np.expm1(tt * nd)
-                               / np.expm1(tt), 0.0)
-                dec = (geo - nd) / rr[:, None]
-                return la * (ww * (pre + dec)).sum(axis=1) - th * cc
+                pre = e.oi * np.expm1(tt * e.a)
+                geo = np.where(e.has, np.exp(tt * (e.a + 1.0)) * np.expm1(tt * e.nd)
+                               / np.expm1(th)[e.pair], 0.0)
+                dec = (geo - e.nd) / rr[e.pair]
+                tot = np.bincount(e.pair, weights=e.w * (pre + dec), minlength=e.n)
+                return la * tot - th * cc
 
         lo = np.full(len(sel), 1e-12)
         hi = 60.0 / H
@@ -1407,8 +1504,8 @@ class ServeFamily:
         if not len(rest):
             return out
         sel, lo, hi, b0 = sel[rest], lo[rest], hi[rest], b0[rest]
-        own_i, w, a, lam1, r, cap = (own_i[rest], w[rest], a[rest], lam1[rest], r[rest],
-                                     cap[rest])
+        ent = ent.rows(rest)
+        lam1, r, cap = lam1[rest], r[rest], cap[rest]
         gr = (math.sqrt(5.0) - 1.0) / 2.0
         x1, x2 = hi - gr * (hi - lo), lo + gr * (hi - lo)
         f1, f2 = expo(x1), expo(x2)
@@ -1430,8 +1527,8 @@ class ServeFamily:
                         return out
                     rest, lo, hi, b0, x1, x2, f1, f2 = (v[keep] for v in (
                         rest, lo, hi, b0, x1, x2, f1, f2))
-                    own_i, w, a, lam1, r, cap = (own_i[keep], w[keep], a[keep], lam1[keep],
-                                                 r[keep], cap[keep])
+                    ent = ent.rows(np.flatnonzero(keep))
+                    lam1, r, cap = lam1[keep], r[keep], cap[keep]
             left = f1 < f2  # the minimum lies in [lo, x2]
             hi = np.where(left, x2, hi)
             lo = np.where(left, lo, x1)
@@ -1581,21 +1678,19 @@ class ServeFamily:
             return lam1 * Sn + np.maximum(1.0 - lam1 * So, 0.0) / tau
 
         dmax = self.dmax[cols][:, None]
-
-        def cell(D: F, side: Literal["left", "right"]) -> NDArray[np.int64]:
-            # the grid cell of D (Dg = dmax x _D_FRACTIONS)
-            x = np.where(dmax > 0, D / np.where(dmax > 0, dmax, 1.0), 0.0)
-            out: NDArray[np.int64] = np.searchsorted(_D_FRACTIONS, x, side=side) - 1
-            return out
-
+        inv_dmax = np.where(dmax > 0, 1.0 / np.where(dmax > 0, dmax, 1.0), 0.0)
         td_flat = td.ravel()
         base = rows * G
+        # the grid is 0 and the powers 2^(i - G + 1) of dmax (_D_FRACTIONS), so the cell of D
+        # and the place in it come from the binary exponent of x = D / dmax: x = m 2^e, m in
+        # [1/2, 1), lies in [2^(e - 1), 2^e), the cell from grid count e + G - 2
 
         def tau_at(D: F) -> F:  # the decode table at D (linear in its cell, non-decreasing)
-            g = np.clip(cell(D, "right"), 0, G - 2)
-            d0, d1 = _D_FRACTIONS[g] * dmax, _D_FRACTIONS[g + 1] * dmax  # = Dg[rows, g (+ 1)]
-            t = np.clip(np.where(d1 > d0, (D - d0) / np.where(d1 > d0, d1 - d0, 1.0), 0.0),
-                        0.0, 1.0)
+            x = D * inv_dmax
+            m, e = np.frexp(x)
+            first = x < _D_FRACTIONS[1]  # the cell [0, dmax / 2^(G - 2)]
+            g = np.where(first, 0, np.minimum(e + (G - 2), G - 2))
+            t = np.where(first, x / _D_FRACTIONS[1], np.where(e >= 1, 1.0, 2.0 * m - 1.0))
             i = base + g
             t0 = np.take(td_flat, i)
             out: F = t0 + t * (np.take(td_flat, i + 1) - t0)
@@ -1607,15 +1702,19 @@ class ServeFamily:
         lam_b, lam_a = lam / b, lam / a
         tau = np.broadcast_to(td[:, :1], a.shape)
         D_lb = np.zeros(a.shape)
+        need_b, rn_b, rf_b = lam_b * E, lam_b * Sn, np.maximum(1.0 - lam_b * So, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            for _ in range(_FLOOR_ROUNDS):
-                D_lb = np.minimum(np.maximum(D_lb, np.nan_to_num(lam_b * E / r_max(lam_b, tau),
+            for _ in range(_FLOOR_ROUNDS):  # (r_max(lam_b, tau) = rn_b + rf_b / tau)
+                D_lb = np.minimum(np.maximum(D_lb, np.nan_to_num(need_b / (rn_b + rf_b / tau),
                                                                  nan=0.0, posinf=np.inf)),
-                                  self.dmax[cols][:, None])
+                                  dmax)
                 tau = tau_at(D_lb)
         R1 = np.maximum(r_max(lam_a, tau), r_max(lam_b, tau))  # r at most, on [a, b]
         # the grid count strictly below D_lb (by a margin: rows from it up carry the mix)
-        gs = np.clip(cell(D_lb * (1.0 - 1e-9), "left"), 0, None)
+        x = D_lb * (1.0 - 1e-9) * inv_dmax
+        m, e = np.frexp(x)  # the last grid count below x: e + G - 3 (one less at m = 1/2)
+        gs = np.where(x <= _D_FRACTIONS[1], 0,
+                      np.minimum(e + (G - 2) - (m == 0.5), G - 1)).astype(np.int64)
         # every step of the mix carries at least D_f = Dg[gs] decoders, and the GPU runs at
         # least lam1 flops_req FLOPs per second: the floor's parts at each grid count, once
         # per column, then at D_f for the FLOP rates at both ends of the interval
@@ -1713,7 +1812,13 @@ class ServeFamily:
         gal = live & (hi < 0)
         live &= ~(gal & (lo >= limit))
         gal &= live
+        # a passing guess is usually within a few counts of the answer: its inner counts are
+        # 1, 2 and 4 below it, then 8, 16 and 32 below the least pass, and so on while every
+        # one passes (the others spread theirs evenly over their bracket)
+        near = ok_g.copy()
+        wid = np.ones(m, dtype=np.int64)
         k = 3
+        below = np.array([4, 2, 1], dtype=np.int64)
         while True:
             ref = live & (hi > 0) & (hi - lo > 1)
             if not (gal.any() or ref.any()):
@@ -1725,13 +1830,21 @@ class ServeFamily:
             span = hi[ri] - lo[ri]
             pts = lo[ri][:, None] + np.maximum(
                 1, (span[:, None] * np.arange(1, k + 1)[None, :]) // (k + 1))
+            nr = near[ri]
+            pts[nr] = np.maximum(hi[ri][nr][:, None] - wid[ri][nr][:, None] * below[None, :],
+                                 lo[ri][nr][:, None] + 1)
             pts = np.minimum(pts, hi[ri][:, None] - 1)
-            ok = self.slo_ok(np.concatenate([cols[li], cols[gi], np.repeat(cols[ri], k)]),
-                             np.concatenate([np.full(len(li), limit), ng, pts.ravel()]
-                                            ).astype(float))
+            # each distinct inner count once (a narrow bracket repeats some: ascending, so a
+            # repeat takes the verdict of the count before it)
+            fresh = np.ones(pts.shape, dtype=bool)
+            fresh[:, 1:] = pts[:, 1:] != pts[:, :-1]
+            ok = self.slo_ok(np.concatenate([cols[li], cols[gi], np.repeat(cols[ri], k)[
+                fresh.ravel()]]), np.concatenate([np.full(len(li), limit), ng,
+                                                  pts[fresh]]).astype(float))
             okl = ok[:len(li)]
             okg = ok[len(li):len(li) + len(gi)]
-            okr = ok[len(li) + len(gi):].reshape(pts.shape)
+            src = np.maximum.accumulate(np.where(fresh.ravel(), np.arange(fresh.size), 0))
+            okr = ok[len(li) + len(gi):][np.cumsum(fresh.ravel())[src] - 1].reshape(pts.shape)
             lim_known[li] = True
             live[li[~okl]] = False
             hi[gi[okg]] = ng[okg]
@@ -1741,6 +1854,9 @@ class ServeFamily:
             gal[gi[~okg & (ng >= limit)]] = False
             gal &= live
             if len(ri):
+                still = nr & okr.all(axis=1)  # every inner count passed: further below next
+                wid[ri[still]] *= 8
+                near[ri[~still]] = False
                 anyok = okr.any(axis=1)
                 first = np.argmax(okr, axis=1)
                 rows = np.arange(len(ri))

@@ -99,6 +99,7 @@ class Sizer:
                           dict[str, Any]] = {}
         self._physics: dict[Deployment, Any] = {}
         self._stacks: dict[tuple[Deployment, ...], Any] = {}  # stacked physics per member list
+        self._slots: dict[tuple[Deployment, int], int] = {}  # reserved KV slots at a window
         self.models_built = 0  # pool models and families built (a measure of the work done)
 
     # --- profiles and families --------------------------------------------------------
@@ -180,15 +181,23 @@ class Sizer:
             stacked = stack_physics(phys)
             self._stacks[key] = stacked
         if his is None:
-            slots: Any = [prof.slots(window) for _, prof in members]
+            slots: Any = [self.slots(d, window) for d, _ in members]
         else:  # per deployment and pool: the slots at the pool's own window
-            slots = np.array([[prof.slots(w) if w <= prof.max_context else 0 for w in his]
-                              for _, prof in members], dtype=np.int64)
+            slots = np.array([[self.slots(d, w) if w <= prof.max_context else 0 for w in his]
+                              for d, prof in members], dtype=np.int64)
         fam = ServeFamily(phys, mix, self.problem.settings, slots,
                           self.problem.settings.hit_share, stacked=stacked,
                           sized_only=sized_only, defer=defer)
         self.models_built += 1
         return [(members, fam)]
+
+    def slots(self, d: Deployment, window: int) -> int:
+        """``profile(d).slots(window)``, computed once per deployment and window."""
+        key = (d, int(window))
+        n = self._slots.get(key)
+        if n is None:
+            n = self._slots[key] = int(self.profile(d).slots(key[1]))
+        return n
 
     def model(self, lo: int, hi: int, window: int, d: Deployment) -> PoolModel:
         """The :class:`PoolModel` of one pool (built once)."""
@@ -216,7 +225,7 @@ class Sizer:
         for (hi, window), lows_set in groups.items():
             lows = sorted(lows_set)
             usable = [d for d in deps if window <= self.profile(d).max_context
-                      and self.profile(d).slots(window) >= 1]
+                      and self.slots(d, window) >= 1]
             for members, fam in self.families(lows, hi, window, usable, sized_only=True):
                 n = fam.min_instances()
                 cols = np.flatnonzero(n >= 0)
