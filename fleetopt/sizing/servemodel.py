@@ -106,6 +106,9 @@ _FLOOR_ROUNDS = 3
 #: decoder rows built beyond the cell that the prompt tables at no decoders put a fixed point
 #: in (ServeFamily._ensure_rows; a deferred family builds rows as its tests read them)
 _ROW_MARGIN = 1
+#: inner counts per bracket and round in a search (ServeFamily.min_instances): 3, or more
+#: when fewer than _REFINE_PAIRS / 3 columns are left, up to 15
+_REFINE_PAIRS = 96
 #: how many rows are first built: the least of these that covers that cell (few distinct
 #: builds, each vectorised over its columns)
 _ROW_LEVELS = (6, len(_D_FRACTIONS))
@@ -1020,24 +1023,31 @@ class ServeFamily:
         self.prefill_ok = self.prefill_late_share <= self.settings.prefill_late_budget
         self.feasible = self.nonempty & (self.slots >= 1) & self.prefill_ok
         every = np.arange(C)
-        self.nch = np.transpose(n_k, (2, 0, 1))[kind]  # C x G x Q
+        # chunks per prompt: kinds x G x Q (a column reads its kind's: nch)
+        self._nch_k = np.ascontiguousarray(np.transpose(n_k, (2, 0, 1)))
+        self._kind = kind
         self.tau_d = tau_d.T.copy()  # C x G
         self.tau_f = tau_f.T.copy()
         # the most a queued request's first step can add to its own chunk: the rest of a
         # full-budget step, at no decoders (_queued_extra)
-        self.queued_cap = np.maximum(self.tau_f[:, :1] - own0 / np.maximum(self.nch[:, 0, :], 1.0),
+        self.queued_cap = np.maximum(self.tau_f[:, :1] - own0 / np.maximum(self._nch_k[kind, 0],
+                                                                             1.0),
                                      0.0)
         # row by row (not einsum, whose summation order depends on the family's size): a pool
         # gets the same bits in any family
-        self.S_n = (self.nch * self.Wq[:, None, :]).sum(axis=2)
+        self.S_n = np.empty((C, G))
+        for gg in range(G):  # (one decoder row at a time: smaller temporaries, the same bits)
+            self.S_n[:, gg] = (self._nch_k[kind, gg] * self.Wq).sum(axis=1)
         self.own0 = np.ascontiguousarray(own0)  # = own[:, 0] (no decoders)
         self.S_own0 = (self.own0 * self.Wq).sum(axis=1)  # = S_own[:, 0]
         self.dec_terms = {k: np.asarray(dec[k]).T.copy() for k in keys}  # C x G
         self.power_keys = keys
         self.flops_req = self._flops_per_request(dec, pt, Dg)
         # the decoder counts beyond none: filled column by column (:meth:`complete`)
-        self.own = np.full((C, G, len(lin_q)), math.nan)
-        self.ell = np.full((C, G, len(lin_q)), math.nan)
+        # own and ell (C x G x Q) only for the columns with rows built: a slot each, in order
+        self._slot = np.full(C, -1, dtype=np.int64)
+        self._own_c = np.full((0, G, Q), math.nan)
+        self._ell_c = np.full((0, G, Q), math.nan)
         self.S_own = np.full((C, G), math.nan)
         self.pt_terms = {k: np.full((C, G), math.nan) for k in keys}
         self._done = np.zeros(C, dtype=bool)
@@ -1049,16 +1059,17 @@ class ServeFamily:
             same bits whichever columns and rows are built together; the running maxima in
             ``D`` continue from row ``start - 1``, whose ``own`` already holds them)."""
             prompt_rows(range(start, stop), cc)
+            sl = self._slots_of(cc)
             sub = np.maximum.accumulate(own[start - 1:stop, :, cc], axis=0)
             own[start:stop, :, cc] = sub[1:]
-            self.own[cc, start - 1:stop] = np.transpose(sub, (2, 0, 1))
+            self._own_c[sl, start - 1:stop] = np.transpose(sub, (2, 0, 1))
             # length of one step of the prompt (the residual), non-decreasing in D
             ratio = sub / n_k[start - 1:stop, :, kind[cc]]
             if start > 1:
-                ratio[0] = self.ell[cc, start - 1].T
-            self.ell[cc, start - 1:stop] = np.transpose(np.maximum.accumulate(ratio, axis=0),
-                                                        (2, 0, 1))
-            self.S_own[cc, start - 1:stop] = (self.own[cc, start - 1:stop]
+                ratio[0] = self._ell_c[sl, start - 1].T
+            self._ell_c[sl, start - 1:stop] = np.transpose(np.maximum.accumulate(ratio, axis=0),
+                                                           (2, 0, 1))
+            self.S_own[cc, start - 1:stop] = (self._own_c[sl, start - 1:stop]
                                               * self.Wq[cc][:, None, :]).sum(axis=2)
             for key in keys:
                 self.pt_terms[key][cc, start - 1:stop] = pt[key][start - 1:stop, cc].T
@@ -1097,6 +1108,47 @@ class ServeFamily:
         cc = np.unique(np.asarray(cols, dtype=np.int64))
         cc = cc[~self._done[cc]]
         self._extend(cc, np.full(len(cc), len(_D_FRACTIONS)))
+
+    def _slots_of(self, cols: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The rows of the columns ``cols`` (distinct) in the built ``own`` and ``ell`` tables,
+        new ones given the next free rows (the tables grow by doubling; unbuilt rows NaN)."""
+        new = cols[self._slot[cols] < 0]
+        if len(new):
+            n0 = int(self._slot.max(initial=-1)) + 1
+            need = n0 + len(new)
+            if need > len(self._own_c):
+                cap = min(self.ncols, max(need, 2 * len(self._own_c), 64))
+                for name in ("_own_c", "_ell_c"):
+                    old = getattr(self, name)
+                    grown = np.full((cap,) + old.shape[1:], math.nan)
+                    grown[:len(old)] = old
+                    setattr(self, name, grown)
+            self._slot[new] = np.arange(n0, need)
+        return self._slot[cols]
+
+    def _full_table(self, compact: F) -> F:
+        """A per-slot table as columns x G x Q (NaN where no rows are built)."""
+        out = np.full((self.ncols,) + compact.shape[1:], math.nan)
+        has = self._slot >= 0
+        out[has] = compact[self._slot[has]]
+        return out
+
+    @property
+    def own(self) -> F:
+        """Seconds of each grid prompt's prefill (all its chunks), columns x G x Q, non-
+        decreasing in ``D`` (NaN where the decoder rows are not built)."""
+        return self._full_table(self._own_c)
+
+    @property
+    def ell(self) -> F:
+        """Seconds of one step of each grid prompt (the residual), columns x G x Q."""
+        return self._full_table(self._ell_c)
+
+    @property
+    def nch(self) -> F:
+        """Chunks (steps) of each grid prompt, columns x G x Q."""
+        out: F = self._nch_k[self._kind]
+        return out
 
     def _extend(self, cols: NDArray[np.int64], upto: NDArray[np.int64]) -> None:
         """Build the decoder rows of the (distinct) columns ``cols`` up to ``upto`` (exclusive,
@@ -1233,9 +1285,10 @@ class ServeFamily:
         D, g, t, found = self._fixed_point(cols, lam1)
         G = self.Dg.shape[1]
         g = np.minimum(g, G - 2)
-        own = self._lerp(self.own, cols, g, t)  # pairs x Q
-        nch = self._lerp(self.nch, cols, g, t)
-        ell = self._lerp(self.ell, cols, g, t)
+        sl = self._slot[cols]
+        own = self._lerp(self._own_c, sl, g, t)  # pairs x Q
+        nch = self._lerp(self._nch_k, self._kind[cols], g, t)
+        ell = self._lerp(self._ell_c, sl, g, t)
         tau_d = self._lerp(self.tau_d, cols, g, t)
         tau_f = self._lerp(self.tau_f, cols, g, t)
         S_own = self._lerp(self.S_own, cols, g, t)
@@ -1817,8 +1870,6 @@ class ServeFamily:
         # one passes (the others spread theirs evenly over their bracket)
         near = ok_g.copy()
         wid = np.ones(m, dtype=np.int64)
-        k = 3
-        below = np.array([4, 2, 1], dtype=np.int64)
         while True:
             ref = live & (hi > 0) & (hi - lo > 1)
             if not (gal.any() or ref.any()):
@@ -1827,6 +1878,9 @@ class ServeFamily:
             gi = np.flatnonzero(gal)
             ng = np.minimum(lo[gi] + step[gi], limit)
             ri = np.flatnonzero(ref)
+            # more inner counts when few columns are left (a call's fixed cost dominates)
+            k = int(np.clip(_REFINE_PAIRS // max(len(ri), 1), 3, 15))
+            below = 2 ** np.arange(k - 1, -1, -1, dtype=np.int64)
             span = hi[ri] - lo[ri]
             pts = lo[ri][:, None] + np.maximum(
                 1, (span[:, None] * np.arange(1, k + 1)[None, :]) // (k + 1))
@@ -1855,7 +1909,7 @@ class ServeFamily:
             gal &= live
             if len(ri):
                 still = nr & okr.all(axis=1)  # every inner count passed: further below next
-                wid[ri[still]] *= 8
+                wid[ri[still]] *= 2 ** k
                 near[ri[~still]] = False
                 anyok = okr.any(axis=1)
                 first = np.argmax(okr, axis=1)
