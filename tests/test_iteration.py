@@ -6,7 +6,7 @@ table (a regression test of the research's figures)."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -227,6 +227,31 @@ def test_terms_of_is_terms_restricted(catalog, keys):
         for k in keys:
             np.testing.assert_array_equal(np.isnan(cs[0].terms_of(keys, *bad)[k]),
                                           np.isnan(getattr(cs[0].terms(*bad), k)), err_msg=k)
+
+
+def test_every_field_is_nan_exactly_where_an_input_is_not_finite(catalog):
+    """terms() gives every field the inputs' full shape, with NaN exactly where some input (or
+    coefficient) is NaN or infinite, wherever in the inputs it is, and finite numbers
+    elsewhere; a call with no bad input gives the same bits as the same steps in a call
+    with some."""
+    cs = [resolve(Deployment(g, tp, dt, "fp16", ep), m, catalog).step
+          for g, m, tp, ep, dt in DEPLOYMENTS]
+    stk = StepCoefficients.stack(cs)
+    args = [np.array(a) for a in _random_steps(len(cs), seed=5)]
+    clean = stk.terms(*args)
+    rng = np.random.default_rng(9)
+    for j in range(5):
+        bad = [a.copy() for a in args]
+        mask = rng.random(args[0].shape) < 0.2
+        bad[j][mask] = rng.choice([np.inf, np.nan], size=int(mask.sum()))
+        with np.errstate(invalid="ignore", over="ignore"):
+            t = stk.terms(*bad)
+        for f in fields(t):
+            v = np.asarray(getattr(t, f.name))
+            assert v.shape == args[0].shape, f.name
+            np.testing.assert_array_equal(np.isnan(v), mask, err_msg=f"{f.name}, input {j}")
+            np.testing.assert_array_equal(v[~mask], np.asarray(getattr(clean, f.name))[~mask],
+                                          err_msg=f.name)
 
 
 def test_dense_shortcut_is_the_routed_formula_at_keep_prob_one(catalog):

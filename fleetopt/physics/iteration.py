@@ -292,7 +292,7 @@ def _formula(c: StepCoefficients, xp: Any, D: Num, K_d: Num, P: Num, A_p: Num,
     t_wd = c.c_wd
     t_cd = D * c.c_cd_dec + P * c.c_cd_pre
     t_we = c.c_we * share
-    t_ce = T * c.c_ce
+    t_ce = 0.0 if c.no_expert_math else T * c.c_ce
     kv = K_d + K_p + P
     t_kv = c.c_kv * kv
     t_ca = c.c_ad * K_d + c.c_ap * A_p
@@ -302,7 +302,9 @@ def _formula(c: StepCoefficients, xp: Any, D: Num, K_d: Num, P: Num, A_p: Num,
     t_comm = c.n_ar_layers * (c.ar_factor * m / bw + c.lat_ar)
     t_seqwork = c.t_seq * D
     t_fixed = c.t_floor + t_seqwork
-    t_gemm = xp.maximum(t_wd, t_cd) + xp.maximum(t_we, t_ce)
+    # (no routed expert anywhere: both expert terms are 0 and add nothing)
+    t_gemm = xp.maximum(t_wd, t_cd) if c.no_expert_math else (xp.maximum(t_wd, t_cd)
+                                                               + xp.maximum(t_we, t_ce))
     t_attn = xp.maximum(t_kv, t_ca)
     t_gpu = t_gemm + t_attn + t_elem + t_comm + t_fixed
     t_step = xp.maximum(t_gpu, c.t_host)
@@ -418,6 +420,13 @@ class StepCoefficients:
         whose terms are then exactly 0."""
         return bool(np.all(np.asarray(self.keep_prob) == 1.0))
 
+    @cached_property
+    def no_expert_math(self) -> bool:
+        """Every deployment dense with no expert coefficients (``c_we = c_ce = 0``): the step
+        formula's expert terms are exactly 0 and it skips them (the same numbers)."""
+        return self.dense and bool(np.all(np.asarray(self.c_we) == 0.0)
+                                   and np.all(np.asarray(self.c_ce) == 0.0))
+
     def __len__(self) -> int:
         """Deployments in a stack (1 for a single deployment)."""
         return int(np.size(self.c_wd))
@@ -460,13 +469,21 @@ class StepCoefficients:
         """The terms ``keys`` of :meth:`terms` alone, as a dict (the same numbers; a table
         that reads a few terms skips the others' arithmetic)."""
         a = [np.asarray(x, dtype=float) for x in (D, K_d, P, A_p, K_p)]
-        # every field gets the inputs' full shape (NaN where an input is NaN or infinite)
-        zero = (a[0] + a[1] + a[2] + a[3] + a[4]) * 0.0
-        if self.stacked:
-            zero = zero + np.asarray(self.c_wd) * 0.0
         r = _formula(self, _NP, a[0], a[1], a[2], a[3], a[4],
                      full=not _OPTIONAL_FIELDS.isdisjoint(keys))
-        return self._fields(r, zero, keys)
+        # every field gets the inputs' full shape, NaN where an input is NaN or infinite (then
+        # t_gpu, which reads every input and coefficient, is NaN or infinite: its zero is NaN)
+        shape = np.broadcast_shapes(*(x.shape for x in a), np.shape(self.c_wd))
+        zero = np.asarray(r[_FORMULA_FIELDS.index("t_gpu")]) * 0.0
+        if zero.shape != shape:
+            zero = zero + np.zeros(shape)
+        if np.isnan(zero).any():
+            return self._fields(r, zero, keys)
+        # (no NaN: a field of the full shape is its own number; the others are broadcast)
+        val = dict(zip(_FORMULA_FIELDS, r, strict=True))
+        for k in _CONSTANT_FIELDS:
+            val[k] = getattr(self, k)
+        return {k: val[k] if np.shape(val[k]) == shape else val[k] + zero for k in keys}
 
     def scalar_terms(self, D: float, K_d: float, P: float = 0.0, A_p: float = 0.0,
                      K_p: float = 0.0) -> StepTerms:

@@ -934,13 +934,18 @@ class ServeFamily:
             # several decoder counts per call while the temporaries stay in cache
             # (elementwise, so the same bits as one at a time)
             per = max(1, _TERMS_CHUNK // max(Q * u_n, 1))
-            last: dict[str, F] = {k: np.empty((len(rows), Q, u_n)) for k in tkeys}
+            last: dict[str, F] = {}
             for r0 in range(rows.start, rows.stop, per):
                 r1 = min(r0 + per, rows.stop)
                 Dr = np.broadcast_to(Dg[r0:r1, None, units], (r1 - r0, Q, u_n))
                 got = _terms_of(sub_ph, tkeys, Dr, Dr * self.Lbar[units],
                                 size_k[r0:r1][:, :, unit_kind], lpairs_k[r0:r1][:, :, unit_kind],
                                 start_k[r0:r1][:, :, unit_kind])
+                if r1 - r0 == len(rows):  # one call for every row: its arrays as they are
+                    last = {k: np.asarray(got[k]) for k in tkeys}
+                    break
+                if not last:
+                    last = {k: np.empty((len(rows), Q, u_n)) for k in tkeys}
                 for k in tkeys:
                     last[k][r0 - rows.start:r1 - rows.start] = got[k]
             gr, qi, ui = np.nonzero(n_k[rows.start:rows.stop][:, :, unit_kind] >= 2.0)

@@ -183,8 +183,10 @@ class Sizer:
         if his is None:
             slots: Any = [self.slots(d, window) for d, _ in members]
         else:  # per deployment and pool: the slots at the pool's own window
-            slots = np.array([[self.slots(d, w) if w <= prof.max_context else 0 for w in his]
-                              for d, prof in members], dtype=np.int64)
+            uw, at = np.unique(np.asarray(his, dtype=np.int64), return_inverse=True)
+            slots = np.array([[self.slots(d, int(w)) if w <= prof.max_context else 0
+                               for w in uw] for d, prof in members],
+                             dtype=np.int64)[:, at.reshape(-1)]
         fam = ServeFamily(phys, mix, self.problem.settings, slots,
                           self.problem.settings.hit_share, stacked=stacked,
                           sized_only=sized_only, defer=defer)
