@@ -106,6 +106,8 @@ _FLOOR_ROUNDS = 3
 #: decoder rows built beyond the cell that the prompt tables at no decoders put a fixed point
 #: in (ServeFamily._ensure_rows; a deferred family builds rows as its tests read them)
 _ROW_MARGIN = 1
+#: Illinois steps of the operating point's fixed point in its cell (ServeFamily._fixed_point)
+_FIXED_POINT_ROUNDS = 10
 #: inner counts per bracket and round in a search (ServeFamily.min_instances): 3, or more
 #: when fewer than _REFINE_PAIRS / 3 columns are left, up to 15
 _REFINE_PAIRS = 96
@@ -1253,7 +1255,8 @@ class ServeFamily:
         was_up = np.zeros(m, dtype=bool)  # the last step moved hi (lo: was_dn)
         was_dn = np.zeros(m, dtype=bool)
         with np.errstate(invalid="ignore", divide="ignore"):
-            for _ in range(10):  # a fixed count: a pair's result never depends on the others
+            for _ in range(_FIXED_POINT_ROUNDS):  # a fixed count: a pair's result never depends
+                # on the others
                 x = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
                 # (a NaN or infinite x fails both comparisons: lo and hi stay finite)
                 XF[0] = np.where((x > lo) & (x < hi), x, 0.5 * (lo + hi))
