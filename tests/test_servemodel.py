@@ -385,10 +385,11 @@ def test_rows_built_as_read_are_the_same_numbers():
         np.testing.assert_array_equal(lazy.own[c, :r], full.own[c, :r])
         np.testing.assert_array_equal(lazy.ell[c, :r], full.ell[c, :r])
         np.testing.assert_array_equal(lazy.S_own[c, :r], full.S_own[c, :r])
+        np.testing.assert_array_equal(lazy.tau_f[c, :r], full.tau_f[c, :r])
         for k in full.pt_terms:
             np.testing.assert_array_equal(lazy.pt_terms[k][c, :r], full.pt_terms[k][c, :r])
     lazy.complete(cols)  # the rest, continuing from the rows built
-    for name in ("own", "ell", "S_own"):
+    for name in ("own", "ell", "S_own", "tau_f"):
         np.testing.assert_array_equal(getattr(lazy, name)[cols], getattr(full, name)[cols])
 
 

@@ -898,8 +898,10 @@ class ServeFamily:
         tau_d = np.maximum.accumulate(np.asarray(dec["t_step"]), axis=0)
         ctok = np.maximum(self.B[None, :] - Dg, 1.0)  # G x C
         s_full = np.maximum(self.ppt[None, :] - (ctok + 1.0) / 2.0, 0.0)
-        full = _terms_of(ph, ("t_step",), Dg, Kd, ctok, ctok * self.ppt[None, :], s_full)
-        tau_f = np.maximum.accumulate(np.asarray(full["t_step"]), axis=0)
+        # a full-budget step: at no decoders now, the other rows with the prompt rows (finish)
+        tau_f = np.full(Dg.shape, math.nan)
+        tau_f[0] = _terms_of(ph, ("t_step",), Dg[:1], Kd[:1], ctok[:1],
+                             ctok[:1] * self.ppt[None, :], s_full[:1])["t_step"][0]
         # prompts at the grid's lengths, this column's hit share
         lin_q = self.grid
         lq = np.maximum(1.0, np.round(lin_q[:, None] * (1.0 - self.hit[None, :])))  # Q x C
@@ -921,8 +923,9 @@ class ServeFamily:
         size_k = lq[:, rep][None] - (n_k - 1.0) * ctok_k[:, None, :]
         lpairs_k = size_k * start_k + size_k * (size_k + 1.0) / 2.0
         G, Q = n_k.shape[0], len(lin_q)
-        own = np.full((G, Q, C), math.nan)
-        pt = {k: np.full(Dg.shape, math.nan) for k in keys}
+        # (rows beyond none are written before they are read, column by column: finish)
+        own = np.empty((G, Q, C))
+        pt = {k: np.empty(Dg.shape) for k in keys}
 
         def raw_rows(rows: range, units: NDArray[np.int64], unit_kind: NDArray[np.int64]
                      ) -> tuple[dict[str, F], tuple[NDArray[np.int64], ...], dict[str, F]]:
@@ -1066,6 +1069,13 @@ class ServeFamily:
             same bits whichever columns and rows are built together; the running maxima in
             ``D`` continue from row ``start - 1``, whose ``own`` already holds them)."""
             prompt_rows(range(start, stop), cc)
+            # the full-budget step at these rows, non-decreasing in D from row start - 1
+            rs = slice(start, stop)
+            c_f = ctok[rs][:, cc]
+            full = _terms_of(ph if len(cc) == C else ph.take(cc), ("t_step",), Dg[rs][:, cc],
+                             Kd[rs][:, cc], c_f, c_f * self.ppt[cc], s_full[rs][:, cc])
+            self.tau_f[cc, start:stop] = np.maximum.accumulate(np.vstack(
+                [self.tau_f[cc, start - 1][None, :], np.asarray(full["t_step"])]), axis=0)[1:].T
             sl = self._slots_of(cc)
             sub = np.maximum.accumulate(own[start - 1:stop, :, cc], axis=0)
             own[start:stop, :, cc] = sub[1:]
