@@ -323,9 +323,9 @@ def test_the_power_floor_from_its_parts_is_the_power_floor():
     assert (lift[:, [0, 2]] > 0).all() and (lift[:, 1] == 0).all()
 
 
-def test_deferred_tables_are_the_same_numbers_in_any_order():
-    """A family with defer=True builds the tables beyond no decoders column by column, in any
-    order and any grouping, to the same bits as one built at once."""
+def _full_and_deferred() -> tuple[ServeFamily, ServeFamily, tuple]:
+    """One family (three deployments, four lower edges), built at once and deferred, and the
+    arguments that made them."""
     w = builtin("azure-conv-2023", 500)
     mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps,
                      [0, 256, 1024, 2048, 4096], 8192, 8192)
@@ -333,8 +333,14 @@ def test_deferred_tables_are_the_same_numbers_in_any_order():
     st_ = Settings(500)
     phs = [physics_of(pr, st_) for pr in profs]
     slots = [pr.slots(8192) for pr in profs]
-    full = ServeFamily(phs, mix, st_, slots)
-    lazy = ServeFamily(phs, mix, st_, slots, defer=True)
+    return (ServeFamily(phs, mix, st_, slots), ServeFamily(phs, mix, st_, slots, defer=True),
+            (phs, mix, st_, slots))
+
+
+def test_deferred_tables_are_the_same_numbers_in_any_order():
+    """A family with defer=True builds the tables beyond no decoders column by column, in any
+    order and any grouping, to the same bits as one built at once."""
+    full, lazy, (phs, mix, st_, slots) = _full_and_deferred()
     rng = np.random.default_rng(3)
     order = rng.permutation(full.ncols)
     for part in np.array_split(order, 4):
@@ -356,15 +362,7 @@ def test_rows_built_as_read_are_the_same_numbers():
     first, more when a count needs them): every figure is the same bits as with every row
     built, at counts from far too few (unstable: every row read) to many, and the rows it built
     equal the full tables'."""
-    w = builtin("azure-conv-2023", 500)
-    mix = family_mix(w.input_tokens, w.output_tokens, w.weights, w.rate_rps,
-                     [0, 256, 1024, 2048, 4096], 8192, 8192)
-    profs = [_prof("H100-SXM", 8, "fp16"), _prof("B200", 2, "fp8"), _prof("A100-SXM", 4, "fp16")]
-    st_ = Settings(500)
-    phs = [physics_of(pr, st_) for pr in profs]
-    slots = [pr.slots(8192) for pr in profs]
-    full = ServeFamily(phs, mix, st_, slots)
-    lazy = ServeFamily(phs, mix, st_, slots, defer=True)
+    full, lazy, (phs, mix, st_, slots) = _full_and_deferred()
     cols = np.flatnonzero(full.feasible)
     n0 = full.min_instances()[cols]
     G = full.Dg.shape[1]

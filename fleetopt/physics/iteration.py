@@ -477,13 +477,8 @@ class StepCoefficients:
         zero = np.asarray(r[_FORMULA_FIELDS.index("t_gpu")]) * 0.0
         if zero.shape != shape:
             zero = zero + np.zeros(shape)
-        if np.isnan(zero).any():
-            return self._fields(r, zero, keys)
         # (no NaN: a field of the full shape is its own number; the others are broadcast)
-        val = dict(zip(_FORMULA_FIELDS, r, strict=True))
-        for k in _CONSTANT_FIELDS:
-            val[k] = getattr(self, k)
-        return {k: val[k] if np.shape(val[k]) == shape else val[k] + zero for k in keys}
+        return self._fields(r, zero, keys, None if np.isnan(zero).any() else shape)
 
     def scalar_terms(self, D: float, K_d: float, P: float = 0.0, A_p: float = 0.0,
                      K_p: float = 0.0) -> StepTerms:
@@ -496,12 +491,17 @@ class StepCoefficients:
         """Seconds of one step, plain floats: the scalar fast path of :meth:`terms`."""
         return float(_formula(self, _PY, D, K_d, P, A_p, K_p)[0])
 
-    def _fields(self, r: tuple[Any, ...], zero: Num, keys: Sequence[str]) -> dict[str, Any]:
-        """The terms ``keys`` of a :func:`_formula` result, each broadcast by ``zero``."""
+    def _fields(self, r: tuple[Any, ...], zero: Num, keys: Sequence[str],
+                clean: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """The terms ``keys`` of a :func:`_formula` result, each broadcast by ``zero``;
+        ``clean``: the full shape, when ``zero`` has no NaN (a field of that shape is then
+        returned as it is: adding 0 changes nothing)."""
         val = dict(zip(_FORMULA_FIELDS, r, strict=True))
         for k in _CONSTANT_FIELDS:
             val[k] = getattr(self, k)
-        return {k: val[k] + zero for k in keys}
+        if clean is None:
+            return {k: val[k] + zero for k in keys}
+        return {k: val[k] if np.shape(val[k]) == clean else val[k] + zero for k in keys}
 
     def prefill_s(self, prompt_tokens: int, chunk_tokens: int, decode_seqs: float = 0.0,
                   decode_ctx_tokens: float = 0.0) -> float:

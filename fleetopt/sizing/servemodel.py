@@ -1542,8 +1542,9 @@ class ServeFamily:
         # the exponent is a sum over each pair's requests: only those its pool routes (weight >
         # 0) add to it, so it is summed over them alone, as entries (pair, request) in
         # request order per pair (a pair's bits never depend on the other pairs or requests)
-        pe, re_ = np.nonzero(self._Wn[:, self.lc[cols]].T > 0)
-        ww = self._Wn[re_, self.lc[cols][pe]]
+        lcc = self.lc[cols]
+        pe, re_ = np.nonzero(self._Wn[:, lcc].T > 0)
+        ww = self._Wn[re_, lcc[pe]]
         k, t = self._ak[re_], self._at[re_]  # each request's two grid neighbours
         own_s = op["own"][sel]
         oi = own_s[pe, k] * (1.0 - t) + own_s[pe, np.minimum(k + 1, own_s.shape[1] - 1)] * t
