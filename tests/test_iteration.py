@@ -28,6 +28,8 @@ from fleetopt.physics.iteration import (
     z_ep,
 )
 from fleetopt.physics.power import Activity, ActivityPower, PowerCurve, activity
+from fleetopt.physics.routing import routed_share
+from fleetopt.physics.step import expected_expert_fraction
 from fleetopt.physics.profiles import Deployment, PhysicsParams, resolve, vllm_defaults
 
 # ------------------------------------------------------------------------------ hand cases
@@ -117,6 +119,26 @@ def test_moe_experts_and_ep_straggler():
     assert float(expert_fraction(0, 8, 2)) == pytest.approx(2 / 8)  # at least one token
     with pytest.raises(FleetoptError, match="ep"):
         step_coefficients(toy_model(), TOY_GPU, UNIT, tp=4, ep=4)  # dense
+
+
+def test_one_routing_formula_for_the_step_and_its_helpers():
+    """The step formula's streamed expert share (array and float paths), expert_fraction and
+    the roofline's expected fraction are the one routing formula (routing.routed_share)."""
+    m = toy_model(experts=8, experts_per_token=2, moe_layers=2, expert_params_b=0.012)
+    c = step_coefficients(m, TOY_GPU, UNIT, tp=4, ep=4)
+    T = np.array([0.0, 0.5, 1.0, 3.0, 17.0, 400.0])
+    p, s = routed_share(1 - 2 / 8, z_ep(4), 4 / 8, T)
+    assert np.array_equal(p, 1 - 0.75 ** np.maximum(T, 1.0))
+    assert np.array_equal(s, np.minimum(1.0, p + z_ep(4) * np.sqrt(p * (1 - p) * 0.5)))
+    assert np.array_equal(expert_fraction(T, 8, 2, 4), s)
+    arr = c.terms(T, 300.0 * T)
+    got = np.asarray(arr.bytes) - np.asarray(arr.bytes_mean)
+    assert np.allclose(got, c.w_exp * (s - p), rtol=1e-12, atol=0.0)
+    for j, x in enumerate(T):  # the float path: the same numbers
+        t = c.scalar_terms(float(x), 300.0 * float(x))
+        assert t.bytes - t.bytes_mean == pytest.approx(got[j], rel=1e-12)
+    q0, _ = routed_share(1 - 8 / 128, 0.0, 0.0, np.array([0.0, 8.0]), least=0.0)
+    assert np.array_equal(expected_expert_fraction(np.array([0.0, 8.0]), 128, 8), q0)
 
 
 def test_shipped_models_by_hand(catalog):

@@ -79,9 +79,11 @@ from numpy.typing import ArrayLike, NDArray
 from fleetopt.core.errors import FleetoptError
 from fleetopt.physics import kv as kvm
 from fleetopt.physics.catalog.specs import GPUSpec, ModelSpec
+from fleetopt.physics.routing import routed_share, z_ep
 
 __all__ = ["ACT_BYTES", "PRECISIONS", "PRECISION_BYTES", "ByPrecision", "StepCoefficients",
-           "StepParams", "StepTerms", "chunk_pairs", "expert_fraction", "step_coefficients",
+           "StepParams", "StepTerms", "chunk_pairs", "expert_fraction", "routed_share",
+           "step_coefficients",
            "step_precision", "z_ep"]
 
 #: weight precisions of the step model: bf16 (also fp16), fp8 with per-tensor/channel scales,
@@ -91,30 +93,19 @@ PRECISION_BYTES: dict[str, float] = {q: kvm.dtype_bytes("fp8" if q == "fp8_block
                                      for q in PRECISIONS}
 #: bytes per activation element (bf16)
 ACT_BYTES = 2.0
-#: E[max of g iid standard normals] (Tippett / Harter tables); beyond: sqrt(2 ln g)
-_EMAX_NORMAL = {1: 0.0, 2: 0.5642, 4: 1.0294, 8: 1.4236, 16: 1.7660}
-
 Num = Any  # a float, or an array (stacked coefficients, broadcast inputs)
-
-
-def z_ep(ep: int) -> float:
-    """E[max of ``ep`` standard normals]: the EP straggler factor of :func:`expert_fraction`."""
-    if ep <= 1:
-        return 0.0
-    return _EMAX_NORMAL.get(int(ep), math.sqrt(2.0 * math.log(ep)))
 
 
 def expert_fraction(tokens: ArrayLike, experts: int, top_k: int,
                     ep: int = 1) -> NDArray[np.float64]:
     """``s(T)``: share of a GPU's resident routed experts the critical GPU streams in a step of
     ``tokens`` tokens (``max(T, 1)``; 1 for a dense model)."""
-    t = np.maximum(np.asarray(tokens, dtype=float), 1.0)
+    t = np.asarray(tokens, dtype=float)
     if experts <= 0:
-        return np.ones_like(t)
-    p = 1.0 - (1.0 - top_k / experts) ** t
-    if ep <= 1:
-        return p
-    return np.minimum(1.0, p + z_ep(ep) * np.sqrt(p * (1.0 - p) / (experts / ep)))
+        return np.ones_like(np.maximum(t, 1.0))
+    share: NDArray[np.float64] = routed_share(1.0 - top_k / experts, z_ep(ep), ep / experts,
+                                              t)[1]
+    return share
 
 
 def chunk_pairs(start: ArrayLike, length: ArrayLike) -> NDArray[np.float64]:
@@ -287,8 +278,7 @@ def _formula(c: StepCoefficients, xp: Any, D: Num, K_d: Num, P: Num, A_p: Num,
         p: Num = 0.0
         share: Num = 0.0
     else:
-        p = 1.0 - c.keep_prob ** xp.maximum(T, 1.0)
-        share = xp.minimum(1.0, p + c.z_ep * xp.sqrt(p * (1.0 - p) * c.inv_experts_per_gpu))
+        p, share = routed_share(c.keep_prob, c.z_ep, c.inv_experts_per_gpu, T, xp)
     t_wd = c.c_wd
     t_cd = D * c.c_cd_dec + P * c.c_cd_pre
     t_we = c.c_we * share

@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from fleetopt.physics.routing import routed_share
+
 # ``terms`` and ``coefficients`` below are fleetopt.physics.iteration's StepTerms and
 # StepCoefficients (not imported: the catalog imports this module, iteration the catalog)
 StepTerms = Any
@@ -209,8 +211,7 @@ def activity_floor_parts(m: Any, c: StepCoefficients, decoders: ArrayLike,
     ctx = np.asarray(ctx_per_decoder, dtype=float)
     t = SimpleNamespace(**c.terms_of(("t_gpu", "flops_bf16eq", "bytes_mean", "t_seqwork"), D,
                                      D * ctx))
-    p = 1.0 - f["keep_prob"] ** np.maximum(D, 1.0)
-    share = np.minimum(1.0, p + f["z_ep"] * np.sqrt(p * (1.0 - p) * f["inv_experts_per_gpu"]))
+    p, share = routed_share(f["keep_prob"], f["z_ep"], f["inv_experts_per_gpu"], D)
     t_gpu = np.asarray(t.t_gpu, dtype=float)
     A = t_gpu - f["t_floor"] - f["c_we"] * (share - p)
     x, F, h = f["t_floor_x"], f["t_floor"], f["t_host"]

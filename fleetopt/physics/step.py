@@ -22,16 +22,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from fleetopt.physics.routing import routed_share
+
 __all__ = ["decode_iteration_s", "expected_expert_fraction", "roofline_terms",
            "streamed_weight_bytes"]
 
 
 def expected_expert_fraction(batch: ArrayLike, experts: int, top_k: int) -> NDArray[np.float64]:
     """Expected fraction of an MoE layer's routed experts touched by ``batch`` tokens."""
-    n = np.maximum(np.asarray(batch, dtype=float), 0.0)
+    n = np.asarray(batch, dtype=float)
     if experts <= 0:
-        return np.ones_like(n)
-    return 1.0 - (1.0 - top_k / experts) ** n
+        return np.ones_like(np.maximum(n, 0.0))
+    p: NDArray[np.float64] = routed_share(1.0 - top_k / experts, 0.0, 0.0, n, least=0.0)[0]
+    return p
 
 
 def streamed_weight_bytes(
