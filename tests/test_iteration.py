@@ -28,9 +28,9 @@ from fleetopt.physics.iteration import (
     z_ep,
 )
 from fleetopt.physics.power import Activity, ActivityPower, PowerCurve, activity
+from fleetopt.physics.profiles import Deployment, PhysicsParams, resolve, vllm_defaults
 from fleetopt.physics.routing import routed_share
 from fleetopt.physics.step import expected_expert_fraction
-from fleetopt.physics.profiles import Deployment, PhysicsParams, resolve, vllm_defaults
 
 # ------------------------------------------------------------------------------ hand cases
 
